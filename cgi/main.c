@@ -1,0 +1,298 @@
+/*
+ * tgq-webhook: Telegram POSTs each update here.  A FastCGI responder (many threads
+ * accepting on the socket libfcgi finds on fd 0) or, when fd 0 is not a socket, a
+ * plain CGI program answering one request.  See request.c for what a request does.
+ */
+#define _GNU_SOURCE	/* pthread_tryjoin_np */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "webhook.h"
+
+#define WORKER_STACK_SIZE (256 * 1024)
+#define SHUTDOWN_GRACE_MS 10000
+
+static atomic_int shutting_down;
+
+static void
+usage(FILE *out)
+{
+	fprintf(out, "usage: tgq-webhook [-c config] [--check] [--help] [--version]\n"
+	    "Runs as a FastCGI responder when its standard input is a listening "
+	    "socket,\nelse as a CGI program.  Configuration: TGQ_CONFIG or "
+	    CONFIG_DEFAULT_PATH ",\nand TGQ_* variables; see tgq-webhook(8).\n");
+}
+
+/* FastCGI: each request's parameters and streams belong to its FCGX_Request. */
+static const char *
+fcgi_param(void *ctx, const char *name)
+{
+	return FCGX_GetParam(name, ((FCGX_Request *)ctx)->envp);
+}
+
+static ssize_t
+fcgi_read(void *ctx, char *buf, size_t len)
+{
+	int n = FCGX_GetStr(buf, len > 65536 ? 65536 : (int)len,
+	    ((FCGX_Request *)ctx)->in);
+
+	return n < 0 ? -1 : n;
+}
+
+static int
+fcgi_write(void *ctx, const char *buf, size_t len)
+{
+	return FCGX_PutStr(buf, (int)len, ((FCGX_Request *)ctx)->out) == (int)len ?
+	    0 : -1;
+}
+
+/* CGI: the environment, standard input and standard output. */
+static const char *
+cgi_param(void *ctx, const char *name)
+{
+	(void)ctx;
+	return getenv(name);
+}
+
+static ssize_t
+cgi_read(void *ctx, char *buf, size_t len)
+{
+	ssize_t n;
+
+	(void)ctx;
+	while ((n = read(STDIN_FILENO, buf, len)) == -1 && errno == EINTR)
+		continue;
+	return n;
+}
+
+static int
+cgi_write(void *ctx, const char *buf, size_t len)
+{
+	(void)ctx;
+	return fwrite(buf, 1, len, stdout) == len ? 0 : -1;
+}
+
+static int
+serve_cgi(const struct webhook *wh)
+{
+	struct request_io io = { cgi_param, cgi_read, cgi_write, NULL };
+
+	request_handle(&io, wh);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static void
+wake_handler(int sig)
+{
+	(void)sig;	/* only there to make accept() return EINTR */
+}
+
+static void *
+worker_main(void *arg)
+{
+	const struct webhook	*wh = arg;
+	FCGX_Request		 req;
+	struct request_io	 io = { fcgi_param, fcgi_read, fcgi_write, &req };
+	sigset_t		 wake;
+	int			 warned = 0;
+
+	sigemptyset(&wake);
+	sigaddset(&wake, SIGUSR2);
+	pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
+	/* FCGI_FAIL_ACCEPT_ON_INTR: the shutdown signal ends a waiting accept(). */
+	FCGX_InitRequest(&req, 0, FCGI_FAIL_ACCEPT_ON_INTR);
+	while (!atomic_load(&shutting_down)) {
+		if (FCGX_Accept_r(&req) < 0) {
+			/* Interrupted for shutdown, or the socket failed: do not spin. */
+			if (!atomic_load(&shutting_down)) {
+				struct timespec pause = { 0, 10 * 1000 * 1000 };
+
+				if (!warned)
+					log_warnx("accept on the FastCGI socket failed");
+				warned = 1;
+				nanosleep(&pause, NULL);
+			}
+			continue;
+		}
+		request_handle(&io, wh);
+		FCGX_Finish_r(&req);
+	}
+	FCGX_Free(&req, 1);
+	return NULL;
+}
+
+static int
+start_workers(const struct webhook *wh, pthread_t *threads, size_t n)
+{
+	pthread_attr_t	 attr;
+	size_t		 i;
+	int		 rc;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
+	for (i = 0; i < n; i++) {
+		if ((rc = pthread_create(&threads[i], &attr, worker_main,
+		    (void *)wh)) != 0) {
+			log_err("request thread: %s", strerror(rc));
+			break;
+		}
+	}
+	pthread_attr_destroy(&attr);
+	return (int)i;
+}
+
+/* Wakes the request threads until each has finished its request and returned. */
+static void
+stop_workers(pthread_t *threads, int n)
+{
+	struct timespec	 tick = { 0, 50 * 1000 * 1000 };
+	int		 i, waited_ms;
+
+	atomic_store(&shutting_down, 1);
+	FCGX_ShutdownPending();
+	for (i = 0; i < n; i++) {
+		for (waited_ms = 0; pthread_tryjoin_np(threads[i], NULL) == EBUSY;
+		    waited_ms += 50) {
+			if (waited_ms >= SHUTDOWN_GRACE_MS) {
+				log_warnx("a request thread did not finish in time");
+				return;
+			}
+			pthread_kill(threads[i], SIGUSR2);
+			nanosleep(&tick, NULL);
+		}
+	}
+}
+
+static int
+serve_fastcgi(const struct webhook *wh)
+{
+	struct sigaction sa;
+	pthread_t	*threads;
+	sigset_t	 stop, all;
+	int		 n, sig;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = wake_handler;	/* no SA_RESTART: accept() must return */
+	sigaction(SIGUSR2, &sa, NULL);
+	/* Only this thread takes the stop signals; SIGUSR1 is libfcgi's "finish and
+	 * exit" convention, so it means what SIGTERM means. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGUSR1);
+	sigaddset(&stop, SIGHUP);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	if ((threads = calloc((size_t)wh->cfg->threads, sizeof(*threads))) == NULL) {
+		log_err("out of memory");
+		return 1;
+	}
+	if ((n = start_workers(wh, threads, (size_t)wh->cfg->threads)) == 0) {
+		free(threads);
+		return 1;
+	}
+	log_info("serving FastCGI with %d threads, database %s", n,
+	    wh->cfg->database);
+	do {
+		if (sigwait(&stop, &sig) != 0)
+			sig = SIGTERM;
+	} while (sig == SIGHUP);	/* nothing to reload: configuration is read once */
+	log_info("signal %d: finishing the requests in progress", sig);
+	stop_workers(threads, n);
+	free(threads);
+	return 0;
+}
+
+/* A bot without a secret cannot be told from an attacker, and two bots with one
+ * secret cannot be told apart: refuse both before serving anything. */
+static int
+check_bots(const struct config *cfg)
+{
+	size_t i, j, with_secret = 0;
+
+	for (i = 0; i < cfg->nbots; i++) {
+		if (cfg->bots[i].secret == NULL) {
+			log_warnx("bot %s has no webhook secret: its updates are refused",
+			    cfg->bots[i].name);
+			continue;
+		}
+		with_secret++;
+		for (j = 0; j < i; j++)
+			if (cfg->bots[j].secret != NULL && secret_equal(cfg->bots[i].secret,
+			    cfg->bots[i].secret_len, cfg->bots[j].secret,
+			    cfg->bots[j].secret_len)) {
+				log_err("bots %s and %s have the same webhook secret",
+				    cfg->bots[j].name, cfg->bots[i].name);
+				return -1;
+			}
+	}
+	if (with_secret == 0) {
+		log_err("no bot has a webhook secret: set TGQ_WEBHOOK_SECRET, "
+		    "TGQ_WEBHOOK_SECRET_FILE or secret_file in [bot NAME]");
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct config	 cfg;
+	struct webhook	 wh = { &cfg, NULL };
+	const char	*config_path = NULL;
+	char		 err[1024];
+	int		 i, check_only = 0, cgi, rc;
+
+	log_init("tgq-webhook", LOG_LVL_INFO);
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			config_path = argv[++i];
+		else if (strcmp(argv[i], "--check") == 0)
+			check_only = 1;
+		else if (strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("tgq-webhook %s\n", TGQ_VERSION);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (config_load(config_path, &cfg, err, sizeof(err)) == -1) {
+		log_err("configuration: %s", err);
+		return 1;
+	}
+	log_init("tgq-webhook", cfg.log_level);
+	if (check_bots(&cfg) == -1)
+		goto fail;
+	cgi = FCGX_IsCGI() || check_only;
+	if (store_start(&cfg, !cgi, &wh.store, err, sizeof(err)) == -1) {
+		log_err("%s", err);
+		goto fail;
+	}
+	if (check_only) {
+		struct queue_health h;
+
+		rc = store_health(wh.store, &h) == QUEUE_OK ? 0 : 1;
+		if (rc == 0)
+			printf("configuration and database ok: %lld pending\n",
+			    (long long)h.pending);
+	} else
+		rc = cgi ? serve_cgi(&wh) : serve_fastcgi(&wh);
+	store_stop(wh.store);
+	config_free(&cfg);
+	return rc;
+fail:
+	config_free(&cfg);
+	return 1;
+}

@@ -1,0 +1,372 @@
+/*
+ * One request, start to end, in the order of DESIGN §2: route, method, secret,
+ * length, type, body, store; the first check that fails answers.  Nothing here runs
+ * bot logic, and nothing answers 200 before the update's COMMIT.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "webhook.h"
+
+#define PATH_MAX_LEN 4096
+#define SECRET_HEADER "HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN"
+
+enum route { ROUTE_NONE, ROUTE_WEBHOOK, ROUTE_HEALTH };
+
+struct target {
+	enum route	 route;
+	/* The segment after "webhook": a bot's name or its secret; len 0 if none. */
+	const char	*segment;
+	size_t		 segment_len;
+};
+
+static void
+respond(const struct request_io *io, const char *status, const char *headers,
+    const char *content_type, const char *body, int head_only)
+{
+	char	 head[512];
+	size_t	 len = strlen(body);
+	int	 n;
+
+	n = snprintf(head, sizeof(head), "Status: %s\r\n%sContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\nCache-Control: no-store\r\n\r\n", status,
+	    headers, content_type, len);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return;
+	if (io->write(io->ctx, head, (size_t)n) == 0 && !head_only)
+		io->write(io->ctx, body, len);
+}
+
+static void
+respond_text(const struct request_io *io, const char *status, const char *headers,
+    const char *body)
+{
+	respond(io, status, headers, "text/plain; charset=utf-8", body, 0);
+}
+
+static void
+respond_unavailable(const struct request_io *io, const struct webhook *wh,
+    const char *content_type, const char *body, int head_only)
+{
+	char retry[64];
+
+	/* Telegram honours Retry-After; never 410, which makes it delete the webhook. */
+	snprintf(retry, sizeof(retry), "Retry-After: %lld\r\n",
+	    (long long)wh->cfg->retry_after_s);
+	respond(io, "503 Service Unavailable", retry, content_type, body, head_only);
+}
+
+/*
+ * The path as the server decoded it (SCRIPT_NAME + PATH_INFO, which nginx and
+ * lighttpd split differently), else REQUEST_URI without its query.
+ */
+static int
+request_path(const struct request_io *io, char *buf, size_t buflen)
+{
+	const char	*script = io->param(io->ctx, "SCRIPT_NAME");
+	const char	*info = io->param(io->ctx, "PATH_INFO");
+	const char	*uri, *query;
+	int		 n;
+
+	if ((script != NULL && *script) || (info != NULL && *info)) {
+		n = snprintf(buf, buflen, "%s%s", script ? script : "", info ? info : "");
+		return n < 0 || (size_t)n >= buflen ? -1 : 0;
+	}
+	if ((uri = io->param(io->ctx, "REQUEST_URI")) == NULL)
+		return -1;
+	query = strchr(uri, '?');
+	n = snprintf(buf, buflen, "%.*s", (int)(query ? (size_t)(query - uri) :
+	    strlen(uri)), uri);
+	return n < 0 || (size_t)n >= buflen ? -1 : 0;
+}
+
+static int
+segment_is(const char *seg, size_t len, const char *word)
+{
+	return strlen(word) == len && memcmp(seg, word, len) == 0;
+}
+
+/*
+ * Routes are matched on the end of the path, so the endpoint works under any
+ * prefix: .../health, .../webhook and .../webhook/<segment>.  Empty segments (from
+ * "//" or a trailing "/") are ignored.
+ */
+static void
+route_path(const char *path, struct target *t)
+{
+	const char	*end = path + strlen(path), *last, *prev;
+	size_t		 last_len, prev_len;
+
+	memset(t, 0, sizeof(*t));
+	while (end > path && end[-1] == '/')
+		end--;
+	for (last = end; last > path && last[-1] != '/'; last--)
+		continue;
+	last_len = (size_t)(end - last);
+	for (prev = last; prev > path && prev[-1] == '/'; prev--)
+		continue;
+	end = prev;
+	for (; prev > path && prev[-1] != '/'; prev--)
+		continue;
+	prev_len = (size_t)(end - prev);
+
+	if (segment_is(last, last_len, "health"))
+		t->route = ROUTE_HEALTH;
+	else if (segment_is(last, last_len, "webhook"))
+		t->route = ROUTE_WEBHOOK;
+	else if (last_len > 0 && segment_is(prev, prev_len, "webhook")) {
+		t->route = ROUTE_WEBHOOK;
+		t->segment = last;
+		t->segment_len = last_len;
+	}
+}
+
+/* The bot whose secret equals candidate, looking at every bot whatever matches,
+ * so the time does not tell which bot (or how many) there are. */
+static const struct bot_config *
+bot_by_secret(const struct config *cfg, const char *candidate, size_t len)
+{
+	const struct bot_config	*found = NULL;
+	size_t			 i;
+
+	for (i = 0; i < cfg->nbots; i++) {
+		const struct bot_config *b = &cfg->bots[i];
+
+		if (b->secret != NULL && secret_equal(candidate, len, b->secret,
+		    b->secret_len) && found == NULL)
+			found = b;
+	}
+	return found;
+}
+
+/*
+ * The secret may come in the header, in the path, or both (then they must agree);
+ * a path segment that names a bot selects it, and the header must then hold its
+ * secret.  Returns the bot, or NULL for 401.
+ */
+static const struct bot_config *
+authenticate(const struct request_io *io, const struct webhook *wh,
+    const struct target *t)
+{
+	const char		*header = io->param(io->ctx, SECRET_HEADER);
+	const struct bot_config	*bot;
+	size_t			 header_len = header ? strlen(header) : 0;
+
+	if (t->segment_len > 0 &&
+	    (bot = config_bot(wh->cfg, t->segment, t->segment_len)) != NULL) {
+		if (header == NULL || bot->secret == NULL ||
+		    !secret_equal(header, header_len, bot->secret, bot->secret_len))
+			return NULL;
+		return bot;
+	}
+	if (t->segment_len > 0) {
+		bot = bot_by_secret(wh->cfg, t->segment, t->segment_len);
+		if (bot != NULL && header != NULL &&
+		    !secret_equal(header, header_len, bot->secret, bot->secret_len))
+			return NULL;
+		return bot;
+	}
+	if (header == NULL)
+		return NULL;
+	return bot_by_secret(wh->cfg, header, header_len);
+}
+
+/* application/json, in any case, optionally followed by parameters. */
+static int
+content_type_ok(const char *ct)
+{
+	static const char	 json[] = "application/json";
+	size_t			 n = sizeof(json) - 1;
+
+	if (ct == NULL)
+		return 0;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, json, n) != 0)
+		return 0;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+static int
+read_body(const struct request_io *io, char *buf, size_t len)
+{
+	size_t	 got = 0;
+	ssize_t	 n;
+
+	while (got < len) {
+		if ((n = io->read(io->ctx, buf + got, len - got)) <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Reads what the client sent and was not used, so that the server in front is not
+ * cut off while it still writes (nginx answers 502 then); bounded by the limit.
+ */
+static void
+discard_input(const struct request_io *io, int64_t limit)
+{
+	char	 sink[4096];
+	ssize_t	 n;
+
+	while (limit > 0 && (n = io->read(io->ctx, sink, sizeof(sink))) > 0)
+		limit -= n;
+}
+
+static void
+log_rejection(const struct request_io *io, const char *what)
+{
+	const char	*addr = io->param(io->ctx, "REMOTE_ADDR");
+	char		 esc[64];
+
+	log_info("%s: rejected: %s", addr ? log_escape(esc, sizeof(esc), addr,
+	    strlen(addr)) : "-", what);
+}
+
+static void
+handle_health(const struct request_io *io, const struct webhook *wh, int head_only)
+{
+	struct queue_health	 h;
+	char			 body[256];
+
+	if (store_health(wh->store, &h) != QUEUE_OK) {
+		respond_unavailable(io, wh, "application/json",
+		    "{\"status\":\"unavailable\"}\n", head_only);
+		return;
+	}
+	snprintf(body, sizeof(body), "{\"status\":\"ok\",\"pending\":%lld,"
+	    "\"dead\":%lld,\"oldest_pending_age_s\":%lld}\n", (long long)h.pending,
+	    (long long)h.dead, (long long)h.oldest_pending_age_s);
+	respond(io, "200 OK", "", "application/json", body, head_only);
+}
+
+static void
+handle_update(const struct request_io *io, const struct webhook *wh,
+    const struct bot_config *bot, char *body, size_t len)
+{
+	struct update_info	 info;
+	struct queue_item	 item;
+	char			 reason[128], answer[192];
+
+	if (json_scan_update(body, len, JSON_MAX_DEPTH, &info, reason,
+	    sizeof(reason)) == -1) {
+		log_rejection(io, reason);
+		snprintf(answer, sizeof(answer), "bad request: %s\n", reason);
+		respond_text(io, "400 Bad Request", "", answer);
+		return;
+	}
+	memset(&item, 0, sizeof(item));
+	item.bot = bot->name;
+	item.update_id = info.update_id;
+	item.body = body;
+	item.body_len = len;
+	item.kind = info.kind;
+	item.has_chat_id = info.has_chat_id;
+	item.chat_id = info.chat_id;
+	item.received_at = now_unix();
+	if (store_put(wh->store, &item) != QUEUE_OK) {
+		/* The store logged why; Telegram keeps the update and retries. */
+		respond_unavailable(io, wh, "text/plain; charset=utf-8",
+		    "service unavailable\n", 0);
+		return;
+	}
+	log_debug("bot %s: update %lld (%s) %s", bot->name, (long long)info.update_id,
+	    *info.kind ? info.kind : "-", item.duplicate ? "was a duplicate" :
+	    "stored");
+	respond_text(io, "200 OK", "", "ok\n");
+}
+
+static void
+handle_webhook(const struct request_io *io, const struct webhook *wh,
+    const struct target *t)
+{
+	const struct bot_config	*bot;
+	const char		*length_text, *errstr;
+	char			*body;
+	int64_t			 length;
+
+	if ((bot = authenticate(io, wh, t)) == NULL) {
+		log_rejection(io, "wrong or missing secret");
+		discard_input(io, wh->cfg->max_body);
+		respond_text(io, "401 Unauthorized", "", "unauthorized\n");
+		return;
+	}
+	length_text = io->param(io->ctx, "CONTENT_LENGTH");
+	if (length_text == NULL || *length_text == '\0') {
+		log_rejection(io, "no Content-Length");
+		respond_text(io, "411 Length Required", "", "length required\n");
+		return;
+	}
+	if (parse_int(length_text, 0, INT64_MAX, &length, &errstr) == -1) {
+		log_rejection(io, "invalid Content-Length");
+		respond_text(io, "400 Bad Request", "",
+		    "bad request: invalid Content-Length\n");
+		return;
+	}
+	if (length > wh->cfg->max_body) {
+		log_rejection(io, "body larger than max_body");
+		discard_input(io, wh->cfg->max_body);
+		respond_text(io, "413 Payload Too Large", "", "payload too large\n");
+		return;
+	}
+	if (!content_type_ok(io->param(io->ctx, "CONTENT_TYPE"))) {
+		log_rejection(io, "Content-Type is not application/json");
+		discard_input(io, length);
+		respond_text(io, "415 Unsupported Media Type", "",
+		    "unsupported media type\n");
+		return;
+	}
+	if ((body = malloc(length > 0 ? (size_t)length : 1)) == NULL) {
+		log_err("out of memory for a body of %lld bytes", (long long)length);
+		respond_unavailable(io, wh, "text/plain; charset=utf-8",
+		    "service unavailable\n", 0);
+		return;
+	}
+	if (read_body(io, body, (size_t)length) == -1) {
+		log_rejection(io, "body shorter than Content-Length");
+		respond_text(io, "400 Bad Request", "",
+		    "bad request: body shorter than Content-Length\n");
+	} else
+		handle_update(io, wh, bot, body, (size_t)length);
+	free(body);
+}
+
+void
+request_handle(const struct request_io *io, const struct webhook *wh)
+{
+	const char	*method = io->param(io->ctx, "REQUEST_METHOD");
+	char		 path[PATH_MAX_LEN];
+	struct target	 t;
+
+	if (method == NULL)
+		method = "";
+	if (request_path(io, path, sizeof(path)) == -1)
+		path[0] = '\0';
+	route_path(path, &t);
+	switch (t.route) {
+	case ROUTE_NONE:
+		respond_text(io, "404 Not Found", "", "not found\n");
+		return;
+	case ROUTE_HEALTH:
+		if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+			handle_health(io, wh, strcmp(method, "HEAD") == 0);
+		else
+			respond_text(io, "405 Method Not Allowed", "Allow: GET, HEAD\r\n",
+			    "method not allowed\n");
+		return;
+	case ROUTE_WEBHOOK:
+		if (strcmp(method, "POST") == 0)
+			handle_webhook(io, wh, &t);
+		else
+			respond_text(io, "405 Method Not Allowed", "Allow: POST\r\n",
+			    "method not allowed\n");
+		return;
+	}
+}

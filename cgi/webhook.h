@@ -1,0 +1,45 @@
+/*
+ * tgq-webhook's own interface: the request checks (request.c), the one writer of a
+ * process (store.c) and the two ways requests arrive (main.c).
+ */
+#ifndef WEBHOOK_H
+#define WEBHOOK_H
+
+#include <sys/types.h>
+
+#include "tgq.h"
+
+/* How one request reaches request_handle(), whatever carried it (FastCGI or CGI). */
+struct request_io {
+	const char	*(*param)(void *ctx, const char *name);
+	/* Reads up to len bytes; returns how many, 0 at the end, -1 on error. */
+	ssize_t		 (*read)(void *ctx, char *buf, size_t len);
+	int		 (*write)(void *ctx, const char *buf, size_t len);
+	void		*ctx;
+};
+
+struct store;
+
+struct webhook {
+	const struct config	*cfg;
+	struct store		*store;
+};
+
+/* request.c */
+/* Answers one request: routes, checks, and stores the update before the 200. */
+void	 request_handle(const struct request_io *io, const struct webhook *wh);
+
+/* store.c */
+/*
+ * With threaded set, a writer thread commits the updates of all request threads in
+ * shared transactions (group commit) and each caller waits for the COMMIT that holds
+ * its row; without, every call writes in the caller's thread.  The database is
+ * opened lazily and reopened after failures, so a process outlives a broken disk.
+ */
+int	 store_start(const struct config *cfg, int threaded, struct store **out,
+	    char *err, size_t errlen);
+void	 store_stop(struct store *s);
+enum queue_status store_put(struct store *s, struct queue_item *item);
+enum queue_status store_health(struct store *s, struct queue_health *h);
+
+#endif

@@ -1,0 +1,457 @@
+/*
+ * The queue: one SQLite file in WAL mode.  This file owns the schema (a user
+ * interface: operators read it with the sqlite3 shell), its migrations, and the
+ * statements that write updates into it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "tgq.h"
+
+/* 'tgq!': lets `file` and tgq itself tell a queue from any other SQLite file. */
+#define QUEUE_APPLICATION_ID 0x74677121
+
+struct queue {
+	char		*path;
+	enum durability	 durability;
+	int64_t		 busy_timeout_ms;
+	sqlite3		*db;
+	sqlite3_stmt	*insert;
+	sqlite3_stmt	*retire;
+	sqlite3_stmt	*health;
+	/* flock()ed around every write transaction, so that several processes queue
+	 * on a kernel lock instead of SQLite's sleeping busy handler; -1 without. */
+	int		 lockfd;
+	int		 needs_reconnect;
+};
+
+static const char schema_v1[] =
+	"CREATE TABLE updates (\n"
+	"    id              INTEGER PRIMARY KEY,  -- arrival order\n"
+	"    bot             TEXT    NOT NULL,     -- [bot NAME] of tgq.conf\n"
+	"    update_id       INTEGER NOT NULL,\n"
+	"    received_at     INTEGER NOT NULL,     -- unix seconds\n"
+	"    kind            TEXT,                 -- message, callback_query, ...\n"
+	"    chat_id         INTEGER,\n"
+	"    body            TEXT    NOT NULL,     -- the update exactly as received\n"
+	"    state           TEXT    NOT NULL DEFAULT 'new'\n"
+	"                    CHECK (state IN ('new', 'leased', 'done', 'dead')),\n"
+	"    attempts        INTEGER NOT NULL DEFAULT 0,\n"
+	"    lease_until     INTEGER,              -- unix seconds, while leased\n"
+	"    next_attempt_at INTEGER,              -- unix seconds, after a failure\n"
+	"    last_error      TEXT,\n"
+	"    handled_at      INTEGER,              -- unix seconds\n"
+	"    replaced_at     INTEGER               -- Telegram reused the update_id\n"
+	") STRICT;\n"
+	/* A redelivery within the dedupe window finds its row here; a row whose
+	 * update_id Telegram reused after the window is set aside with replaced_at. */
+	"CREATE UNIQUE INDEX updates_identity ON updates(bot, update_id)\n"
+	"    WHERE replaced_at IS NULL;\n"
+	"CREATE INDEX updates_by_state ON updates(state, id);\n"
+	"CREATE VIEW pending AS\n"
+	"    SELECT id, bot, update_id, kind, chat_id, state, attempts,\n"
+	"           datetime(received_at, 'unixepoch') AS received, last_error\n"
+	"    FROM updates WHERE state IN ('new', 'leased') ORDER BY id;\n"
+	"CREATE VIEW dead AS\n"
+	"    SELECT id, bot, update_id, kind, chat_id, attempts,\n"
+	"           datetime(received_at, 'unixepoch') AS received, last_error\n"
+	"    FROM updates WHERE state = 'dead' ORDER BY id;\n"
+	"CREATE VIEW stats AS\n"
+	"    SELECT bot, state, count(*) AS count,\n"
+	"           datetime(min(received_at), 'unixepoch') AS oldest\n"
+	"    FROM updates WHERE replaced_at IS NULL GROUP BY bot, state;\n";
+
+/* Index i holds the SQL that takes a version-i file to version i + 1. */
+static const char *const migrations[QUEUE_SCHEMA_VERSION] = { schema_v1 };
+
+static enum queue_status
+classify(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return QUEUE_BUSY;
+	default:
+		return QUEUE_UNAVAILABLE;
+	}
+}
+
+static int
+fail_db(struct queue *q, const char *what, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: %s: %s", q->path, what, sqlite3_errmsg(q->db));
+	return -1;
+}
+
+static int
+pragma_int(struct queue *q, const char *sql, int64_t *out, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return fail_db(q, sql, err, errlen);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return fail_db(q, sql, err, errlen);
+	return 0;
+}
+
+static int
+exec_sql(struct queue *q, const char *sql, char *err, size_t errlen)
+{
+	if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return fail_db(q, "schema", err, errlen);
+	return 0;
+}
+
+static void
+rollback(struct queue *q)
+{
+	if (!sqlite3_get_autocommit(q->db))
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/*
+ * Brings the file to QUEUE_SCHEMA_VERSION under a write lock, so that two programs
+ * opening a new file at once do not both create the schema.
+ */
+static int
+migrate(struct queue *q, char *err, size_t errlen)
+{
+	int64_t	 version, tables, appid;
+	char	 sql[128];
+
+	if (pragma_int(q, "PRAGMA user_version", &version, err, errlen) == -1)
+		return -1;
+	if (version == QUEUE_SCHEMA_VERSION)
+		return 0;
+	if (exec_sql(q, "BEGIN IMMEDIATE", err, errlen) == -1)
+		return -1;
+	if (pragma_int(q, "PRAGMA user_version", &version, err, errlen) == -1 ||
+	    pragma_int(q, "PRAGMA application_id", &appid, err, errlen) == -1 ||
+	    pragma_int(q, "SELECT count(*) FROM sqlite_schema", &tables, err,
+	    errlen) == -1)
+		goto fail;
+	if (version > QUEUE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: queue schema version %lld is newer than this "
+		    "tgq understands (%d): upgrade tgq", q->path, (long long)version,
+		    QUEUE_SCHEMA_VERSION);
+		goto fail;
+	}
+	if ((version == 0 && tables > 0) ||
+	    (version > 0 && appid != QUEUE_APPLICATION_ID)) {
+		snprintf(err, errlen, "%s: not a tgq queue (a SQLite file of another "
+		    "program?)", q->path);
+		goto fail;
+	}
+	for (; version < QUEUE_SCHEMA_VERSION; version++) {
+		if (exec_sql(q, migrations[version], err, errlen) == -1)
+			goto fail;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld",
+		    (long long)version + 1);
+		if (exec_sql(q, sql, err, errlen) == -1)
+			goto fail;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", QUEUE_APPLICATION_ID);
+	if (exec_sql(q, sql, err, errlen) == -1 ||
+	    exec_sql(q, "COMMIT", err, errlen) == -1)
+		goto fail;
+	log_info("%s: queue schema now at version %d", q->path, QUEUE_SCHEMA_VERSION);
+	return 0;
+fail:
+	rollback(q);
+	return -1;
+}
+
+/* journal_mode answers with the mode in force, which is "wal" unless it failed
+ * (on a read-only file, for one). */
+static int
+switch_to_wal(struct queue *q, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int		 ok;
+
+	if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode = WAL", -1, &st,
+	    NULL) != SQLITE_OK)
+		return fail_db(q, "journal_mode", err, errlen);
+	ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL &&
+	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+	sqlite3_finalize(st);
+	if (!ok) {
+		snprintf(err, errlen, "%s: cannot switch to WAL mode: %s", q->path,
+		    sqlite3_errmsg(q->db));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+prepare(struct queue *q, const char *sql, sqlite3_stmt **st, char *err, size_t errlen)
+{
+	if (sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
+	    NULL) != SQLITE_OK)
+		return fail_db(q, "prepare", err, errlen);
+	return 0;
+}
+
+static void
+disconnect(struct queue *q)
+{
+	sqlite3_finalize(q->insert);
+	sqlite3_finalize(q->retire);
+	sqlite3_finalize(q->health);
+	q->insert = q->retire = q->health = NULL;
+	sqlite3_close(q->db);
+	q->db = NULL;
+}
+
+static int
+connect_db(struct queue *q, char *err, size_t errlen)
+{
+	char	 sql[64];
+	int	 rc;
+
+	rc = sqlite3_open_v2(q->path, &q->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK) {
+		if (q->db == NULL) {
+			snprintf(err, errlen, "%s: out of memory", q->path);
+			return -1;
+		}
+		fail_db(q, "open", err, errlen);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(q->db, 1);
+	sqlite3_db_config(q->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_busy_timeout(q->db, (int)q->busy_timeout_ms);
+	if (switch_to_wal(q, err, errlen) == -1)
+		goto fail;
+	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s",
+	    q->durability == DURABILITY_FULL ? "FULL" : "NORMAL");
+	if (exec_sql(q, sql, err, errlen) == -1 ||
+	    exec_sql(q, "PRAGMA foreign_keys = ON", err, errlen) == -1 ||
+	    migrate(q, err, errlen) == -1)
+		goto fail;
+	if (prepare(q, "INSERT INTO updates (bot, update_id, received_at, kind, "
+	    "chat_id, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+	    &q->insert, err, errlen) == -1 ||
+	    prepare(q, "UPDATE updates SET replaced_at = ?3 WHERE bot = ?1 AND "
+	    "update_id = ?2 AND replaced_at IS NULL AND received_at < ?4",
+	    &q->retire, err, errlen) == -1 ||
+	    prepare(q, "SELECT (SELECT count(*) FROM updates WHERE state IN ('new', "
+	    "'leased')), (SELECT count(*) FROM updates WHERE state = 'dead'), "
+	    "(SELECT min(received_at) FROM updates WHERE state IN ('new', 'leased'))",
+	    &q->health, err, errlen) == -1)
+		goto fail;
+	q->needs_reconnect = 0;
+	return 0;
+fail:
+	disconnect(q);
+	return -1;
+}
+
+static void
+open_lock(struct queue *q)
+{
+	char	 path[4096];
+	int	 n;
+
+	n = snprintf(path, sizeof(path), "%s-lock", q->path);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return;
+	q->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (q->lockfd == -1)
+		log_warnx("%s: %s; writers from several processes will wait in "
+		    "SQLite's busy handler instead", path, strerror(errno));
+}
+
+int
+queue_open(const char *path, enum durability durability, int64_t busy_timeout_ms,
+    struct queue **out, char *err, size_t errlen)
+{
+	struct queue *q;
+
+	if ((q = calloc(1, sizeof(*q))) == NULL || (q->path = strdup(path)) == NULL) {
+		free(q);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	q->durability = durability;
+	q->busy_timeout_ms = busy_timeout_ms;
+	q->lockfd = -1;
+	if (connect_db(q, err, errlen) == -1) {
+		free(q->path);
+		free(q);
+		return -1;
+	}
+	open_lock(q);
+	*out = q;
+	return 0;
+}
+
+void
+queue_close(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	disconnect(q);
+	if (q->lockfd != -1)
+		close(q->lockfd);
+	free(q->path);
+	free(q);
+}
+
+/* After an error that is not a lock, the file may have been replaced, remounted or
+ * repaired: a fresh connection sees it as it is now. */
+static enum queue_status
+ensure_connected(struct queue *q, char *err, size_t errlen)
+{
+	if (q->db != NULL && !q->needs_reconnect)
+		return QUEUE_OK;
+	disconnect(q);
+	if (connect_db(q, err, errlen) == -1) {
+		q->needs_reconnect = 1;
+		return QUEUE_UNAVAILABLE;
+	}
+	return QUEUE_OK;
+}
+
+static int
+step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int
+insert_item(struct queue *q, struct queue_item *it)
+{
+	sqlite3_stmt *st = q->insert;
+
+	sqlite3_bind_text(st, 1, it->bot, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, it->update_id);
+	sqlite3_bind_int64(st, 3, it->received_at);
+	if (it->kind != NULL && *it->kind != '\0')
+		sqlite3_bind_text(st, 4, it->kind, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	if (it->has_chat_id)
+		sqlite3_bind_int64(st, 5, it->chat_id);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_text(st, 6, it->body, (int)it->body_len, SQLITE_STATIC);
+	return step_done(st);
+}
+
+/* Sets aside a row with the same update_id older than the dedupe window. */
+static int
+retire_stale(struct queue *q, const struct queue_item *it)
+{
+	sqlite3_stmt *st = q->retire;
+
+	sqlite3_bind_text(st, 1, it->bot, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, it->update_id);
+	sqlite3_bind_int64(st, 3, it->received_at);
+	sqlite3_bind_int64(st, 4, it->received_at - QUEUE_DEDUPE_WINDOW_S);
+	return step_done(st);
+}
+
+static int
+put_item(struct queue *q, struct queue_item *it)
+{
+	int rc;
+
+	it->duplicate = 0;
+	if ((rc = insert_item(q, it)) != SQLITE_OK || sqlite3_changes(q->db) == 1)
+		return rc;
+	if ((rc = retire_stale(q, it)) != SQLITE_OK)
+		return rc;
+	if (sqlite3_changes(q->db) == 0) {
+		it->duplicate = 1;
+		return SQLITE_OK;
+	}
+	if ((rc = insert_item(q, it)) == SQLITE_OK && sqlite3_changes(q->db) != 1)
+		rc = SQLITE_CONSTRAINT;
+	return rc;
+}
+
+enum queue_status
+queue_put_batch(struct queue *q, struct queue_item *items, size_t n, char *err,
+    size_t errlen)
+{
+	enum queue_status	 status;
+	const char		*what = "BEGIN";
+	size_t			 i;
+	int			 rc, locked = 0;
+
+	if ((status = ensure_connected(q, err, errlen)) != QUEUE_OK)
+		return status;
+	if (q->lockfd != -1) {
+		while (flock(q->lockfd, LOCK_EX) == -1 && errno == EINTR)
+			continue;
+		locked = 1;
+	}
+	rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	for (i = 0; rc == SQLITE_OK && i < n; i++) {
+		what = "INSERT";
+		rc = put_item(q, &items[i]);
+	}
+	if (rc == SQLITE_OK) {
+		what = "COMMIT";
+		rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s: %s", q->path, what,
+		    sqlite3_errstr(rc));
+		rollback(q);
+	}
+	if (locked)
+		flock(q->lockfd, LOCK_UN);
+	if (rc == SQLITE_OK)
+		return QUEUE_OK;
+	status = classify(rc);
+	if (status == QUEUE_UNAVAILABLE)
+		q->needs_reconnect = 1;
+	return status;
+}
+
+enum queue_status
+queue_health(struct queue *q, struct queue_health *h, char *err, size_t errlen)
+{
+	enum queue_status	 status;
+	sqlite3_stmt		*st;
+	int			 rc;
+
+	if ((status = ensure_connected(q, err, errlen)) != QUEUE_OK)
+		return status;
+	st = q->health;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		h->pending = sqlite3_column_int64(st, 0);
+		h->dead = sqlite3_column_int64(st, 1);
+		h->oldest_pending_age_s = sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 :
+		    now_unix() - sqlite3_column_int64(st, 2);
+		if (h->oldest_pending_age_s < 0)
+			h->oldest_pending_age_s = 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return QUEUE_OK;
+	snprintf(err, errlen, "%s: health: %s", q->path, sqlite3_errstr(rc));
+	status = classify(rc);
+	if (status == QUEUE_UNAVAILABLE)
+		q->needs_reconnect = 1;
+	return status;
+}

@@ -1,0 +1,160 @@
+/*
+ * tgq internal interface: everything lib/ offers the programs, sectioned by the file
+ * that defines it.  Functions return 0 on success and -1 on failure (or a small enum),
+ * and fill a caller-owned error buffer; only main() exits.
+ */
+#ifndef TGQ_H
+#define TGQ_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define TGQ_VERSION "0.1.0"
+
+#define TGQ_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* util.c */
+/*
+ * One bounded parser for every number in tgq.  The text must be all digits (an optional
+ * leading '-'), within [min, max]; on failure *errstr says why ("not a number",
+ * "too small", "too large").  parse_size also accepts a K, M or G suffix (powers of
+ * 1024), parse_duration an s, m, h or d suffix (seconds when none).
+ */
+int	 parse_int(const char *text, int64_t min, int64_t max, int64_t *out,
+	    const char **errstr);
+int	 parse_size(const char *text, int64_t min, int64_t max, int64_t *out,
+	    const char **errstr);
+int	 parse_duration(const char *text, int64_t min, int64_t max, int64_t *out,
+	    const char **errstr);
+int64_t	 now_unix(void);
+int64_t	 now_unix_ms(void);
+/* Reads a whole small file (at most max bytes) into a new NUL-terminated buffer. */
+int	 read_small_file(const char *path, size_t max, char **out, size_t *outlen,
+	    char *err, size_t errlen);
+
+/* log.c */
+enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARNING = 4, LOG_LVL_INFO = 6,
+	LOG_LVL_DEBUG = 7 };
+void	 log_init(const char *progname, enum log_level max_level);
+int	 log_level_parse(const char *text, enum log_level *out);
+void	 log_err(const char *fmt, ...) TGQ_PRINTF(1, 2);
+void	 log_warnx(const char *fmt, ...) TGQ_PRINTF(1, 2);
+void	 log_info(const char *fmt, ...) TGQ_PRINTF(1, 2);
+void	 log_debug(const char *fmt, ...) TGQ_PRINTF(1, 2);
+/*
+ * Copies request-derived bytes into dst for a log line: printable ASCII stays, every
+ * other byte becomes \xNN; the result is cut at dstlen - 1 with "..." when it is longer.
+ */
+const char *log_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
+
+/* secret.c */
+/* Constant-time comparison: the time depends on the lengths only, never on contents. */
+int	 secret_equal(const char *a, size_t alen, const char *b, size_t blen);
+/* Telegram's rule for webhook secrets: 1-256 characters of A-Z a-z 0-9 _ -. */
+int	 secret_valid(const char *s, size_t len);
+/* A bot token: digits, ':', then 30-100 characters of A-Z a-z 0-9 _ -. */
+int	 token_valid(const char *s, size_t len);
+
+/* json.c */
+#define JSON_MAX_DEPTH 100
+#define JSON_KIND_MAX 48
+struct update_info {
+	int64_t	 update_id;
+	/* The update's kind: its first top-level key, other than update_id, whose value
+	 * is an object ("message", "callback_query", ...); "" when there is none. */
+	char	 kind[JSON_KIND_MAX];
+	/* <kind>.chat.id, or <kind>.message.chat.id (callback queries); has_chat_id is 0
+	 * when the update carries neither. */
+	int	 has_chat_id;
+	int64_t	 chat_id;
+};
+/*
+ * Validates buf[0..len) as strict RFC 8259 JSON in UTF-8, nested at most max_depth
+ * deep, whose top level is an object with exactly one "update_id" key holding an
+ * integer that fits in 64 bits.  Fills *info.  On failure returns -1 and writes a
+ * short reason without any of the input to err.
+ */
+int	 json_scan_update(const char *buf, size_t len, int max_depth,
+	    struct update_info *info, char *err, size_t errlen);
+
+/* config.c */
+#define CONFIG_DEFAULT_PATH "/etc/tgq/tgq.conf"
+#define CONFIG_MAX_BOTS 64
+#define BOT_NAME_MAX 32
+enum durability { DURABILITY_FULL, DURABILITY_NORMAL };
+struct bot_config {
+	char	 name[BOT_NAME_MAX + 1];
+	char	*token;		/* NULL when not configured */
+	size_t	 token_len;
+	char	*secret;	/* NULL when not configured */
+	size_t	 secret_len;
+	char	*webhook_url;
+	char	*handler;
+};
+struct config {
+	char		*path;		/* the file read, NULL when none */
+	char		*database;
+	enum durability	 durability;
+	int64_t		 max_body;
+	char		*api_url;
+	int64_t		 busy_timeout_ms;
+	int64_t		 retry_after_s;	/* what a 503 tells Telegram */
+	int64_t		 threads;	/* FastCGI request threads per process */
+	enum log_level	 log_level;
+	size_t		 nbots;
+	struct bot_config bots[CONFIG_MAX_BOTS];
+};
+/*
+ * Reads the configuration: the file named by TGQ_CONFIG (an error when it is missing),
+ * else /etc/tgq/tgq.conf when it exists, then the environment on top (TGQ_DATABASE,
+ * TGQ_DURABILITY, TGQ_MAX_BODY, TGQ_API_URL, TGQ_BUSY_TIMEOUT, TGQ_RETRY_AFTER,
+ * TGQ_THREADS, TGQ_LOG_LEVEL, and for the bot "default": TGQ_BOT_TOKEN[_FILE],
+ * TGQ_WEBHOOK_SECRET[_FILE], TGQ_WEBHOOK_URL, TGQ_HANDLER).  Secret files that are
+ * relative paths are looked up in $CREDENTIALS_DIRECTORY when it is set.  Errors say
+ * "file:line: reason" and never quote the line.  config_free() releases what it holds.
+ */
+int	 config_load(const char *path_override, struct config *cfg, char *err,
+	    size_t errlen);
+void	 config_free(struct config *cfg);
+const struct bot_config *config_bot(const struct config *cfg, const char *name,
+	    size_t namelen);
+
+/* queue.c */
+#define QUEUE_SCHEMA_VERSION 1
+/* A retried delivery within this window is a duplicate; after it, Telegram may have
+ * started update_id afresh, so the same id is a new update. */
+#define QUEUE_DEDUPE_WINDOW_S (24 * 60 * 60)
+struct queue;
+enum queue_status {
+	QUEUE_OK = 0,
+	QUEUE_BUSY,		/* locked past busy_timeout */
+	QUEUE_UNAVAILABLE,	/* read-only, full, I/O error, corrupt, cannot open */
+};
+struct queue_item {
+	const char	*bot;
+	int64_t		 update_id;
+	const char	*body;
+	size_t		 body_len;
+	const char	*kind;		/* "" for none */
+	int		 has_chat_id;
+	int64_t		 chat_id;
+	int64_t		 received_at;
+	int		 duplicate;	/* out: 1 when the update was already queued */
+};
+struct queue_health {
+	int64_t	 pending;		/* new + leased */
+	int64_t	 dead;
+	int64_t	 oldest_pending_age_s;	/* 0 when nothing is pending */
+};
+int	 queue_open(const char *path, enum durability durability,
+	    int64_t busy_timeout_ms, struct queue **out, char *err, size_t errlen);
+void	 queue_close(struct queue *q);
+/* Stores all items in one transaction; on failure nothing of the batch is stored. */
+enum queue_status queue_put_batch(struct queue *q, struct queue_item *items, size_t n,
+	    char *err, size_t errlen);
+enum queue_status queue_health(struct queue *q, struct queue_health *h, char *err,
+	    size_t errlen);
+
+#endif

@@ -1,0 +1,153 @@
+/* Unit tests for lib/util.c, lib/secret.c and lib/log.c. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "tgq.h"
+
+static int
+int_is(const char *text, int64_t min, int64_t max, int64_t want)
+{
+	const char	*errstr = NULL;
+	int64_t		 got = -12345;
+
+	return parse_int(text, min, max, &got, &errstr) == 0 && got == want;
+}
+
+static int
+int_fails(const char *text, int64_t min, int64_t max, const char *why)
+{
+	const char	*errstr = NULL;
+	int64_t		 got = 0;
+
+	return parse_int(text, min, max, &got, &errstr) == -1 &&
+	    strcmp(errstr, why) == 0;
+}
+
+static void
+test_parse(void)
+{
+	const char	*errstr;
+	int64_t		 v = 0;
+
+	CHECK("parse_int_plain", int_is("42", 0, 100, 42));
+	CHECK("parse_int_negative", int_is("-7", -10, 10, -7));
+	CHECK("parse_int_max", int_is("9223372036854775807", 0, INT64_MAX, INT64_MAX));
+	CHECK("parse_int_overflow", int_fails("9223372036854775808", 0, INT64_MAX,
+	    "too large"));
+	CHECK("parse_int_empty", int_fails("", 0, 10, "empty"));
+	CHECK("parse_int_space", int_fails(" 1", 0, 10, "not a number"));
+	CHECK("parse_int_plus", int_fails("+1", 0, 10, "not a number"));
+	CHECK("parse_int_trailing", int_fails("12abc", 0, 100, "not a number"));
+	CHECK("parse_int_suffix_refused", int_fails("1K", 0, 10000, "not a number"));
+	CHECK("parse_int_too_small", int_fails("-1", 0, 10, "too small"));
+	CHECK("parse_int_too_large", int_fails("11", 0, 10, "too large"));
+	CHECK("parse_int_minus_alone", int_fails("-", 0, 10, "not a number"));
+	CHECK("parse_size_k", parse_size("512K", 0, INT64_MAX, &v, &errstr) == 0 &&
+	    v == 512 * 1024);
+	CHECK("parse_size_m", parse_size("1M", 0, INT64_MAX, &v, &errstr) == 0 &&
+	    v == 1048576);
+	CHECK("parse_size_bytes", parse_size("1000", 0, INT64_MAX, &v, &errstr) == 0 &&
+	    v == 1000);
+	CHECK("parse_size_bad_suffix", parse_size("1MB", 0, INT64_MAX, &v,
+	    &errstr) == -1);
+	CHECK("parse_size_overflow", parse_size("9000000000000G", 0, INT64_MAX, &v,
+	    &errstr) == -1 && strcmp(errstr, "too large") == 0);
+	CHECK("parse_duration_days", parse_duration("7d", 0, INT64_MAX, &v,
+	    &errstr) == 0 && v == 7 * 86400);
+	CHECK("parse_duration_plain_seconds", parse_duration("90", 0, INT64_MAX, &v,
+	    &errstr) == 0 && v == 90);
+	CHECK("parse_duration_minutes", parse_duration("2m", 0, INT64_MAX, &v,
+	    &errstr) == 0 && v == 120);
+}
+
+static void
+test_secret(void)
+{
+	static const char token[] = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_";
+	char big[300];
+
+	CHECK("secret_equal_same", secret_equal("abc", 3, "abc", 3));
+	CHECK("secret_equal_differs_last", !secret_equal("abd", 3, "abc", 3));
+	CHECK("secret_equal_differs_first", !secret_equal("xbc", 3, "abc", 3));
+	CHECK("secret_equal_prefix", !secret_equal("ab", 2, "abc", 3));
+	CHECK("secret_equal_longer", !secret_equal("abcd", 4, "abc", 3));
+	CHECK("secret_equal_repeat_of_shorter", !secret_equal("abcabc", 6, "abc", 3));
+	CHECK("secret_equal_empty_candidate", !secret_equal("", 0, "abc", 3));
+	CHECK("secret_equal_empty_both", !secret_equal("", 0, "", 0));
+	CHECK("secret_equal_nul_inside", !secret_equal("a\0c", 3, "abc", 3));
+	CHECK("secret_valid_ok", secret_valid("Abc_09-x", 8));
+	CHECK("secret_valid_empty", !secret_valid("", 0));
+	CHECK("secret_valid_space", !secret_valid("a b", 3));
+	CHECK("secret_valid_colon", !secret_valid("a:b", 3));
+	memset(big, 'a', sizeof(big));
+	CHECK("secret_valid_256", secret_valid(big, 256));
+	CHECK("secret_valid_257", !secret_valid(big, 257));
+	CHECK("token_valid_ok", token_valid(token, strlen(token)));
+	CHECK("token_valid_no_colon", !token_valid("123456789", 9));
+	CHECK("token_valid_short_tail", !token_valid("1:abc", 5));
+	CHECK("token_valid_slash", !token_valid("123:AAHdqTcvCH1vGWJxfSeofSAs0K5PALD/aw",
+	    38));
+	CHECK("token_valid_no_digits", !token_valid(":AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+	    35));
+}
+
+static void
+test_log_escape(void)
+{
+	char out[16];
+
+	CHECK("log_escape_printable", strcmp(log_escape(out, sizeof(out), "abc", 3),
+	    "abc") == 0);
+	CHECK("log_escape_control", strcmp(log_escape(out, sizeof(out), "a\nb", 3),
+	    "a\\x0ab") == 0);
+	CHECK("log_escape_backslash", strcmp(log_escape(out, sizeof(out), "\\", 1),
+	    "\\x5c") == 0);
+	CHECK("log_escape_nul", strcmp(log_escape(out, sizeof(out), "\0", 1),
+	    "\\x00") == 0);
+	log_escape(out, sizeof(out), "0123456789abcdefghij", 20);
+	CHECK("log_escape_truncates", strlen(out) < sizeof(out) &&
+	    strcmp(out + strlen(out) - 3, "...") == 0);
+	log_escape(out, sizeof(out), "\xff\xff\xff\xff\xff\xff", 6);
+	CHECK("log_escape_truncates_escapes", strlen(out) < sizeof(out) &&
+	    strcmp(out + strlen(out) - 3, "...") == 0);
+}
+
+static void
+test_read_small_file(void)
+{
+	char	 path[] = "/tmp/tgq-test-XXXXXX", err[256], *buf = NULL;
+	size_t	 len = 0;
+	int	 fd = mkstemp(path);
+
+	if (fd == -1 || write(fd, "secret\n", 7) != 7) {
+		CHECK("read_small_file_setup", 0);
+		return;
+	}
+	close(fd);
+	CHECK("read_small_file_ok", read_small_file(path, 100, &buf, &len, err,
+	    sizeof(err)) == 0 && len == 7 && memcmp(buf, "secret\n", 8) == 0);
+	free(buf);
+	buf = NULL;
+	CHECK("read_small_file_too_large", read_small_file(path, 6, &buf, &len, err,
+	    sizeof(err)) == -1 && strstr(err, "larger than") != NULL &&
+	    strstr(err, "secret") == NULL);
+	unlink(path);
+	CHECK("read_small_file_missing", read_small_file(path, 100, &buf, &len, err,
+	    sizeof(err)) == -1 && strstr(err, "No such file") != NULL);
+	CHECK("read_small_file_directory", read_small_file("/tmp", 100, &buf, &len,
+	    err, sizeof(err)) == -1);
+}
+
+int
+main(void)
+{
+	test_parse();
+	test_secret();
+	test_log_escape();
+	test_read_small_file();
+	return check_exit();
+}
