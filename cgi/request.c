@@ -288,7 +288,7 @@ handle_webhook(const struct request_io *io, const struct webhook *wh,
     const struct target *t)
 {
 	const struct bot_config	*bot;
-	const char		*length_text, *errstr;
+	const char		*length_text, *errstr = NULL;
 	char			*body;
 	int64_t			 length;
 
@@ -304,13 +304,14 @@ handle_webhook(const struct request_io *io, const struct webhook *wh,
 		respond_text(io, "411 Length Required", "", "length required\n");
 		return;
 	}
-	if (parse_int(length_text, 0, INT64_MAX, &length, &errstr) == -1) {
+	if (parse_int(length_text, 0, INT64_MAX, &length, &errstr) == -1 &&
+	    strcmp(errstr, "too large") != 0) {
 		log_rejection(io, "invalid Content-Length");
 		respond_text(io, "400 Bad Request", "",
 		    "bad request: invalid Content-Length\n");
 		return;
 	}
-	if (length > wh->cfg->max_body) {
+	if (errstr != NULL || length > wh->cfg->max_body) {
 		log_rejection(io, "body larger than max_body");
 		discard_input(io, wh->cfg->max_body);
 		respond_text(io, "413 Payload Too Large", "", "payload too large\n");

@@ -1,0 +1,256 @@
+/* Unit tests for lib/config.c: files, environment, secrets and every bad input. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "tgq.h"
+
+#define SECRET "Sec_ret-123"
+#define TOKEN "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_"
+
+static char dir[] = "/tmp/tgq-config-XXXXXX";
+
+static const char *const env_names[] = { "TGQ_CONFIG", "TGQ_DATABASE",
+	"TGQ_DURABILITY", "TGQ_MAX_BODY", "TGQ_API_URL", "TGQ_BUSY_TIMEOUT",
+	"TGQ_RETRY_AFTER", "TGQ_THREADS", "TGQ_LOG_LEVEL", "TGQ_BOT_TOKEN",
+	"TGQ_BOT_TOKEN_FILE", "TGQ_WEBHOOK_SECRET", "TGQ_WEBHOOK_SECRET_FILE",
+	"TGQ_WEBHOOK_URL", "TGQ_HANDLER", "CREDENTIALS_DIRECTORY" };
+
+static void
+clear_env(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++)
+		unsetenv(env_names[i]);
+}
+
+static const char *
+write_file(const char *name, const char *text)
+{
+	static char	 path[PATH_MAX];
+	FILE		*fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((fp = fopen(path, "w")) == NULL || fputs(text, fp) == EOF ||
+	    fclose(fp) != 0) {
+		perror(path);
+		exit(2);
+	}
+	return path;
+}
+
+/* Loads text as the configuration file; returns the result and fills err. */
+static int
+load_text(const char *text, struct config *cfg, char *err, size_t errlen)
+{
+	const char *path = write_file("tgq.conf", text);
+
+	return config_load(path, cfg, err, errlen);
+}
+
+/* The load must fail with an error containing want, and never quoting secret. */
+static void
+expect_error(const char *name, const char *text, const char *want)
+{
+	struct config	 cfg;
+	char		 err[512] = "", label[128];
+	int		 rc = load_text(text, &cfg, err, sizeof(err));
+
+	snprintf(label, sizeof(label), "config_rejects_%s", name);
+	CHECK(label, rc == -1 && strstr(err, want) != NULL &&
+	    strstr(err, "hunter2") == NULL);
+	if (rc == -1 && strstr(err, want) == NULL)
+		printf("  (got: %s)\n", err);
+	if (rc == 0)
+		config_free(&cfg);
+}
+
+static void
+test_defaults(void)
+{
+	struct config	 cfg;
+	char		 err[256];
+
+	clear_env();
+	setenv("TGQ_CONFIG", write_file("empty.conf", ""), 1);
+	CHECK("config_empty_file_loads", config_load(NULL, &cfg, err, sizeof(err)) == 0);
+	CHECK("config_default_database", strcmp(cfg.database,
+	    "/var/lib/tgq/queue.db") == 0);
+	CHECK("config_default_durability_full", cfg.durability == DURABILITY_FULL);
+	CHECK("config_default_max_body", cfg.max_body == 1048576);
+	CHECK("config_default_api_url", strcmp(cfg.api_url,
+	    "https://api.telegram.org") == 0);
+	CHECK("config_no_bots_without_settings", cfg.nbots == 0);
+	config_free(&cfg);
+	setenv("TGQ_CONFIG", "/nonexistent/tgq.conf", 1);
+	CHECK("config_missing_named_file_fails", config_load(NULL, &cfg, err,
+	    sizeof(err)) == -1 && strstr(err, "/nonexistent/tgq.conf") != NULL);
+	clear_env();
+}
+
+static void
+test_file(void)
+{
+	struct config		 cfg;
+	const struct bot_config	*b;
+	char			 err[256], text[1024];
+
+	clear_env();
+	write_file("secret", SECRET "\n");
+	write_file("token", TOKEN "\n");
+	snprintf(text, sizeof(text),
+	    "; comment\n# another\n[tgq]\ndatabase = %s/q.db\ndurability = normal\n"
+	    "max_body = 512K\nbusy_timeout = 250\nretry_after = 2m\nthreads = 4\n"
+	    "log_level = debug\napi_url = http://127.0.0.1:9/\n\n"
+	    "[bot alpha]\nsecret_file = secret\ntoken_file = %s/token\n"
+	    "webhook_url = https://example.org/tg/webhook\nhandler = echo\n", dir, dir);
+	CHECK("config_full_file_loads", load_text(text, &cfg, err, sizeof(err)) == 0);
+	CHECK("config_file_values", cfg.durability == DURABILITY_NORMAL &&
+	    cfg.max_body == 512 * 1024 && cfg.busy_timeout_ms == 250 &&
+	    cfg.retry_after_s == 120 && cfg.threads == 4 &&
+	    cfg.log_level == LOG_LVL_DEBUG && strstr(cfg.database, "/q.db") != NULL);
+	b = config_bot(&cfg, "alpha", 5);
+	CHECK("config_bot_found", b != NULL && cfg.nbots == 1);
+	CHECK("config_secret_relative_to_file", b != NULL && b->secret_len ==
+	    strlen(SECRET) && memcmp(b->secret, SECRET, b->secret_len) == 0);
+	CHECK("config_token_absolute", b != NULL && b->token != NULL &&
+	    strcmp(b->token, TOKEN) == 0);
+	CHECK("config_bot_strings", b != NULL && strcmp(b->handler, "echo") == 0 &&
+	    strcmp(b->webhook_url, "https://example.org/tg/webhook") == 0);
+	CHECK("config_bot_lookup_exact", config_bot(&cfg, "alph", 4) == NULL);
+	config_free(&cfg);
+
+	/* The environment goes on top of the file, and describes bot "default". */
+	setenv("TGQ_DATABASE", "/tmp/env.db", 1);
+	setenv("TGQ_WEBHOOK_SECRET", "envsecret\n", 1);
+	CHECK("config_env_over_file", load_text(text, &cfg, err, sizeof(err)) == 0 &&
+	    strcmp(cfg.database, "/tmp/env.db") == 0 && cfg.nbots == 2);
+	b = config_bot(&cfg, "default", 7);
+	CHECK("config_env_secret_chomped", b != NULL && b->secret_len == 9 &&
+	    memcmp(b->secret, "envsecret", 9) == 0);
+	config_free(&cfg);
+	clear_env();
+}
+
+static void
+test_credentials(void)
+{
+	struct config		 cfg;
+	const struct bot_config	*b;
+	char			 err[256], creds[PATH_MAX];
+
+	clear_env();
+	snprintf(creds, sizeof(creds), "%s/creds", dir);
+	mkdir(creds, 0700);
+	write_file("creds/webhook-secret", SECRET);
+	write_file("creds/webhook-secret-beta", "betasecret");
+	write_file("creds/mine", "minesecret");
+	setenv("CREDENTIALS_DIRECTORY", creds, 1);
+	setenv("TGQ_WEBHOOK_URL", "https://example.org/x", 1);
+	CHECK("config_credentials_load", load_text("[bot beta]\nhandler = echo\n"
+	    "[bot gamma]\nsecret_file = mine\n", &cfg, err, sizeof(err)) == 0);
+	b = config_bot(&cfg, "default", 7);
+	CHECK("config_credential_default_name", b != NULL && b->secret != NULL &&
+	    strcmp(b->secret, SECRET) == 0);
+	b = config_bot(&cfg, "beta", 4);
+	CHECK("config_credential_bot_name", b != NULL && b->secret != NULL &&
+	    strcmp(b->secret, "betasecret") == 0);
+	b = config_bot(&cfg, "gamma", 5);
+	CHECK("config_credential_relative_file", b != NULL && b->secret != NULL &&
+	    strcmp(b->secret, "minesecret") == 0);
+	config_free(&cfg);
+	clear_env();
+}
+
+static void
+test_errors(void)
+{
+	struct config	cfg;
+	char		err[256];
+
+	clear_env();
+	expect_error("unknown_key", "[tgq]\ndatabse = /x\n", "tgq.conf:2: unknown key");
+	expect_error("unknown_section", "[tgqq]\ndatabase = /x\n",
+	    "tgq.conf:2: unknown section");
+	expect_error("key_outside_section", "database = /x\n",
+	    "tgq.conf:1: key \"database\" outside a section");
+	expect_error("syntax", "[tgq]\nthis line has no equals sign hunter2\n",
+	    "tgq.conf:2: syntax error");
+	expect_error("unclosed_section", "[tgq\n", "tgq.conf:1: syntax error");
+	expect_error("twice", "[tgq]\nthreads = 2\nthreads = 3\n",
+	    "tgq.conf:3: threads: given twice");
+	expect_error("durability", "[tgq]\ndurability = sometimes\n",
+	    "tgq.conf:2: durability: must be full or normal");
+	expect_error("max_body_suffix", "[tgq]\nmax_body = 1MB\n",
+	    "tgq.conf:2: max_body: not a number");
+	expect_error("max_body_small", "[tgq]\nmax_body = 10\n",
+	    "max_body: too small");
+	expect_error("threads_zero", "[tgq]\nthreads = 0\n", "threads: too small");
+	expect_error("threads_words", "[tgq]\nthreads = four\n",
+	    "threads: not a number");
+	expect_error("busy_timeout", "[tgq]\nbusy_timeout = -5\n",
+	    "busy_timeout: too small");
+	expect_error("api_url", "[tgq]\napi_url = ftp://x\n", "api_url: must start");
+	expect_error("log_level", "[tgq]\nlog_level = loud\n", "log_level: must be");
+	expect_error("inline_token", "[bot a]\ntoken = 1:hunter2\n",
+	    "tgq.conf:2: token: secrets are not written here; use token_file");
+	expect_error("inline_secret", "[bot a]\nsecret = hunter2\n",
+	    "secret: secrets are not written here");
+	expect_error("bot_name", "[bot Bad Name]\nhandler = echo\n",
+	    "tgq.conf:2: bot names are");
+	expect_error("webhook_url_http", "[bot a]\nwebhook_url = http://x/\n",
+	    "webhook_url: must start with https://");
+	expect_error("empty_value", "[bot a]\nhandler =\n", "handler: empty value");
+	expect_error("missing_secret_file", "[bot a]\nsecret_file = /nonexistent/s\n",
+	    "/nonexistent/s: No such file");
+	write_file("badsecret", "hunter2 has spaces");
+	expect_error("bad_secret_chars", "[bot a]\nsecret_file = badsecret\n",
+	    "bot a: the webhook secret must be");
+	write_file("badtoken", "hunter2");
+	expect_error("bad_token", "[bot a]\ntoken_file = badtoken\n",
+	    "bot a: the bot token is not of the form");
+	{
+		char long_line[400];
+
+		memset(long_line, 'x', sizeof(long_line));
+		memcpy(long_line, "[tgq]\ndatabase = ", 17);
+		memcpy(long_line + sizeof(long_line) - 2, "\n", 2);
+		expect_error("long_line", long_line, "tgq.conf:2: line too long");
+	}
+	/* A value continued on an indented line is refused rather than joined. */
+	expect_error("continuation", "[tgq]\ndatabase = /a\n  /b\n", "tgq.conf:3:");
+	setenv("TGQ_THREADS", "lots", 1);
+	CHECK("config_rejects_bad_env", config_load(write_file("ok.conf", ""), &cfg,
+	    err, sizeof(err)) == -1 && strstr(err, "TGQ_THREADS: threads: not a number")
+	    != NULL);
+	unsetenv("TGQ_THREADS");
+	setenv("TGQ_WEBHOOK_SECRET", "hunter2 hunter2", 1);
+	CHECK("config_rejects_bad_env_secret_quietly", config_load(write_file("ok.conf",
+	    ""), &cfg, err, sizeof(err)) == -1 && strstr(err, "hunter2") == NULL &&
+	    strstr(err, "webhook secret") != NULL);
+	clear_env();
+}
+
+int
+main(void)
+{
+	char cmd[PATH_MAX + 16];
+
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		return 2;
+	}
+	test_defaults();
+	test_file();
+	test_credentials();
+	test_errors();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	return check_exit();
+}

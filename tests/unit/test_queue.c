@@ -1,0 +1,293 @@
+/* Unit tests for lib/queue.c and cgi/store.c against real SQLite files. */
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "check.h"
+#include "webhook.h"
+
+static char dir[] = "/tmp/tgq-queue-XXXXXX";
+
+static const char *
+db_path(const char *name)
+{
+	static char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return path;
+}
+
+static int64_t
+query_int(const char *path, const char *sql)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	int64_t		 v = -1;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return v;
+}
+
+static int
+exec_on(const char *path, const char *sql)
+{
+	sqlite3	*db;
+	int	 rc;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return -1;
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+static struct queue_item
+item(int64_t update_id, const char *body, int64_t received_at)
+{
+	struct queue_item it;
+
+	memset(&it, 0, sizeof(it));
+	it.bot = "default";
+	it.update_id = update_id;
+	it.body = body;
+	it.body_len = strlen(body);
+	it.kind = "message";
+	it.has_chat_id = 1;
+	it.chat_id = -100;
+	it.received_at = received_at;
+	return it;
+}
+
+static void
+test_schema(void)
+{
+	struct queue	*q = NULL;
+	char		 err[512];
+	const char	*path = db_path("schema.db");
+
+	CHECK("queue_open_creates", queue_open(path, DURABILITY_FULL, 1000, &q, err,
+	    sizeof(err)) == 0);
+	CHECK("queue_schema_version", query_int(path, "PRAGMA user_version") ==
+	    QUEUE_SCHEMA_VERSION);
+	CHECK("queue_wal_mode", query_int(path,
+	    "SELECT journal_mode = 'wal' FROM pragma_journal_mode") == 1);
+	CHECK("queue_views_exist", query_int(path, "SELECT count(*) FROM sqlite_schema"
+	    " WHERE type = 'view' AND name IN ('pending', 'dead', 'stats')") == 3);
+	queue_close(q);
+	q = NULL;
+	CHECK("queue_reopen_keeps_schema", queue_open(path, DURABILITY_NORMAL, 1000, &q,
+	    err, sizeof(err)) == 0);
+	queue_close(q);
+	q = NULL;
+
+	exec_on(path, "PRAGMA user_version = 99");
+	CHECK("queue_refuses_newer_schema", queue_open(path, DURABILITY_FULL, 1000, &q,
+	    err, sizeof(err)) == -1 && strstr(err, "version 99 is newer") != NULL);
+	exec_on(db_path("other.db"), "CREATE TABLE accounts (id INTEGER)");
+	CHECK("queue_refuses_foreign_file", queue_open(db_path("other.db"),
+	    DURABILITY_FULL, 1000, &q, err, sizeof(err)) == -1 &&
+	    strstr(err, "not a tgq queue") != NULL);
+	CHECK("queue_refuses_missing_dir", queue_open("/nonexistent/dir/q.db",
+	    DURABILITY_FULL, 1000, &q, err, sizeof(err)) == -1 &&
+	    strstr(err, "/nonexistent/dir/q.db") != NULL);
+	{
+		FILE *fp = fopen(db_path("garbage.db"), "w");
+
+		fputs("this is not a database, but long enough to look like one......"
+		    "................................................................",
+		    fp);
+		fclose(fp);
+	}
+	CHECK("queue_refuses_garbage", queue_open(db_path("garbage.db"),
+	    DURABILITY_FULL, 1000, &q, err, sizeof(err)) == -1);
+}
+
+static void
+test_put(void)
+{
+	struct queue		*q = NULL;
+	struct queue_item	 batch[3];
+	struct queue_health	 h;
+	char			 err[512];
+	const char		*path = db_path("put.db");
+	int64_t			 now = now_unix();
+
+	if (queue_open(path, DURABILITY_FULL, 1000, &q, err, sizeof(err)) == -1) {
+		CHECK("queue_put_open", 0);
+		return;
+	}
+	batch[0] = item(1, "{\"update_id\":1}", now);
+	batch[1] = item(2, "{\"update_id\":2}", now);
+	batch[2] = item(1, "{\"update_id\":1,\"again\":true}", now);
+	CHECK("queue_put_batch_ok", queue_put_batch(q, batch, 3, err, sizeof(err)) ==
+	    QUEUE_OK);
+	CHECK("queue_put_flags_duplicate_in_batch", !batch[0].duplicate &&
+	    !batch[1].duplicate && batch[2].duplicate);
+	CHECK("queue_put_rows", query_int(path, "SELECT count(*) FROM updates") == 2);
+	CHECK("queue_put_first_body_kept", query_int(path, "SELECT count(*) FROM "
+	    "updates WHERE update_id = 1 AND body = '{\"update_id\":1}'") == 1);
+	CHECK("queue_put_columns", query_int(path, "SELECT count(*) FROM updates WHERE "
+	    "kind = 'message' AND chat_id = -100 AND state = 'new' AND bot = "
+	    "'default'") == 2);
+
+	/* Within the dedupe window a redelivery is a duplicate... */
+	batch[0] = item(2, "{\"update_id\":2,\"later\":1}", now + 3600);
+	CHECK("queue_put_duplicate_within_window", queue_put_batch(q, batch, 1, err,
+	    sizeof(err)) == QUEUE_OK && batch[0].duplicate);
+	/* ...after it, the same id is a new update and the old row is set aside. */
+	batch[0] = item(2, "{\"update_id\":2,\"new\":1}", now + QUEUE_DEDUPE_WINDOW_S + 1);
+	CHECK("queue_put_after_window_stored", queue_put_batch(q, batch, 1, err,
+	    sizeof(err)) == QUEUE_OK && !batch[0].duplicate);
+	CHECK("queue_put_after_window_rows", query_int(path, "SELECT count(*) FROM "
+	    "updates WHERE update_id = 2") == 2 && query_int(path, "SELECT count(*) "
+	    "FROM updates WHERE update_id = 2 AND replaced_at IS NULL AND body LIKE "
+	    "'%new%'") == 1);
+	/* Another bot has its own update_id space. */
+	batch[0] = item(1, "{\"update_id\":1}", now);
+	batch[0].bot = "other";
+	CHECK("queue_put_other_bot", queue_put_batch(q, batch, 1, err, sizeof(err)) ==
+	    QUEUE_OK && !batch[0].duplicate);
+
+	CHECK("queue_health_ok", queue_health(q, &h, err, sizeof(err)) == QUEUE_OK &&
+	    h.pending == 4 && h.dead == 0);
+	exec_on(path, "UPDATE updates SET state = 'dead' WHERE update_id = 1 AND "
+	    "bot = 'other'");
+	CHECK("queue_health_dead", queue_health(q, &h, err, sizeof(err)) == QUEUE_OK &&
+	    h.pending == 3 && h.dead == 1);
+
+	/* A write lock held past busy_timeout is QUEUE_BUSY, and nothing is stored. */
+	{
+		sqlite3 *holder;
+
+		queue_close(q);
+		q = NULL;
+		queue_open(path, DURABILITY_FULL, 100, &q, err, sizeof(err));
+		sqlite3_open(path, &holder);
+		sqlite3_exec(holder, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		batch[0] = item(77, "{\"update_id\":77}", now);
+		CHECK("queue_put_busy", queue_put_batch(q, batch, 1, err, sizeof(err)) ==
+		    QUEUE_BUSY && strstr(err, "locked") != NULL);
+		sqlite3_exec(holder, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close(holder);
+		CHECK("queue_put_after_busy", queue_put_batch(q, batch, 1, err,
+		    sizeof(err)) == QUEUE_OK && query_int(path, "SELECT count(*) FROM "
+		    "updates WHERE update_id = 77") == 1);
+	}
+	queue_close(q);
+}
+
+struct putter {
+	struct store	*store;
+	int		 first;
+	int		 ok;
+	int		 duplicates;
+};
+
+/* Each thread stores ids first..first+199; neighbours overlap by half. */
+static void *
+putter_main(void *arg)
+{
+	struct putter	*p = arg;
+	char		 body[64];
+	int		 i;
+
+	for (i = p->first; i < p->first + 200; i++) {
+		struct queue_item it;
+
+		snprintf(body, sizeof(body), "{\"update_id\":%d}", i);
+		it = item(i, body, now_unix());
+		if (store_put(p->store, &it) == QUEUE_OK) {
+			p->ok++;
+			p->duplicates += it.duplicate;
+		}
+	}
+	return NULL;
+}
+
+static void
+test_store_threads(void)
+{
+	struct config	 cfg;
+	struct store	*s = NULL;
+	struct putter	 putters[16];
+	pthread_t	 threads[16];
+	char		 err[256];
+	int		 i, ok = 0, dups = 0;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.database = (char *)db_path("store.db");
+	cfg.durability = DURABILITY_FULL;
+	cfg.busy_timeout_ms = 5000;
+	if (store_start(&cfg, 1, &s, err, sizeof(err)) == -1) {
+		CHECK("store_start", 0);
+		return;
+	}
+	for (i = 0; i < 16; i++) {
+		putters[i] = (struct putter){ s, i * 100, 0, 0 };
+		pthread_create(&threads[i], NULL, putter_main, &putters[i]);
+	}
+	for (i = 0; i < 16; i++) {
+		pthread_join(threads[i], NULL);
+		ok += putters[i].ok;
+		dups += putters[i].duplicates;
+	}
+	store_stop(s);
+	/* ids 0..1699: 3200 puts, 1700 distinct. */
+	CHECK("store_group_commit_all_ok", ok == 3200);
+	CHECK("store_group_commit_duplicates", dups == 3200 - 1700);
+	CHECK("store_group_commit_rows", query_int(db_path("store.db"),
+	    "SELECT count(*) FROM updates") == 1700 && query_int(db_path("store.db"),
+	    "SELECT count(DISTINCT update_id) FROM updates") == 1700);
+}
+
+static void
+test_store_unavailable(void)
+{
+	struct config		 cfg;
+	struct store		*s = NULL;
+	struct queue_item	 it = item(1, "{\"update_id\":1}", now_unix());
+	struct queue_health	 h;
+	char			 err[256];
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.database = "/nonexistent/dir/q.db";
+	cfg.busy_timeout_ms = 100;
+	CHECK("store_starts_without_database", store_start(&cfg, 0, &s, err,
+	    sizeof(err)) == 0);
+	if (s == NULL)
+		return;
+	CHECK("store_put_unavailable", store_put(s, &it) == QUEUE_UNAVAILABLE);
+	CHECK("store_health_unavailable", store_health(s, &h) == QUEUE_UNAVAILABLE);
+	store_stop(s);
+}
+
+int
+main(void)
+{
+	char cmd[PATH_MAX + 16];
+
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		return 2;
+	}
+	log_init("test_queue", LOG_LVL_ERR - 1);	/* the tests provoke errors */
+	test_schema();
+	test_put();
+	test_store_threads();
+	test_store_unavailable();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	return check_exit();
+}
