@@ -19,8 +19,9 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -lcur
 WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wpointer-arith -Wformat=2 -Werror
 CFLAGS	?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) -Ilib -Icgi $(PKG_CFLAGS) $(CFLAGS) \
-	     -fstack-protector-strong -D_FORTIFY_SOURCE=2 -pthread
+HARDEN	?= -fstack-protector-strong -D_FORTIFY_SOURCE=2
+ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) -Ilib -Icgi $(PKG_CFLAGS) $(HARDEN) \
+	     $(CFLAGS) -pthread
 LDLIBS	 = $(PKG_LIBS) -pthread
 
 LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c
@@ -57,7 +58,8 @@ deps:
 
 asan:
 	$(MAKE) B=build-asan CC=clang \
-	    CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -U_FORTIFY_SOURCE" \
+	    CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	    HARDEN= \
 	    LDFLAGS="-fsanitize=address,undefined" all
 
 test: deps

@@ -44,6 +44,9 @@ log_level_parse(const char *text, enum log_level *out)
 
 /* One fprintf per line: stderr is unbuffered, so concurrent threads and processes
  * sharing the stream do not interleave within a line (each write is one syscall). */
+static void	log_emit(enum log_level, const char *, va_list)
+		    __attribute__((format(printf, 2, 0)));
+
 static void
 log_emit(enum log_level level, const char *fmt, va_list ap)
 {
