@@ -153,22 +153,28 @@ start_workers(const struct webhook *wh, pthread_t *threads, size_t n)
 static void
 stop_workers(pthread_t *threads, int n)
 {
-	struct timespec	 tick = { 0, 50 * 1000 * 1000 };
-	int		 i, waited_ms;
+	struct timespec	 tick = { 0, 10 * 1000 * 1000 };
+	int		 i, running, waited_ms;
 
 	atomic_store(&shutting_down, 1);
 	FCGX_ShutdownPending();
-	for (i = 0; i < n; i++) {
-		for (waited_ms = 0; pthread_tryjoin_np(threads[i], NULL) == EBUSY;
-		    waited_ms += 50) {
-			if (waited_ms >= SHUTDOWN_GRACE_MS) {
-				log_warnx("a request thread did not finish in time");
-				return;
+	for (waited_ms = 0; waited_ms < SHUTDOWN_GRACE_MS; waited_ms += 10) {
+		running = 0;
+		for (i = 0; i < n; i++) {
+			if (threads[i] == 0)
+				continue;
+			if (pthread_tryjoin_np(threads[i], NULL) == 0) {
+				threads[i] = 0;
+				continue;
 			}
+			running++;
 			pthread_kill(threads[i], SIGUSR2);
-			nanosleep(&tick, NULL);
 		}
+		if (running == 0)
+			return;
+		nanosleep(&tick, NULL);
 	}
+	log_warnx("%d request threads did not finish in time", running);
 }
 
 static int

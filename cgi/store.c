@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,7 @@ store_start(const struct config *cfg, int threaded, struct store **out, char *er
 {
 	struct store	*s;
 	char		 openerr[512];
+	sigset_t	 all, old;
 	int		 rc;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
@@ -213,7 +215,12 @@ store_start(const struct config *cfg, int threaded, struct store **out, char *er
 	if (threaded) {
 		pthread_mutex_init(&s->mu, NULL);
 		pthread_cond_init(&s->work_cv, NULL);
-		if ((rc = pthread_create(&s->writer, NULL, writer_main, s)) != 0) {
+		/* Signals are for the main thread, which decides how to stop. */
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		rc = pthread_create(&s->writer, NULL, writer_main, s);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc != 0) {
 			snprintf(err, errlen, "writer thread: %s", strerror(rc));
 			queue_close(s->queue);
 			free(s);
