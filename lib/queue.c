@@ -68,8 +68,57 @@ static const char schema_v1[] =
 	"           datetime(min(received_at), 'unixepoch') AS oldest\n"
 	"    FROM updates WHERE replaced_at IS NULL GROUP BY bot, state;\n";
 
+/* Version 2: what the handlers asked for, in the order it is sent (the outbox),
+ * and the indexes that keep each chat's updates and calls in order. */
+static const char schema_v2[] =
+	"CREATE TABLE outbox (\n"
+	"    id              INTEGER PRIMARY KEY,  -- the order calls are sent in\n"
+	"    bot             TEXT    NOT NULL,\n"
+	"    update_row      INTEGER,              -- updates.id of the update handled\n"
+	"    update_id       INTEGER,\n"
+	"    chat_id         ANY,                  -- the call's chat_id, NULL if none\n"
+	"    method          TEXT    NOT NULL,     -- sendMessage, ...\n"
+	"    params          TEXT    NOT NULL,     -- JSON object, as sent\n"
+	"    state           TEXT    NOT NULL DEFAULT 'new'\n"
+	"                    CHECK (state IN ('new', 'sending', 'sent', 'dead')),\n"
+	"    attempts        INTEGER NOT NULL DEFAULT 0,  -- failed sends\n"
+	"    created_at      INTEGER NOT NULL,     -- unix seconds\n"
+	"    next_attempt_at INTEGER NOT NULL DEFAULT 0,  -- unix seconds\n"
+	"    lease_until     INTEGER,              -- unix seconds, while sending\n"
+	"    last_error      TEXT,\n"
+	"    sent_at         INTEGER,              -- unix seconds\n"
+	"    result          TEXT                  -- Telegram's result, JSON\n"
+	") STRICT;\n"
+	"CREATE INDEX outbox_by_state ON outbox(state, id);\n"
+	"CREATE INDEX outbox_by_chat ON outbox(bot, chat_id, id)\n"
+	"    WHERE state IN ('new', 'sending');\n"
+	"CREATE INDEX outbox_by_update ON outbox(update_row);\n"
+	"CREATE INDEX updates_by_chat ON updates(bot, chat_id, id)\n"
+	"    WHERE state IN ('new', 'leased');\n"
+	"CREATE VIEW unsent AS\n"
+	"    SELECT id, bot, update_id, chat_id, method, state, attempts,\n"
+	"           datetime(created_at, 'unixepoch') AS created, last_error\n"
+	"    FROM outbox WHERE state IN ('new', 'sending') ORDER BY id;\n"
+	"DROP VIEW dead;\n"
+	"CREATE VIEW dead AS\n"
+	"    SELECT 'update' AS what, id, bot, update_id, chat_id, kind AS detail,\n"
+	"           attempts, datetime(received_at, 'unixepoch') AS at, last_error\n"
+	"    FROM updates WHERE state = 'dead'\n"
+	"    UNION ALL\n"
+	"    SELECT 'call', id, bot, update_id, chat_id, method, attempts,\n"
+	"           datetime(created_at, 'unixepoch'), last_error\n"
+	"    FROM outbox WHERE state = 'dead';\n"
+	"DROP VIEW stats;\n"
+	"CREATE VIEW stats AS\n"
+	"    SELECT 'updates' AS tbl, bot, state, count(*) AS count,\n"
+	"           datetime(min(received_at), 'unixepoch') AS oldest\n"
+	"    FROM updates WHERE replaced_at IS NULL GROUP BY bot, state\n"
+	"    UNION ALL\n"
+	"    SELECT 'outbox', bot, state, count(*), datetime(min(created_at), 'unixepoch')\n"
+	"    FROM outbox GROUP BY bot, state;\n";
+
 /* Index i holds the SQL that takes a version-i file to version i + 1. */
-static const char *const migrations[QUEUE_SCHEMA_VERSION] = { schema_v1 };
+static const char *const migrations[QUEUE_SCHEMA_VERSION] = { schema_v1, schema_v2 };
 
 static enum queue_status
 classify(int rc)
@@ -388,6 +437,29 @@ put_item(struct queue *q, struct queue_item *it)
 	return rc;
 }
 
+sqlite3 *
+queue_db(struct queue *q)
+{
+	return q->db;
+}
+
+/* Blocks until no other tgq process is in a write transaction on this queue. */
+void
+queue_lock(struct queue *q)
+{
+	if (q->lockfd == -1)
+		return;
+	while (flock(q->lockfd, LOCK_EX) == -1 && errno == EINTR)
+		continue;
+}
+
+void
+queue_unlock(struct queue *q)
+{
+	if (q->lockfd != -1)
+		flock(q->lockfd, LOCK_UN);
+}
+
 enum queue_status
 queue_put_batch(struct queue *q, struct queue_item *items, size_t n, char *err,
     size_t errlen)
@@ -395,15 +467,11 @@ queue_put_batch(struct queue *q, struct queue_item *items, size_t n, char *err,
 	enum queue_status	 status;
 	const char		*what = "BEGIN";
 	size_t			 i;
-	int			 rc, locked = 0;
+	int			 rc;
 
 	if ((status = ensure_connected(q, err, errlen)) != QUEUE_OK)
 		return status;
-	if (q->lockfd != -1) {
-		while (flock(q->lockfd, LOCK_EX) == -1 && errno == EINTR)
-			continue;
-		locked = 1;
-	}
+	queue_lock(q);
 	rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	for (i = 0; rc == SQLITE_OK && i < n; i++) {
 		what = "INSERT";
@@ -418,8 +486,7 @@ queue_put_batch(struct queue *q, struct queue_item *items, size_t n, char *err,
 		    sqlite3_errstr(rc));
 		rollback(q);
 	}
-	if (locked)
-		flock(q->lockfd, LOCK_UN);
+	queue_unlock(q);
 	if (rc == SQLITE_OK)
 		return QUEUE_OK;
 	status = classify(rc);

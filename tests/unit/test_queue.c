@@ -83,13 +83,38 @@ test_schema(void)
 	CHECK("queue_wal_mode", query_int(path,
 	    "SELECT journal_mode = 'wal' FROM pragma_journal_mode") == 1);
 	CHECK("queue_views_exist", query_int(path, "SELECT count(*) FROM sqlite_schema"
-	    " WHERE type = 'view' AND name IN ('pending', 'dead', 'stats')") == 3);
+	    " WHERE type = 'view' AND name IN ('pending', 'dead', 'stats', 'unsent')") ==
+	    4);
 	queue_close(q);
 	q = NULL;
 	CHECK("queue_reopen_keeps_schema", queue_open(path, DURABILITY_NORMAL, 1000, &q,
 	    err, sizeof(err)) == 0);
 	queue_close(q);
 	q = NULL;
+
+	/* A file of the first release is migrated in place, rows and all. */
+	{
+		char	*sql = NULL;
+		size_t	 len;
+
+		if (read_small_file("tests/fixtures/queue-v1.sql", 65536, &sql, &len, err,
+		    sizeof(err)) == 0)
+			exec_on(db_path("v1.db"), sql);
+		free(sql);
+		CHECK("queue_migrates_v1", queue_open(db_path("v1.db"), DURABILITY_FULL,
+		    1000, &q, err, sizeof(err)) == 0);
+		queue_close(q);
+		q = NULL;
+		CHECK("queue_migrated_v1_version", query_int(db_path("v1.db"),
+		    "PRAGMA user_version") == QUEUE_SCHEMA_VERSION);
+		CHECK("queue_migrated_v1_rows_kept", query_int(db_path("v1.db"),
+		    "SELECT count(*) FROM updates WHERE update_id IN (100, 101)") == 2);
+		CHECK("queue_migrated_v1_outbox", query_int(db_path("v1.db"),
+		    "SELECT count(*) FROM outbox") == 0);
+		CHECK("queue_migrated_v1_views", query_int(db_path("v1.db"),
+		    "SELECT count(*) FROM dead") == 0 && query_int(db_path("v1.db"),
+		    "SELECT sum(count) FROM stats") == 2);
+	}
 
 	exec_on(path, "PRAGMA user_version = 99");
 	CHECK("queue_refuses_newer_schema", queue_open(path, DURABILITY_FULL, 1000, &q,
