@@ -38,7 +38,7 @@ all: $(PROGS) $(TESTS)
 
 $(B)/%.o: %.c lib/tgq.h cgi/webhook.h tests/unit/check.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC $<"; $(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B)/libtgq.a: $(LIB_OBJ)
 	rm -f $@

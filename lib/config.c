@@ -88,18 +88,120 @@ bot_index(struct config *cfg, const char *name)
 	if (cfg->nbots == CONFIG_MAX_BOTS)
 		return -1;
 	memcpy(cfg->bots[cfg->nbots].name, name, len + 1);
+	/* Telegram's published limits: about 30 messages a second, one a second to a
+	 * chat, 20 a minute to a group. */
+	cfg->bots[cfg->nbots].rate_global = 30;
+	cfg->bots[cfg->nbots].rate_chat = 1;
+	cfg->bots[cfg->nbots].rate_group = 20;
 	return (int)cfg->nbots++;
 }
 
 /* The keys of [tgq]; the order gives each its bit in seen_tgq. */
 enum tgq_key { K_DATABASE, K_DURABILITY, K_MAX_BODY, K_API_URL, K_BUSY_TIMEOUT,
-	K_RETRY_AFTER, K_THREADS, K_LOG_LEVEL, K_NTGQ };
+	K_RETRY_AFTER, K_THREADS, K_LOG_LEVEL, K_MAX_ATTEMPTS, K_HANDLER_TIMEOUT,
+	K_MAX_OUTPUT, K_SEND_TIMEOUT, K_LEASE, K_RETAIN, K_MAX_IN_FLIGHT, K_HANDLERS,
+	K_NTGQ };
 static const char *const tgq_keys[K_NTGQ] = { "database", "durability",
-	"max_body", "api_url", "busy_timeout", "retry_after", "threads", "log_level" };
+	"max_body", "api_url", "busy_timeout", "retry_after", "threads", "log_level",
+	"max_attempts", "handler_timeout", "max_output", "send_timeout", "lease",
+	"retain", "max_in_flight", "handlers" };
 
-enum bot_key { B_TOKEN_FILE, B_SECRET_FILE, B_WEBHOOK_URL, B_HANDLER, B_NBOT };
+enum bot_key { B_TOKEN_FILE, B_SECRET_FILE, B_WEBHOOK_URL, B_HANDLER,
+	B_RATE_GLOBAL, B_RATE_CHAT, B_RATE_GROUP, B_NBOT };
 static const char *const bot_keys[B_NBOT] = { "token_file", "secret_file",
-	"webhook_url", "handler" };
+	"webhook_url", "handler", "rate_global", "rate_chat", "rate_group" };
+
+/* The numeric keys: where each goes, its parser and its range. */
+enum number_kind { NUM_INT, NUM_SIZE, NUM_DURATION };
+struct number_key {
+	int		 key;
+	enum number_kind kind;
+	int64_t		 min, max;
+	const char	*range;		/* for the error message */
+};
+static const struct number_key tgq_numbers[] = {
+	{ K_MAX_BODY, NUM_SIZE, 1024, 64 * 1024 * 1024, "1K to 64M" },
+	{ K_BUSY_TIMEOUT, NUM_INT, 0, 60000, "0 to 60000 ms" },
+	{ K_RETRY_AFTER, NUM_DURATION, 1, 3600, "1 s to 1 h" },
+	{ K_THREADS, NUM_INT, 1, 256, "1 to 256" },
+	{ K_MAX_ATTEMPTS, NUM_INT, 1, 1000, "1 to 1000" },
+	{ K_HANDLER_TIMEOUT, NUM_DURATION, 1, 3600, "1 s to 1 h" },
+	{ K_MAX_OUTPUT, NUM_SIZE, 1024, 64 * 1024 * 1024, "1K to 64M" },
+	{ K_SEND_TIMEOUT, NUM_DURATION, 1, 600, "1 s to 10 m" },
+	{ K_LEASE, NUM_DURATION, 2, 86400, "2 s to 1 d" },
+	{ K_RETAIN, NUM_DURATION, 60, 3650 * 86400, "1 m to 10 years" },
+	{ K_MAX_IN_FLIGHT, NUM_INT, 1, 1000, "1 to 1000" },
+	{ K_HANDLERS, NUM_INT, 1, 256, "1 to 256" },
+};
+static const struct number_key bot_numbers[] = {
+	{ B_RATE_GLOBAL, NUM_INT, 0, 100000, "0 (off) to 100000 per second" },
+	{ B_RATE_CHAT, NUM_INT, 0, 100000, "0 (off) to 100000 per second" },
+	{ B_RATE_GROUP, NUM_INT, 0, 100000, "0 (off) to 100000 per minute" },
+};
+
+static int64_t *
+tgq_number_slot(struct config *cfg, int key)
+{
+	switch (key) {
+	case K_MAX_BODY: return &cfg->max_body;
+	case K_BUSY_TIMEOUT: return &cfg->busy_timeout_ms;
+	case K_RETRY_AFTER: return &cfg->retry_after_s;
+	case K_THREADS: return &cfg->threads;
+	case K_MAX_ATTEMPTS: return &cfg->max_attempts;
+	case K_HANDLER_TIMEOUT: return &cfg->handler_timeout_s;
+	case K_MAX_OUTPUT: return &cfg->max_output;
+	case K_SEND_TIMEOUT: return &cfg->send_timeout_s;
+	case K_LEASE: return &cfg->lease_s;
+	case K_RETAIN: return &cfg->retain_s;
+	case K_MAX_IN_FLIGHT: return &cfg->max_in_flight;
+	case K_HANDLERS: return &cfg->handlers;
+	default: return NULL;
+	}
+}
+
+static int64_t *
+bot_number_slot(struct bot_config *b, int key)
+{
+	switch (key) {
+	case B_RATE_GLOBAL: return &b->rate_global;
+	case B_RATE_CHAT: return &b->rate_chat;
+	case B_RATE_GROUP: return &b->rate_group;
+	default: return NULL;
+	}
+}
+
+/* Parses a numeric key into slot; 1 when key is numeric (0 when not), -1 on error. */
+static int
+apply_number(const struct number_key *table, size_t n, int key, const char *name,
+    const char *value, int64_t *slot, char *why, size_t whylen)
+{
+	const char	*errstr = NULL;
+	int64_t		 v;
+	size_t		 i;
+	int		 rc;
+
+	for (i = 0; i < n && table[i].key != key; i++)
+		continue;
+	if (i == n)
+		return 0;
+	switch (table[i].kind) {
+	case NUM_SIZE:
+		rc = parse_size(value, table[i].min, table[i].max, &v, &errstr);
+		break;
+	case NUM_DURATION:
+		rc = parse_duration(value, table[i].min, table[i].max, &v, &errstr);
+		break;
+	default:
+		rc = parse_int(value, table[i].min, table[i].max, &v, &errstr);
+		break;
+	}
+	if (rc == -1) {
+		snprintf(why, whylen, "%s: %s (%s)", name, errstr, table[i].range);
+		return -1;
+	}
+	*slot = v;
+	return 1;
+}
 
 static int
 key_lookup(const char *const *keys, int nkeys, const char *name)
@@ -117,9 +219,12 @@ static int
 apply_tgq(struct config *cfg, enum tgq_key key, const char *value, char *why,
     size_t whylen)
 {
-	const char	*errstr = NULL;
-	int64_t		 n;
+	int rc = apply_number(tgq_numbers, sizeof(tgq_numbers) /
+	    sizeof(tgq_numbers[0]), key, tgq_keys[key], value,
+	    tgq_number_slot(cfg, key), why, whylen);
 
+	if (rc != 0)
+		return rc == 1 ? 0 : -1;
 	switch (key) {
 	case K_DATABASE:
 		if (*value == '\0') {
@@ -137,13 +242,6 @@ apply_tgq(struct config *cfg, enum tgq_key key, const char *value, char *why,
 			return -1;
 		}
 		return 0;
-	case K_MAX_BODY:
-		if (parse_size(value, 1024, 64 * 1024 * 1024, &n, &errstr) == -1) {
-			snprintf(why, whylen, "max_body: %s (1K to 64M)", errstr);
-			return -1;
-		}
-		cfg->max_body = n;
-		return 0;
 	case K_API_URL:
 		if (strncmp(value, "https://", 8) != 0 &&
 		    strncmp(value, "http://", 7) != 0) {
@@ -151,27 +249,6 @@ apply_tgq(struct config *cfg, enum tgq_key key, const char *value, char *why,
 			return -1;
 		}
 		return set_string(&cfg->api_url, value);
-	case K_BUSY_TIMEOUT:
-		if (parse_int(value, 0, 60000, &n, &errstr) == -1) {
-			snprintf(why, whylen, "busy_timeout: %s (0 to 60000 ms)", errstr);
-			return -1;
-		}
-		cfg->busy_timeout_ms = n;
-		return 0;
-	case K_RETRY_AFTER:
-		if (parse_duration(value, 1, 3600, &n, &errstr) == -1) {
-			snprintf(why, whylen, "retry_after: %s (1 s to 1 h)", errstr);
-			return -1;
-		}
-		cfg->retry_after_s = n;
-		return 0;
-	case K_THREADS:
-		if (parse_int(value, 1, 256, &n, &errstr) == -1) {
-			snprintf(why, whylen, "threads: %s (1 to 256)", errstr);
-			return -1;
-		}
-		cfg->threads = n;
-		return 0;
 	case K_LOG_LEVEL:
 		if (log_level_parse(value, &cfg->log_level) == -1) {
 			snprintf(why, whylen,
@@ -179,7 +256,7 @@ apply_tgq(struct config *cfg, enum tgq_key key, const char *value, char *why,
 			return -1;
 		}
 		return 0;
-	case K_NTGQ:
+	default:
 		break;
 	}
 	return -1;
@@ -189,12 +266,17 @@ static int
 apply_bot(struct parse_state *ps, int bot, enum bot_key key, const char *value,
     char *why, size_t whylen)
 {
-	struct bot_config *b = &ps->cfg->bots[bot];
+	struct bot_config	*b = &ps->cfg->bots[bot];
+	int			 rc;
 
 	if (*value == '\0') {
 		snprintf(why, whylen, "%s: empty value", bot_keys[key]);
 		return -1;
 	}
+	rc = apply_number(bot_numbers, sizeof(bot_numbers) / sizeof(bot_numbers[0]),
+	    key, bot_keys[key], value, bot_number_slot(b, key), why, whylen);
+	if (rc != 0)
+		return rc == 1 ? 0 : -1;
 	switch (key) {
 	case B_TOKEN_FILE:
 		return set_string(&ps->token_file[bot], value);
@@ -208,7 +290,7 @@ apply_bot(struct parse_state *ps, int bot, enum bot_key key, const char *value,
 		return set_string(&b->webhook_url, value);
 	case B_HANDLER:
 		return set_string(&b->handler, value);
-	case B_NBOT:
+	default:
 		break;
 	}
 	return -1;
@@ -352,7 +434,11 @@ apply_environment(struct parse_state *ps, char *err, size_t errlen)
 		{ "TGQ_MAX_BODY", K_MAX_BODY }, { "TGQ_API_URL", K_API_URL },
 		{ "TGQ_BUSY_TIMEOUT", K_BUSY_TIMEOUT },
 		{ "TGQ_RETRY_AFTER", K_RETRY_AFTER }, { "TGQ_THREADS", K_THREADS },
-		{ "TGQ_LOG_LEVEL", K_LOG_LEVEL },
+		{ "TGQ_LOG_LEVEL", K_LOG_LEVEL }, { "TGQ_MAX_ATTEMPTS", K_MAX_ATTEMPTS },
+		{ "TGQ_HANDLER_TIMEOUT", K_HANDLER_TIMEOUT },
+		{ "TGQ_MAX_OUTPUT", K_MAX_OUTPUT }, { "TGQ_SEND_TIMEOUT", K_SEND_TIMEOUT },
+		{ "TGQ_LEASE", K_LEASE }, { "TGQ_RETAIN", K_RETAIN },
+		{ "TGQ_MAX_IN_FLIGHT", K_MAX_IN_FLIGHT }, { "TGQ_HANDLERS", K_HANDLERS },
 	};
 	static const struct {
 		const char	*var;
@@ -361,6 +447,8 @@ apply_environment(struct parse_state *ps, char *err, size_t errlen)
 		{ "TGQ_BOT_TOKEN_FILE", B_TOKEN_FILE },
 		{ "TGQ_WEBHOOK_SECRET_FILE", B_SECRET_FILE },
 		{ "TGQ_WEBHOOK_URL", B_WEBHOOK_URL }, { "TGQ_HANDLER", B_HANDLER },
+		{ "TGQ_RATE_GLOBAL", B_RATE_GLOBAL }, { "TGQ_RATE_CHAT", B_RATE_CHAT },
+		{ "TGQ_RATE_GROUP", B_RATE_GROUP },
 	};
 	char		 why[256];
 	const char	*value;
@@ -501,6 +589,14 @@ set_defaults(struct config *cfg)
 	cfg->retry_after_s = 5;
 	cfg->threads = 16;
 	cfg->log_level = LOG_LVL_INFO;
+	cfg->max_attempts = 5;
+	cfg->handler_timeout_s = 10;
+	cfg->max_output = 1024 * 1024;
+	cfg->send_timeout_s = 30;
+	cfg->lease_s = 60;
+	cfg->retain_s = 7 * 86400;
+	cfg->max_in_flight = 16;
+	cfg->handlers = 4;
 	if (set_string(&cfg->database, "/var/lib/tgq/queue.db") == -1 ||
 	    set_string(&cfg->api_url, "https://api.telegram.org") == -1)
 		return -1;
@@ -541,6 +637,14 @@ config_load(const char *path_override, struct config *cfg, char *err, size_t err
 	if (apply_environment(ps, err, errlen) == -1 ||
 	    load_bot_secrets(ps, err, errlen) == -1)
 		goto done;
+	/* A claim must outlive the work it covers, or a second drain takes it over. */
+	if (cfg->lease_s < cfg->handler_timeout_s + 1 ||
+	    cfg->lease_s < cfg->send_timeout_s + 1) {
+		snprintf(err, errlen, "lease (%llds) must be longer than handler_timeout "
+		    "(%llds) and send_timeout (%llds)", (long long)cfg->lease_s,
+		    (long long)cfg->handler_timeout_s, (long long)cfg->send_timeout_s);
+		goto done;
+	}
 	rc = 0;
 done:
 	for (i = 0; i < CONFIG_MAX_BOTS; i++) {

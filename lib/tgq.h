@@ -92,6 +92,11 @@ struct bot_config {
 	size_t	 secret_len;
 	char	*webhook_url;
 	char	*handler;
+	/* Telegram's limits, which the drain keeps to: calls per second for the bot,
+	 * per second for one chat, per minute for one group; 0 turns one off. */
+	int64_t	 rate_global;
+	int64_t	 rate_chat;
+	int64_t	 rate_group;
 };
 struct config {
 	char		*path;		/* the file read, NULL when none */
@@ -103,6 +108,15 @@ struct config {
 	int64_t		 retry_after_s;	/* what a 503 tells Telegram */
 	int64_t		 threads;	/* FastCGI request threads per process */
 	enum log_level	 log_level;
+	/* tgq-drain */
+	int64_t		 max_attempts;	/* failed handler runs or sends before dead */
+	int64_t		 handler_timeout_s;
+	int64_t		 max_output;	/* bytes a handler may print */
+	int64_t		 send_timeout_s;
+	int64_t		 lease_s;	/* how long a claim holds when its drain dies */
+	int64_t		 retain_s;	/* done updates and sent calls are kept this long */
+	int64_t		 max_in_flight;	/* Bot API calls at once */
+	int64_t		 handlers;	/* handler processes at once */
 	size_t		 nbots;
 	struct bot_config bots[CONFIG_MAX_BOTS];
 };
@@ -110,8 +124,11 @@ struct config {
  * Reads the configuration: the file named by TGQ_CONFIG (an error when it is missing),
  * else /etc/tgq/tgq.conf when it exists, then the environment on top (TGQ_DATABASE,
  * TGQ_DURABILITY, TGQ_MAX_BODY, TGQ_API_URL, TGQ_BUSY_TIMEOUT, TGQ_RETRY_AFTER,
- * TGQ_THREADS, TGQ_LOG_LEVEL, and for the bot "default": TGQ_BOT_TOKEN[_FILE],
- * TGQ_WEBHOOK_SECRET[_FILE], TGQ_WEBHOOK_URL, TGQ_HANDLER).  Secret files that are
+ * TGQ_THREADS, TGQ_LOG_LEVEL, the drain's TGQ_MAX_ATTEMPTS, TGQ_HANDLER_TIMEOUT,
+ * TGQ_MAX_OUTPUT, TGQ_SEND_TIMEOUT, TGQ_LEASE, TGQ_RETAIN, TGQ_MAX_IN_FLIGHT,
+ * TGQ_HANDLERS, and for the bot "default": TGQ_BOT_TOKEN[_FILE],
+ * TGQ_WEBHOOK_SECRET[_FILE], TGQ_WEBHOOK_URL, TGQ_HANDLER, TGQ_RATE_GLOBAL,
+ * TGQ_RATE_CHAT, TGQ_RATE_GROUP).  Secret files that are
  * relative paths are looked up in $CREDENTIALS_DIRECTORY when it is set.  Errors say
  * "file:line: reason" and never quote the line.  config_free() releases what it holds.
  */

@@ -86,6 +86,10 @@ test_defaults(void)
 	CHECK("config_default_api_url", strcmp(cfg.api_url,
 	    "https://api.telegram.org") == 0);
 	CHECK("config_no_bots_without_settings", cfg.nbots == 0);
+	CHECK("config_default_drain", cfg.max_attempts == 5 &&
+	    cfg.handler_timeout_s == 10 && cfg.max_output == 1048576 &&
+	    cfg.send_timeout_s == 30 && cfg.lease_s == 60 &&
+	    cfg.retain_s == 7 * 86400 && cfg.max_in_flight == 16 && cfg.handlers == 4);
 	config_free(&cfg);
 	setenv("TGQ_CONFIG", "/nonexistent/tgq.conf", 1);
 	CHECK("config_missing_named_file_fails", config_load(NULL, &cfg, err,
@@ -123,6 +127,8 @@ test_file(void)
 	CHECK("config_bot_strings", b != NULL && strcmp(b->handler, "echo") == 0 &&
 	    strcmp(b->webhook_url, "https://example.org/tg/webhook") == 0);
 	CHECK("config_bot_lookup_exact", config_bot(&cfg, "alph", 4) == NULL);
+	CHECK("config_bot_default_rates", b != NULL && b->rate_global == 30 &&
+	    b->rate_chat == 1 && b->rate_group == 20);
 	config_free(&cfg);
 
 	/* The environment goes on top of the file, and describes bot "default". */
@@ -223,6 +229,29 @@ test_errors(void)
 		expect_error("long_line", long_line, "tgq.conf:2: line too long");
 	}
 	/* A value continued on an indented line is refused rather than joined. */
+	expect_error("rate", "[bot a]\nrate_chat = fast\n",
+	    "tgq.conf:2: rate_chat: not a number");
+	expect_error("retain_small", "[tgq]\nretain = 10s\n", "retain: too small");
+	expect_error("lease_shorter_than_handler",
+	    "[tgq]\nhandler_timeout = 30s\nlease = 20s\n",
+	    "lease (20s) must be longer than handler_timeout (30s)");
+	{
+		struct config c2;
+		char e2[256];
+
+		CHECK("config_drain_keys", load_text("[tgq]\nmax_attempts = 3\n"
+		    "handler_timeout = 2m\nmax_output = 64K\nsend_timeout = 5\n"
+		    "lease = 3m\nretain = 1d\nmax_in_flight = 50\nhandlers = 8\n"
+		    "[bot a]\nrate_global = 0\nrate_chat = 2\nrate_group = 10\n", &c2,
+		    e2, sizeof(e2)) == 0 && c2.max_attempts == 3 &&
+		    c2.handler_timeout_s == 120 && c2.max_output == 65536 &&
+		    c2.send_timeout_s == 5 && c2.lease_s == 180 && c2.retain_s == 86400 &&
+		    c2.max_in_flight == 50 && c2.handlers == 8 &&
+		    c2.bots[0].rate_global == 0 && c2.bots[0].rate_chat == 2 &&
+		    c2.bots[0].rate_group == 10);
+		if (c2.database != NULL)
+			config_free(&c2);
+	}
 	expect_error("continuation", "[tgq]\ndatabase = /a\n  /b\n", "tgq.conf:3:");
 	setenv("TGQ_THREADS", "lots", 1);
 	CHECK("config_rejects_bad_env", config_load(write_file("ok.conf", ""), &cfg,
