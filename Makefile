@@ -24,7 +24,8 @@ ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) -Ilib -Icgi $(PKG_CFLAGS) $(HARD
 	     $(CFLAGS) -pthread
 LDLIBS	 = $(PKG_LIBS) -pthread
 
-LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c
+LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c \
+	   lib/botapi.c
 CGI_SRC	 = cgi/main.c cgi/request.c cgi/store.c
 TEST_SRC = $(wildcard tests/unit/test_*.c)
 

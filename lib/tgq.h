@@ -178,4 +178,47 @@ struct sqlite3 *queue_db(struct queue *q);
 void	 queue_lock(struct queue *q);
 void	 queue_unlock(struct queue *q);
 
+/* botapi.c */
+#define BOTAPI_METHOD_MAX 64
+struct botapi_buffer {
+	char	*data;		/* NUL-terminated; may hold NULs */
+	size_t	 len, cap, max;
+	int	 overflow;	/* the answer was larger than max */
+};
+enum botapi_outcome {
+	BOTAPI_OK,		/* ok: true */
+	BOTAPI_RETRY_AFTER,	/* 429: wait retry_after_s, not a failure */
+	BOTAPI_MIGRATE,		/* the group became a supergroup: resend there */
+	BOTAPI_REJECTED,	/* other 4xx: sending again cannot help */
+	BOTAPI_TRANSIENT,	/* 5xx, network, timeouts, answers that are not JSON */
+};
+struct botapi_answer {
+	enum botapi_outcome	 outcome;
+	long			 http_status;
+	int64_t			 error_code;
+	int64_t			 retry_after_s;
+	int64_t			 migrate_to_chat_id;
+	char			 description[256];
+	char			*result;	/* JSON text, BOTAPI_OK only */
+};
+struct botapi_parser;
+typedef void CURL;
+struct curl_slist;
+/* Method names go into the URL: letters only. */
+int	 botapi_method_valid(const char *method);
+int	 botapi_url(char *buf, size_t buflen, const char *api_url, const char *token,
+	    const char *method);
+struct curl_slist *botapi_json_headers(void);
+int	 botapi_easy_setup(CURL *easy, const char *api_url, int64_t timeout_s,
+	    struct curl_slist *headers, struct botapi_buffer *answer, char *errbuf);
+void	 botapi_buffer_reset(struct botapi_buffer *b);
+void	 botapi_buffer_free(struct botapi_buffer *b);
+int	 botapi_parser_new(struct botapi_parser **out, char *err, size_t errlen);
+void	 botapi_parser_free(struct botapi_parser *p);
+/* Reads one answer (transport_ok 0: the transfer failed with transport_error). */
+void	 botapi_classify(struct botapi_parser *p, int transport_ok,
+	    const char *transport_error, long http_status, const char *body,
+	    size_t len, struct botapi_answer *a);
+void	 botapi_answer_free(struct botapi_answer *a);
+
 #endif
