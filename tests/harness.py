@@ -88,6 +88,19 @@ def make_tmpdir(prefix="tgq-test-"):
     return path
 
 
+def stage_binaries(build):
+    """Copies the programs of a build folder where the unprivileged servers can run
+    them: a clone made in a 0700 temp folder is out of www-data's reach."""
+    path = tempfile.mkdtemp(prefix="tgq-bin-")
+    os.chmod(path, 0o755)
+    for name in sorted(os.listdir(build)):
+        src = os.path.join(build, name)
+        if os.path.isfile(src) and os.access(src, os.X_OK):
+            shutil.copy2(src, os.path.join(path, name))
+            os.chmod(os.path.join(path, name), 0o755)
+    return path
+
+
 def make_subdir(parent, name, mode=0o755):
     path = os.path.join(parent, name)
     os.makedirs(path, exist_ok=True)

@@ -23,6 +23,7 @@ import glob
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -202,6 +203,7 @@ def main():
 
     h.become_subreaper()
     tally = Tally()
+    staged = []
     runs = [(args.build, args.asan, "")]
     if args.asan_build:
         runs.append((args.asan_build, True, "asan/"))
@@ -209,7 +211,9 @@ def main():
         for build, asan, prefix in runs:
             ctx = Ctx()
             ctx.build = os.path.abspath(build)
-            ctx.binary = os.path.join(ctx.build, "tgq-webhook")
+            ctx.bindir = h.stage_binaries(ctx.build)
+            staged.append(ctx.bindir)
+            ctx.binary = os.path.join(ctx.bindir, "tgq-webhook")
             ctx.asan = asan
             ctx.keep = args.keep
             ctx.verbose = args.verbose
@@ -225,6 +229,9 @@ def main():
     except KeyboardInterrupt:
         print("interrupted")
         tally.failed += 1
+    finally:
+        for path in staged:
+            shutil.rmtree(path, ignore_errors=True)
     print(tally.summary())
     return 1 if tally.failed else 0
 
