@@ -20,24 +20,30 @@ WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wpointer-arith -Wformat=2 -Werror
 CFLAGS	?= -O2 -g
 HARDEN	?= -fstack-protector-strong -D_FORTIFY_SOURCE=2
-ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) -Ilib -Icgi $(PKG_CFLAGS) $(HARDEN) \
+ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) -Ilib -Icgi -Idrain $(PKG_CFLAGS) $(HARDEN) \
 	     $(CFLAGS) -pthread
 LDLIBS	 = $(PKG_LIBS) -pthread
 
 LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c \
 	   lib/botapi.c
-CGI_SRC	 = cgi/main.c cgi/request.c cgi/store.c
+CGI_SRC	 = cgi/request.c cgi/store.c
+DRAIN_SRC = drain/handler.c drain/ratelimit.c drain/calls.c drain/jobs.c \
+	   drain/sender.c drain/loop.c
 TEST_SRC = $(wildcard tests/unit/test_*.c)
+HEADERS	 = lib/tgq.h cgi/webhook.h drain/drain.h drain/handler.h tests/unit/check.h
 
 LIB_OBJ	 = $(LIB_SRC:%.c=$(B)/%.o)
 CGI_OBJ	 = $(CGI_SRC:%.c=$(B)/%.o)
+DRAIN_OBJ = $(DRAIN_SRC:%.c=$(B)/%.o)
+# Everything but the programs' main(): what the unit tests link against.
+PARTS	 = $(CGI_OBJ) $(DRAIN_OBJ) $(B)/libtgq.a
 TESTS	 = $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
-PROGS	 = $(B)/tgq-webhook
+PROGS	 = $(B)/tgq-webhook $(B)/tgq-drain
 
 .PHONY: all test demo asan install uninstall clean lint deps
 all: $(PROGS) $(TESTS)
 
-$(B)/%.o: %.c lib/tgq.h cgi/webhook.h tests/unit/check.h
+$(B)/%.o: %.c $(HEADERS)
 	@mkdir -p $(@D)
 	@echo "  CC $<"; $(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -45,14 +51,15 @@ $(B)/libtgq.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
-$(B)/tgq-webhook: $(CGI_OBJ) $(B)/libtgq.a
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(CGI_OBJ) $(B)/libtgq.a $(LDLIBS)
+$(B)/tgq-webhook: $(B)/cgi/main.o $(CGI_OBJ) $(B)/libtgq.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Unit tests link the webhook's request code (not its main) to test it directly.
-$(B)/tests/%: $(B)/tests/unit/%.o $(B)/cgi/request.o $(B)/cgi/store.o $(B)/libtgq.a
+$(B)/tgq-drain: $(B)/drain/main.o $(DRAIN_OBJ) $(B)/libtgq.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(PARTS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/cgi/request.o $(B)/cgi/store.o \
-	    $(B)/libtgq.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 deps:
 	@sh deploy/deps.sh test
@@ -75,14 +82,15 @@ demo:
 
 lint:
 	@! grep -nE '\b(sprintf|strcpy|strcat|strtok|atoi|gets|vsprintf)\(' \
-	    $(LIB_SRC) $(CGI_SRC) || { echo "lint: banned call above"; exit 1; }
+	    $(LIB_SRC) cgi/*.c drain/*.c || { echo "lint: banned call above"; exit 1; }
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(SBINDIR)
 	install -m 0755 $(B)/tgq-webhook $(DESTDIR)$(SBINDIR)/tgq-webhook
+	install -m 0755 $(B)/tgq-drain $(DESTDIR)$(SBINDIR)/tgq-drain
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/tgq-webhook
+	rm -f $(DESTDIR)$(SBINDIR)/tgq-webhook $(DESTDIR)$(SBINDIR)/tgq-drain
 
 clean:
 	rm -rf build build-asan

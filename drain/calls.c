@@ -1,0 +1,196 @@
+/*
+ * What a handler asks for: each output line a JSON object {"method": ..., params},
+ * read with SQLite's JSON functions.  And the built-in echo handler, which is the
+ * same thing written in SQL.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "drain.h"
+
+#define LINE_ERR(err, errlen, line, why) \
+	snprintf((err), (errlen), "handler output line %zu: %s", (line), (why))
+
+static int
+push_call(struct call_list *list, const struct call *c)
+{
+	struct call *grown;
+
+	grown = realloc(list->calls, (list->n + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return -1;
+	list->calls = grown;
+	list->calls[list->n++] = *c;
+	return 0;
+}
+
+/* Fills the call's chat from the value of its chat_id, as SQLite returned it. */
+static int
+set_chat(struct call *c, sqlite3_stmt *st, int col)
+{
+	switch (sqlite3_column_type(st, col)) {
+	case SQLITE_INTEGER:
+		c->chat_is_int = 1;
+		c->chat_int = sqlite3_column_int64(st, col);
+		snprintf(c->chat, sizeof(c->chat), "%lld", (long long)c->chat_int);
+		return 0;
+	case SQLITE_TEXT:
+		if ((size_t)sqlite3_column_bytes(st, col) >= sizeof(c->chat))
+			return -1;
+		snprintf(c->chat, sizeof(c->chat), "%s", sqlite3_column_text(st, col));
+		return 0;
+	case SQLITE_NULL:
+		return 0;
+	default:
+		return -1;	/* a float or an object is no chat */
+	}
+}
+
+static int
+parse_line(sqlite3_stmt *st, const char *line, size_t len, size_t lineno,
+    struct call_list *list, char *err, size_t errlen)
+{
+	struct call	 c;
+	const char	*method, *params;
+	int		 rc = -1;
+
+	memset(&c, 0, sizeof(c));
+	sqlite3_bind_text(st, 1, line, (int)len, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) == 0) {
+		LINE_ERR(err, errlen, lineno, "not a JSON object");
+		goto done;
+	}
+	method = (const char *)sqlite3_column_text(st, 1);
+	if (method == NULL || !botapi_method_valid(method)) {
+		LINE_ERR(err, errlen, lineno, "\"method\" must be a name of letters");
+		goto done;
+	}
+	if (set_chat(&c, st, 3) == -1) {
+		LINE_ERR(err, errlen, lineno,
+		    "\"chat_id\" must be an integer or a short string");
+		goto done;
+	}
+	params = (const char *)sqlite3_column_text(st, 2);
+	snprintf(c.method, sizeof(c.method), "%s", method);
+	if (params == NULL || (c.params = strdup(params)) == NULL ||
+	    push_call(list, &c) == -1) {
+		free(c.params);
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	rc = 0;
+done:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+int
+calls_parse(sqlite3 *db, const char *out, size_t len, struct call_list *list,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*st = NULL;
+	size_t		 pos = 0, lineno = 0;
+
+	memset(list, 0, sizeof(*list));
+	if (sqlite3_prepare_v2(db,
+	    "SELECT json_valid(?1) AND json_type(?1) = 'object',"
+	    " CASE WHEN json_valid(?1) AND json_type(?1, '$.method') = 'text'"
+	    "   THEN json_extract(?1, '$.method') END,"
+	    " CASE WHEN json_valid(?1) THEN json_remove(?1, '$.method') END,"
+	    " CASE WHEN json_valid(?1) THEN json_extract(?1, '$.chat_id') END",
+	    -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "handler output: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	while (pos < len) {
+		const char	*line = out + pos;
+		const char	*nl = memchr(line, '\n', len - pos);
+		size_t		 n = nl ? (size_t)(nl - line) : len - pos;
+
+		pos += n + (nl != NULL);
+		lineno++;
+		if (n > 0 && line[n - 1] == '\r')
+			n--;
+		if (strspn(line, " \t") >= n)
+			continue;	/* blank */
+		if (memchr(line, '\0', n) != NULL) {
+			LINE_ERR(err, errlen, lineno, "contains a NUL byte");
+			goto fail;
+		}
+		if (list->n == CALLS_MAX) {
+			snprintf(err, errlen, "handler output: more than %d calls",
+			    CALLS_MAX);
+			goto fail;
+		}
+		if (parse_line(st, line, n, lineno, list, err, errlen) == -1)
+			goto fail;
+	}
+	sqlite3_finalize(st);
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	calls_free(list);
+	return -1;
+}
+
+int
+calls_echo(sqlite3 *db, const char *body, size_t len, struct call_list *list,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*st = NULL;
+	int		 rc = -1;
+
+	memset(list, 0, sizeof(*list));
+	if (sqlite3_prepare_v2(db,
+	    "SELECT 'sendMessage', json_object('chat_id', json_extract(?1,"
+	    "   '$.message.chat.id'), 'text', json_extract(?1, '$.message.text')),"
+	    " json_extract(?1, '$.message.chat.id')"
+	    " WHERE json_valid(?1)"
+	    "   AND json_type(?1, '$.message.text') = 'text'"
+	    "   AND json_type(?1, '$.message.chat.id') = 'integer'",
+	    -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "echo: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, body, (int)len, SQLITE_STATIC);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW: {
+		struct call c;
+
+		memset(&c, 0, sizeof(c));
+		snprintf(c.method, sizeof(c.method), "sendMessage");
+		set_chat(&c, st, 2);
+		if ((c.params = strdup((const char *)sqlite3_column_text(st, 1))) ==
+		    NULL || push_call(list, &c) == -1) {
+			free(c.params);
+			snprintf(err, errlen, "out of memory");
+			break;
+		}
+		rc = 0;
+		break;
+	}
+	case SQLITE_DONE:
+		rc = 0;		/* not a text message: nothing to say */
+		break;
+	default:
+		snprintf(err, errlen, "echo: %s", sqlite3_errmsg(db));
+		break;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+void
+calls_free(struct call_list *list)
+{
+	size_t i;
+
+	for (i = 0; i < list->n; i++)
+		free(list->calls[i].params);
+	free(list->calls);
+	memset(list, 0, sizeof(*list));
+}

@@ -1,0 +1,150 @@
+/*
+ * tgq-drain's own interface: the rate limiter (ratelimit.c), handler output and
+ * the built-in echo (calls.c), the drain's statements on the queue (jobs.c),
+ * libcurl transfers (sender.c) and the event loop that ties them (loop.c).
+ * Running exec: handlers is handler.c's (handler.h).
+ */
+#ifndef DRAIN_H
+#define DRAIN_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tgq.h"
+
+#define CHAT_KEY_MAX 64
+
+/* ratelimit.c */
+/*
+ * Telegram's limits as sliding windows: at most global_per_s calls a second for
+ * the bot, chat_per_s a second for one chat, group_per_min a minute for a group
+ * (a chat whose id is negative); 0 turns a limit off.  A 429 pauses a chat, or
+ * the bot, until Telegram's retry_after has passed.
+ */
+struct ratelimit;
+struct ratelimit *ratelimit_new(int64_t global_per_s, int64_t chat_per_s,
+	    int64_t group_per_min);
+void	 ratelimit_free(struct ratelimit *rl);
+/* 0 when a call to chat (NULL: no chat) may leave at now_ms, else ms to wait. */
+int64_t	 ratelimit_wait(struct ratelimit *rl, const char *chat, int64_t now_ms);
+/* Counts a call that leaves now; returns -1 when out of memory. */
+int	 ratelimit_take(struct ratelimit *rl, const char *chat, int64_t now_ms);
+/* Holds back calls to chat (NULL: every call of the bot) until until_ms. */
+int	 ratelimit_pause(struct ratelimit *rl, const char *chat, int64_t until_ms);
+/* Chats the limiter remembers (for tests and memory checks). */
+size_t	 ratelimit_chats(const struct ratelimit *rl);
+
+/* calls.c */
+/* One Bot API call a handler asked for. */
+struct call {
+	char	 method[BOTAPI_METHOD_MAX + 1];
+	char	*params;		/* JSON object without "method" */
+	char	 chat[CHAT_KEY_MAX];	/* chat_id as text, "" when none */
+	int	 chat_is_int;
+	int64_t	 chat_int;
+};
+struct call_list {
+	struct call	*calls;
+	size_t		 n;
+};
+#define CALLS_MAX 100
+/*
+ * Reads a handler's output: one JSON object per line with a "method" of letters,
+ * blank lines ignored, at most CALLS_MAX calls.  On failure err says which line
+ * and why (never quoting it).  db is any SQLite connection (its JSON functions).
+ */
+int	 calls_parse(struct sqlite3 *db, const char *out, size_t len,
+	    struct call_list *list, char *err, size_t errlen);
+/* The built-in echo handler: a text message gets its text back. */
+int	 calls_echo(struct sqlite3 *db, const char *body, size_t len,
+	    struct call_list *list, char *err, size_t errlen);
+void	 calls_free(struct call_list *list);
+
+/* jobs.c */
+struct jobs;
+struct claimed {
+	int64_t	 row;		/* updates.id */
+	char	 bot[BOT_NAME_MAX + 1];
+	int64_t	 update_id;
+	int64_t	 attempts;	/* including this one */
+	int64_t	 lease_until;
+	char	*body;
+	size_t	 body_len;
+};
+struct outcall {
+	int64_t	 id;
+	char	 bot[BOT_NAME_MAX + 1];
+	char	 chat[CHAT_KEY_MAX];
+	char	 method[BOTAPI_METHOD_MAX + 1];
+	char	*params;
+	int64_t	 attempts;
+};
+enum send_outcome { SENT, RETRY_LATER, WAIT_RETRY_AFTER, MIGRATED, REJECTED };
+struct send_result {
+	int64_t			 id;
+	enum send_outcome	 outcome;
+	int64_t			 next_attempt_at;	/* unix s */
+	int64_t			 migrate_to;
+	const char		*error;
+	const char		*result;
+};
+int	 jobs_open(struct queue *q, const struct config *cfg, struct jobs **out,
+	    char *err, size_t errlen);
+void	 jobs_close(struct jobs *j);
+/* Leases up to max updates that are due and first in their chat's line. */
+int	 jobs_claim(struct jobs *j, int64_t now, size_t max, struct claimed *out,
+	    size_t *n);
+void	 claimed_free(struct claimed *c);
+/* The update is done and its calls are in the outbox, in one transaction;
+ * returns 0, 1 when the lease was lost (nothing recorded), -1 on error. */
+int	 jobs_finish(struct jobs *j, const struct claimed *c,
+	    const struct call_list *calls, int64_t now);
+/* The handler failed: the update is retried after a backoff, or dead. */
+int	 jobs_fail(struct jobs *j, const struct claimed *c, const char *reason,
+	    int dead, int64_t now);
+/* Calls that are due and first in their chat's line, up to max. */
+int	 jobs_due_calls(struct jobs *j, int64_t now, size_t max, struct outcall *out,
+	    size_t *n);
+void	 outcall_free(struct outcall *c);
+/* Marks calls as being sent, in one transaction; taken[i] is 1 when this drain
+ * got ids[i], 0 when another drain did. */
+int	 jobs_take_calls(struct jobs *j, const int64_t *ids, size_t n, int64_t now,
+	    int *taken);
+int	 jobs_record(struct jobs *j, const struct send_result *r, size_t n,
+	    int64_t now);
+/* Calls whose drain died while sending go back to the line (they may be sent
+ * twice: only those that were in flight). */
+int	 jobs_recover(struct jobs *j, int64_t now);
+/* Deletes done updates and sent calls older than retain, a batch at a time;
+ * returns how many rows went. */
+int64_t	 jobs_retain(struct jobs *j, int64_t now);
+/* The earliest next_attempt_at after now of anything waiting, or 0. */
+int64_t	 jobs_next_due(struct jobs *j, int64_t now);
+/* 1 when another connection committed since the last call. */
+int	 jobs_changed(struct jobs *j);
+
+/* sender.c */
+struct sender;
+struct sent {
+	int64_t			 id;
+	struct botapi_answer	 answer;
+};
+int	 sender_new(const struct config *cfg, struct sender **out, char *err,
+	    size_t errlen);
+void	 sender_free(struct sender *s);
+/* Starts a call; the sender copies what it needs. */
+int	 sender_start(struct sender *s, int64_t id, const char *token,
+	    const char *method, const char *params, char *err, size_t errlen);
+size_t	 sender_in_flight(const struct sender *s);
+/* Waits for the network, the extra descriptors or the timeout. */
+int	 sender_wait(struct sender *s, struct pollfd *extra, unsigned nextra,
+	    int timeout_ms);
+/* Moves out one finished call; 0 when there is none. */
+int	 sender_next_done(struct sender *s, struct sent *out);
+
+/* loop.c */
+enum drain_mode { DRAIN_ONCE, DRAIN_FOLLOW };
+int	 drain_run(const struct config *cfg, struct queue *q, enum drain_mode mode);
+
+#endif

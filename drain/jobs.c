@@ -1,0 +1,590 @@
+/*
+ * The drain's statements on the queue.  Every change is a short transaction under
+ * the queue's cross-process lock, so the webhook's group commits are never kept
+ * waiting for long; no transaction is open while a handler runs or a call is sent.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "drain.h"
+
+#define RETAIN_BATCH 500
+#define RETAIN_BATCHES_PER_CALL 20
+#define BACKOFF_CAP_S 300
+
+enum stmt_id {
+	S_CLAIM, S_FINISH, S_INSERT_CALL, S_FAIL, S_DUE_CALLS, S_TAKE_CALL,
+	S_SENT, S_RETRY_CALL, S_WAIT_CALL, S_MIGRATE_CALL, S_REJECT_CALL, S_RECOVER,
+	S_RETAIN_CALLS, S_RETAIN_UPDATES, S_NEXT_DUE, S_DATA_VERSION, S_NSTMT
+};
+
+static const char *const stmt_sql[S_NSTMT] = {
+	/* S_CLAIM: the oldest due updates, each the first of its chat still waiting,
+	 * so one chat's updates are handled one at a time and in order. */
+	"UPDATE updates SET state = 'leased', lease_until = ?2,"
+	"  attempts = attempts + 1"
+	" WHERE id IN (SELECT u.id FROM updates u"
+	"   WHERE (u.state = 'new' OR (u.state = 'leased' AND u.lease_until < ?1))"
+	"     AND coalesce(u.next_attempt_at, 0) <= ?1"
+	"     AND u.bot IN (SELECT value FROM json_each(?4))"
+	"     AND (u.chat_id IS NULL OR NOT EXISTS (SELECT 1 FROM updates v"
+	"       WHERE v.bot = u.bot AND v.chat_id = u.chat_id"
+	"         AND v.state IN ('new', 'leased') AND v.id < u.id))"
+	"   ORDER BY u.id LIMIT ?3)"
+	" RETURNING id, bot, update_id, attempts, body",
+	/* S_FINISH: only while the lease is still ours. */
+	"UPDATE updates SET state = 'done', handled_at = ?3, lease_until = NULL,"
+	"  last_error = NULL WHERE id = ?1 AND state = 'leased' AND lease_until = ?2",
+	/* S_INSERT_CALL */
+	"INSERT INTO outbox (bot, update_row, update_id, chat_id, method, params,"
+	"  created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	/* S_FAIL: ?4 is 1 for dead now, else dead once attempts reach the limit. */
+	"UPDATE updates SET state = CASE WHEN ?4 OR attempts >= ?5 THEN 'dead'"
+	"  ELSE 'new' END, next_attempt_at = ?6, lease_until = NULL, last_error = ?3"
+	" WHERE id = ?1 AND state = 'leased' AND lease_until = ?2",
+	/* S_DUE_CALLS: each chat's first call still waiting, if it is due. */
+	"SELECT o.id, o.bot, o.chat_id, o.method, o.params, o.attempts FROM outbox o"
+	" WHERE o.state = 'new' AND o.next_attempt_at <= ?1"
+	"   AND o.bot IN (SELECT value FROM json_each(?3))"
+	"   AND (o.chat_id IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p"
+	"     WHERE p.bot = o.bot AND p.chat_id = o.chat_id"
+	"       AND p.state IN ('new', 'sending') AND p.id < o.id))"
+	" ORDER BY o.id LIMIT ?2",
+	/* S_TAKE_CALL */
+	"UPDATE outbox SET state = 'sending', lease_until = ?2"
+	" WHERE id = ?1 AND state = 'new'",
+	/* S_SENT */
+	"UPDATE outbox SET state = 'sent', sent_at = ?2, result = ?3,"
+	"  lease_until = NULL, last_error = NULL WHERE id = ?1",
+	/* S_RETRY_CALL: a failed send; dead when attempts reach the limit. */
+	"UPDATE outbox SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ?4"
+	"  THEN 'dead' ELSE 'new' END, next_attempt_at = ?2, last_error = ?3,"
+	"  lease_until = NULL WHERE id = ?1",
+	/* S_WAIT_CALL: Telegram asked us to wait; not a failure. */
+	"UPDATE outbox SET state = 'new', next_attempt_at = ?2, last_error = ?3,"
+	"  lease_until = NULL WHERE id = ?1",
+	/* S_MIGRATE_CALL: the group is a supergroup now; send there. */
+	"UPDATE outbox SET state = 'new', chat_id = ?2,"
+	"  params = json_set(params, '$.chat_id', ?2), last_error = ?3,"
+	"  lease_until = NULL WHERE id = ?1",
+	/* S_REJECT_CALL */
+	"UPDATE outbox SET state = 'dead', last_error = ?2, lease_until = NULL"
+	" WHERE id = ?1",
+	/* S_RECOVER */
+	"UPDATE outbox SET state = 'new', lease_until = NULL,"
+	"  last_error = 'the drain stopped while sending; sent again'"
+	" WHERE state = 'sending' AND lease_until < ?1",
+	/* S_RETAIN_CALLS */
+	"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+	" WHERE state = 'sent' AND sent_at < ?1 LIMIT ?2)",
+	/* S_RETAIN_UPDATES: done, old, and none of its calls still waiting. */
+	"DELETE FROM updates WHERE id IN (SELECT u.id FROM updates u"
+	" WHERE u.state = 'done' AND u.handled_at < ?1 AND NOT EXISTS"
+	"   (SELECT 1 FROM outbox o WHERE o.update_row = u.id"
+	"    AND o.state IN ('new', 'sending')) LIMIT ?2)",
+	/* S_NEXT_DUE */
+	"SELECT min(t) FROM (SELECT min(next_attempt_at) AS t FROM updates"
+	"  WHERE state = 'new' AND next_attempt_at > ?1"
+	" UNION ALL SELECT min(next_attempt_at) FROM outbox"
+	"  WHERE state = 'new' AND next_attempt_at > ?1)",
+	/* S_DATA_VERSION */
+	"PRAGMA data_version",
+};
+
+struct jobs {
+	struct queue		*q;
+	sqlite3			*db;
+	const struct config	*cfg;
+	sqlite3_stmt		*st[S_NSTMT];
+	char			*bots_json;	/* the configured bots: ["a","b"] */
+	int64_t			 data_version;
+};
+
+static int
+db_error(struct jobs *j, const char *what)
+{
+	log_err("%s: %s", what, sqlite3_errmsg(j->db));
+	return -1;
+}
+
+static int
+exec(struct jobs *j, const char *sql)
+{
+	if (sqlite3_exec(j->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_error(j, sql);
+	return 0;
+}
+
+/* BEGIN IMMEDIATE under the queue's lock; end with commit() or rollback(). */
+static int
+begin(struct jobs *j)
+{
+	queue_lock(j->q);
+	if (exec(j, "BEGIN IMMEDIATE") == -1) {
+		queue_unlock(j->q);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+commit(struct jobs *j)
+{
+	int rc = exec(j, "COMMIT");
+
+	if (rc == -1 && !sqlite3_get_autocommit(j->db))
+		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	queue_unlock(j->q);
+	return rc;
+}
+
+static void
+rollback(struct jobs *j)
+{
+	if (!sqlite3_get_autocommit(j->db))
+		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	queue_unlock(j->q);
+}
+
+/* Runs a statement that returns no rows, then resets it. */
+static int
+run(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE) {
+		log_err("%s: %s", sqlite3_sql(st), sqlite3_errstr(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+bots_json(const struct config *cfg, char **out)
+{
+	size_t	 i, len = 3;
+	char	*s;
+
+	for (i = 0; i < cfg->nbots; i++)
+		len += strlen(cfg->bots[i].name) + 3;
+	/* Only the bots with a token: the others' updates wait for one. */
+	if ((s = malloc(len)) == NULL)
+		return -1;
+	/* Bot names are [a-z0-9_-]: nothing to escape. */
+	snprintf(s, len, "[");
+	for (i = 0; i < cfg->nbots; i++) {
+		size_t used = strlen(s);
+
+		if (cfg->bots[i].token == NULL)
+			continue;
+		snprintf(s + used, len - used, "%s\"%s\"", used > 1 ? "," : "",
+		    cfg->bots[i].name);
+	}
+	snprintf(s + strlen(s), len - strlen(s), "]");
+	*out = s;
+	return 0;
+}
+
+int
+jobs_open(struct queue *q, const struct config *cfg, struct jobs **out, char *err,
+    size_t errlen)
+{
+	struct jobs	*j;
+	int		 i;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL || bots_json(cfg, &j->bots_json) == -1) {
+		free(j);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	j->q = q;
+	j->db = queue_db(q);
+	j->cfg = cfg;
+	for (i = 0; i < S_NSTMT; i++) {
+		if (sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		    &j->st[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "preparing the drain's statements: %s",
+			    sqlite3_errmsg(j->db));
+			jobs_close(j);
+			return -1;
+		}
+	}
+	jobs_changed(j);
+	*out = j;
+	return 0;
+}
+
+void
+jobs_close(struct jobs *j)
+{
+	int i;
+
+	if (j == NULL)
+		return;
+	for (i = 0; i < S_NSTMT; i++)
+		sqlite3_finalize(j->st[i]);
+	free(j->bots_json);
+	free(j);
+}
+
+int
+jobs_claim(struct jobs *j, int64_t now, size_t max, struct claimed *out, size_t *n)
+{
+	sqlite3_stmt	*st = j->st[S_CLAIM];
+	int64_t		 lease_until = now + j->cfg->lease_s;
+	int		 rc;
+
+	*n = 0;
+	if (begin(j) == -1)
+		return -1;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, lease_until);
+	sqlite3_bind_int64(st, 3, (int64_t)max);
+	sqlite3_bind_text(st, 4, j->bots_json, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+		struct claimed	*c = &out[*n];
+		const void	*body = sqlite3_column_text(st, 4);
+		size_t		 len = (size_t)sqlite3_column_bytes(st, 4);
+
+		memset(c, 0, sizeof(*c));
+		c->row = sqlite3_column_int64(st, 0);
+		snprintf(c->bot, sizeof(c->bot), "%s", sqlite3_column_text(st, 1));
+		c->update_id = sqlite3_column_int64(st, 2);
+		c->attempts = sqlite3_column_int64(st, 3);
+		c->lease_until = lease_until;
+		if ((c->body = malloc(len + 1)) == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		memcpy(c->body, body, len);
+		c->body[len] = '\0';
+		c->body_len = len;
+		(*n)++;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		log_err("claiming updates: %s", sqlite3_errstr(rc));
+		goto fail;
+	}
+	if (commit(j) == -1)
+		goto fail_unlocked;
+	return 0;
+fail:
+	rollback(j);
+fail_unlocked:
+	while (*n > 0)
+		claimed_free(&out[--*n]);
+	return -1;
+}
+
+void
+claimed_free(struct claimed *c)
+{
+	free(c->body);
+	c->body = NULL;
+}
+
+static void
+bind_chat(sqlite3_stmt *st, int col, const struct call *c)
+{
+	if (c->chat_is_int)
+		sqlite3_bind_int64(st, col, c->chat_int);
+	else if (c->chat[0] != '\0')
+		sqlite3_bind_text(st, col, c->chat, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, col);
+}
+
+int
+jobs_finish(struct jobs *j, const struct claimed *c, const struct call_list *calls,
+    int64_t now)
+{
+	sqlite3_stmt	*st = j->st[S_FINISH];
+	size_t		 i;
+
+	if (begin(j) == -1)
+		return -1;
+	sqlite3_bind_int64(st, 1, c->row);
+	sqlite3_bind_int64(st, 2, c->lease_until);
+	sqlite3_bind_int64(st, 3, now);
+	if (run(st) == -1)
+		goto fail;
+	if (sqlite3_changes(j->db) == 0) {
+		/* Our lease ran out and another drain took the update: its result
+		 * counts, ours is dropped, so the update is recorded once. */
+		rollback(j);
+		return 1;
+	}
+	st = j->st[S_INSERT_CALL];
+	for (i = 0; i < calls->n; i++) {
+		const struct call *call = &calls->calls[i];
+
+		sqlite3_bind_text(st, 1, c->bot, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, c->row);
+		sqlite3_bind_int64(st, 3, c->update_id);
+		bind_chat(st, 4, call);
+		sqlite3_bind_text(st, 5, call->method, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, call->params, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, now);
+		if (run(st) == -1)
+			goto fail;
+	}
+	return commit(j);
+fail:
+	rollback(j);
+	return -1;
+}
+
+/* Exponential backoff with jitter: about 1, 2, 4 ... s after each failure, capped,
+ * spread over +-25% so that many failures do not come back at the same second. */
+static int64_t
+backoff_s(int64_t attempts)
+{
+	int64_t base = 1;
+
+	while (attempts-- > 1 && base < BACKOFF_CAP_S)
+		base *= 2;
+	if (base > BACKOFF_CAP_S)
+		base = BACKOFF_CAP_S;
+	return base * 3 / 4 + (int64_t)(random() % (base / 2 + 1));
+}
+
+int
+jobs_fail(struct jobs *j, const struct claimed *c, const char *reason, int dead,
+    int64_t now)
+{
+	sqlite3_stmt *st = j->st[S_FAIL];
+
+	if (begin(j) == -1)
+		return -1;
+	sqlite3_bind_int64(st, 1, c->row);
+	sqlite3_bind_int64(st, 2, c->lease_until);
+	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, dead);
+	sqlite3_bind_int64(st, 5, j->cfg->max_attempts);
+	sqlite3_bind_int64(st, 6, now + backoff_s(c->attempts));
+	if (run(st) == -1) {
+		rollback(j);
+		return -1;
+	}
+	return commit(j);
+}
+
+int
+jobs_due_calls(struct jobs *j, int64_t now, size_t max, struct outcall *out,
+    size_t *n)
+{
+	sqlite3_stmt	*st = j->st[S_DUE_CALLS];
+	int		 rc;
+
+	*n = 0;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, (int64_t)max);
+	sqlite3_bind_text(st, 3, j->bots_json, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+		struct outcall *c = &out[*n];
+
+		memset(c, 0, sizeof(*c));
+		c->id = sqlite3_column_int64(st, 0);
+		snprintf(c->bot, sizeof(c->bot), "%s", sqlite3_column_text(st, 1));
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+			snprintf(c->chat, sizeof(c->chat), "%s", sqlite3_column_text(st, 2));
+		snprintf(c->method, sizeof(c->method), "%s", sqlite3_column_text(st, 3));
+		if ((c->params = strdup((const char *)sqlite3_column_text(st, 4))) ==
+		    NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		c->attempts = sqlite3_column_int64(st, 5);
+		(*n)++;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		log_err("reading the outbox: %s", sqlite3_errstr(rc));
+		while (*n > 0)
+			outcall_free(&out[--*n]);
+		return -1;
+	}
+	return 0;
+}
+
+void
+outcall_free(struct outcall *c)
+{
+	free(c->params);
+	c->params = NULL;
+}
+
+int
+jobs_take_calls(struct jobs *j, const int64_t *ids, size_t n, int64_t now,
+    int *taken)
+{
+	sqlite3_stmt	*st = j->st[S_TAKE_CALL];
+	size_t		 i;
+
+	if (begin(j) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_int64(st, 1, ids[i]);
+		sqlite3_bind_int64(st, 2, now + j->cfg->lease_s);
+		if (run(st) == -1) {
+			rollback(j);
+			return -1;
+		}
+		/* 0 when another drain took it between our read and now. */
+		taken[i] = sqlite3_changes(j->db) == 1;
+	}
+	return commit(j);
+}
+
+static int
+record_one(struct jobs *j, const struct send_result *r)
+{
+	sqlite3_stmt *st;
+
+	switch (r->outcome) {
+	case SENT:
+		st = j->st[S_SENT];
+		sqlite3_bind_int64(st, 1, r->id);
+		sqlite3_bind_int64(st, 2, now_unix());
+		sqlite3_bind_text(st, 3, r->result, -1, SQLITE_STATIC);
+		break;
+	case RETRY_LATER:
+		st = j->st[S_RETRY_CALL];
+		sqlite3_bind_int64(st, 1, r->id);
+		sqlite3_bind_int64(st, 2, r->next_attempt_at);
+		sqlite3_bind_text(st, 3, r->error, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, j->cfg->max_attempts);
+		break;
+	case WAIT_RETRY_AFTER:
+		st = j->st[S_WAIT_CALL];
+		sqlite3_bind_int64(st, 1, r->id);
+		sqlite3_bind_int64(st, 2, r->next_attempt_at);
+		sqlite3_bind_text(st, 3, r->error, -1, SQLITE_STATIC);
+		break;
+	case MIGRATED:
+		st = j->st[S_MIGRATE_CALL];
+		sqlite3_bind_int64(st, 1, r->id);
+		sqlite3_bind_int64(st, 2, r->migrate_to);
+		sqlite3_bind_text(st, 3, r->error, -1, SQLITE_STATIC);
+		break;
+	default:
+		st = j->st[S_REJECT_CALL];
+		sqlite3_bind_int64(st, 1, r->id);
+		sqlite3_bind_text(st, 2, r->error, -1, SQLITE_STATIC);
+		break;
+	}
+	return run(st);
+}
+
+int
+jobs_record(struct jobs *j, const struct send_result *r, size_t n, int64_t now)
+{
+	size_t i;
+
+	(void)now;
+	if (n == 0)
+		return 0;
+	if (begin(j) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (record_one(j, &r[i]) == -1) {
+			rollback(j);
+			return -1;
+		}
+	}
+	return commit(j);
+}
+
+int
+jobs_recover(struct jobs *j, int64_t now)
+{
+	sqlite3_stmt *st = j->st[S_RECOVER];
+
+	if (begin(j) == -1)
+		return -1;
+	sqlite3_bind_int64(st, 1, now);
+	if (run(st) == -1) {
+		rollback(j);
+		return -1;
+	}
+	if (sqlite3_changes(j->db) > 0)
+		log_warnx("%d calls were being sent by a drain that stopped: sending "
+		    "them again", sqlite3_changes(j->db));
+	return commit(j);
+}
+
+static int64_t
+retain_batches(struct jobs *j, sqlite3_stmt *st, int64_t before)
+{
+	int64_t	 total = 0;
+	int	 i, changed;
+
+	for (i = 0; i < RETAIN_BATCHES_PER_CALL; i++) {
+		if (begin(j) == -1)
+			return -1;
+		sqlite3_bind_int64(st, 1, before);
+		sqlite3_bind_int64(st, 2, RETAIN_BATCH);
+		if (run(st) == -1) {
+			rollback(j);
+			return -1;
+		}
+		changed = sqlite3_changes(j->db);
+		if (commit(j) == -1)
+			return -1;
+		total += changed;
+		if (changed < RETAIN_BATCH)
+			break;
+	}
+	return total;
+}
+
+int64_t
+jobs_retain(struct jobs *j, int64_t now)
+{
+	int64_t calls, updates;
+
+	if ((calls = retain_batches(j, j->st[S_RETAIN_CALLS], now - j->cfg->retain_s))
+	    == -1 || (updates = retain_batches(j, j->st[S_RETAIN_UPDATES],
+	    now - j->cfg->retain_s)) == -1)
+		return -1;
+	if (calls + updates > 0)
+		log_info("retention: deleted %lld sent calls and %lld done updates",
+		    (long long)calls, (long long)updates);
+	return calls + updates;
+}
+
+int64_t
+jobs_next_due(struct jobs *j, int64_t now)
+{
+	sqlite3_stmt	*st = j->st[S_NEXT_DUE];
+	int64_t		 when = 0;
+
+	sqlite3_bind_int64(st, 1, now);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		when = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return when;
+}
+
+int
+jobs_changed(struct jobs *j)
+{
+	sqlite3_stmt	*st = j->st[S_DATA_VERSION];
+	int64_t		 v = j->data_version;
+
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (v == j->data_version)
+		return 0;
+	j->data_version = v;
+	return 1;
+}

@@ -1,0 +1,703 @@
+/*
+ * The drain's event loop: one thread that claims updates, runs their handlers,
+ * and sends what they asked for, waiting in one place (curl_multi_poll) for the
+ * network, the handlers' pipes, signals and, in follow mode, new rows.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "drain.h"
+#include "handler.h"
+
+#define CANDIDATES_MAX 512
+#define ONCE_WAIT_S 10		/* --once also waits for retries due this soon */
+#define FOLLOW_TICK_MS 1000	/* follow mode looks again at least this often */
+#define RECOVER_EVERY_MS 5000
+#define RETAIN_EVERY_MS 60000
+#define MAX_ARGS 32
+
+struct bot_ctx {
+	const struct bot_config	*cfg;
+	char			*handler_copy;	/* argv points into it */
+	char			*argv[MAX_ARGS + 1];	/* argv[0] NULL: echo */
+	struct ratelimit	*rl;
+};
+
+struct running {
+	struct handler_run	*run;
+	struct claimed		 upd;
+	struct bot_ctx		*bot;
+};
+
+/* What a call in flight was about, for its answer. */
+struct flight {
+	int64_t		 id;
+	struct bot_ctx	*bot;
+	char		 chat[CHAT_KEY_MAX];
+	int64_t		 attempts;
+};
+
+struct drain {
+	const struct config	*cfg;
+	enum drain_mode		 mode;
+	struct queue		*q;
+	struct jobs		*jobs;
+	struct sender		*sender;
+	struct bot_ctx		 bots[CONFIG_MAX_BOTS];
+	size_t			 nbots;
+	struct running		*runs;
+	size_t			 nruns;
+	struct flight		*flights;
+	struct send_result	*results;	/* answers not yet recorded */
+	char			**result_text;	/* what results[i] points into */
+	size_t			 nresults;
+	int			 sigfd, inofd;
+	int			 stopping;
+	int			 failures;	/* queue errors in a row */
+	int64_t			 last_recover_ms, last_retain_ms;
+	uint64_t		 handled, sent;
+};
+
+static struct bot_ctx *
+find_bot(struct drain *d, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < d->nbots; i++)
+		if (strcmp(d->bots[i].cfg->name, name) == 0)
+			return &d->bots[i];
+	return NULL;
+}
+
+/* "echo", or "exec:/path/to/program arg ...": no shell, arguments split on
+ * blanks. */
+static int
+bot_setup(struct bot_ctx *b, const struct bot_config *cfg, char *err, size_t errlen)
+{
+	const char	*handler = cfg->handler ? cfg->handler : "echo";
+	char		*p, *save = NULL;
+	int		 n = 0;
+
+	b->cfg = cfg;
+	if ((b->rl = ratelimit_new(cfg->rate_global, cfg->rate_chat,
+	    cfg->rate_group)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (strcmp(handler, "echo") == 0)
+		return 0;
+	if (strncmp(handler, "exec:", 5) != 0) {
+		snprintf(err, errlen, "bot %s: handler must be echo or exec:PROGRAM",
+		    cfg->name);
+		return -1;
+	}
+	if ((b->handler_copy = strdup(handler + 5)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (p = strtok_r(b->handler_copy, " \t", &save); p != NULL;
+	    p = strtok_r(NULL, " \t", &save)) {
+		if (n == MAX_ARGS) {
+			snprintf(err, errlen, "bot %s: handler has more than %d words",
+			    cfg->name, MAX_ARGS);
+			return -1;
+		}
+		b->argv[n++] = p;
+	}
+	if (n == 0 || b->argv[0][0] != '/') {
+		snprintf(err, errlen, "bot %s: exec: needs an absolute program path",
+		    cfg->name);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+note_queue_result(struct drain *d, int rc)
+{
+	d->failures = rc == -1 ? d->failures + 1 : 0;
+}
+
+/* The handler's answer goes into the queue: its calls and "done" together. */
+static void
+record_handled(struct drain *d, struct claimed *c, const char *out, size_t len,
+    int builtin)
+{
+	struct call_list	 calls;
+	char			 err[256];
+	int			 rc;
+
+	if (builtin)
+		rc = calls_echo(queue_db(d->q), c->body, c->body_len, &calls, err,
+		    sizeof(err));
+	else
+		rc = calls_parse(queue_db(d->q), out, len, &calls, err, sizeof(err));
+	if (rc == -1) {
+		log_warnx("bot %s update %lld: %s: dead", c->bot,
+		    (long long)c->update_id, err);
+		note_queue_result(d, jobs_fail(d->jobs, c, err, 1, now_unix()));
+		return;
+	}
+	rc = jobs_finish(d->jobs, c, &calls, now_unix());
+	note_queue_result(d, rc);
+	if (rc == 1)
+		log_warnx("bot %s update %lld: the lease ran out before the handler "
+		    "finished; another drain's result counts", c->bot,
+		    (long long)c->update_id);
+	else if (rc == 0) {
+		d->handled++;
+		log_debug("bot %s update %lld: handled, %zu calls", c->bot,
+		    (long long)c->update_id, calls.n);
+	}
+	calls_free(&calls);
+}
+
+static void
+start_one(struct drain *d, struct claimed *c)
+{
+	struct handler_limits	 limits;
+	struct bot_ctx		*bot = find_bot(d, c->bot);
+	struct running		*r;
+	char			 err[256];
+
+	if (bot->argv[0] == NULL) {
+		record_handled(d, c, NULL, 0, 1);
+		claimed_free(c);
+		return;
+	}
+	limits.timeout_ms = d->cfg->handler_timeout_s * 1000;
+	limits.max_output = (size_t)d->cfg->max_output;
+	limits.max_stderr_logged = 64 * 1024;
+	r = &d->runs[d->nruns];
+	if (handler_start(bot->argv, c->bot, c->update_id, c->body, c->body_len,
+	    &limits, &r->run, err, sizeof(err)) == -1) {
+		log_err("bot %s update %lld: %s", c->bot, (long long)c->update_id, err);
+		note_queue_result(d, jobs_fail(d->jobs, c, err, 0, now_unix()));
+		claimed_free(c);
+		return;
+	}
+	r->upd = *c;
+	r->bot = bot;
+	d->nruns++;
+}
+
+/* Claims what the free handler slots can take; returns how many were claimed. */
+static size_t
+claim_updates(struct drain *d)
+{
+	struct claimed	 claimed[64];
+	size_t		 i, n = 0, room = (size_t)d->cfg->handlers - d->nruns;
+
+	if (room == 0)
+		return 0;
+	if (room > 64)
+		room = 64;
+	note_queue_result(d, jobs_claim(d->jobs, now_unix(), room, claimed, &n));
+	for (i = 0; i < n; i++)
+		start_one(d, &claimed[i]);
+	return n;
+}
+
+static void
+finish_run(struct drain *d, size_t i)
+{
+	struct running		*r = &d->runs[i];
+	struct handler_result	 res;
+
+	handler_finish(r->run, &res);
+	switch (res.status) {
+	case HANDLER_OK:
+		record_handled(d, &r->upd, res.output, res.output_len, 0);
+		break;
+	case HANDLER_INVALID:
+		log_warnx("bot %s update %lld: %s: dead", r->upd.bot,
+		    (long long)r->upd.update_id, res.reason);
+		note_queue_result(d, jobs_fail(d->jobs, &r->upd, res.reason, 1,
+		    now_unix()));
+		break;
+	default:
+		log_warnx("bot %s update %lld: handler %s (attempt %lld of %lld)",
+		    r->upd.bot, (long long)r->upd.update_id, res.reason,
+		    (long long)r->upd.attempts, (long long)d->cfg->max_attempts);
+		note_queue_result(d, jobs_fail(d->jobs, &r->upd, res.reason, 0,
+		    now_unix()));
+		break;
+	}
+	free(res.output);
+	claimed_free(&r->upd);
+	d->runs[i] = d->runs[--d->nruns];
+}
+
+static void
+step_runs(struct drain *d, int64_t now_ms)
+{
+	size_t i = 0;
+
+	while (i < d->nruns) {
+		if (handler_step(d->runs[i].run, now_ms))
+			finish_run(d, i);	/* moves the last run into slot i */
+		else
+			i++;
+	}
+}
+
+/*
+ * Starts the calls that are due and allowed by the rate limits; returns the ms
+ * until a held-back call may go (INT64_MAX when none waits on a limit).
+ */
+static int64_t
+start_calls(struct drain *d, int64_t now_ms, int *progress)
+{
+	struct outcall	 cand[CANDIDATES_MAX];
+	int64_t		 ids[CANDIDATES_MAX], wait_min = INT64_MAX;
+	size_t		 room, n = 0, i, chosen = 0;
+	size_t		 pick[CANDIDATES_MAX];
+	int		 taken[CANDIDATES_MAX];
+	char		 err[256];
+
+	room = (size_t)d->cfg->max_in_flight - sender_in_flight(d->sender);
+	if (room == 0)
+		return wait_min;
+	if (jobs_due_calls(d->jobs, now_ms / 1000, CANDIDATES_MAX, cand, &n) == -1) {
+		note_queue_result(d, -1);
+		return wait_min;
+	}
+	for (i = 0; i < n && chosen < room; i++) {
+		struct bot_ctx	*bot = find_bot(d, cand[i].bot);
+		int64_t		 wait = ratelimit_wait(bot->rl, cand[i].chat, now_ms);
+
+		if (wait > 0) {
+			wait_min = wait < wait_min ? wait : wait_min;
+			continue;
+		}
+		/* Count it now, so the next candidate sees this one. */
+		if (ratelimit_take(bot->rl, cand[i].chat, now_ms) == -1)
+			continue;
+		pick[chosen] = i;
+		ids[chosen++] = cand[i].id;
+	}
+	if (chosen > 0 &&
+	    jobs_take_calls(d->jobs, ids, chosen, now_ms / 1000, taken) == -1) {
+		note_queue_result(d, -1);
+		chosen = 0;
+	}
+	for (i = 0; i < chosen; i++) {
+		struct outcall	*c = &cand[pick[i]];
+		struct bot_ctx	*bot = find_bot(d, c->bot);
+		struct flight	*f = &d->flights[sender_in_flight(d->sender)];
+
+		if (!taken[i])
+			continue;
+		if (bot->cfg->token == NULL) {
+			/* Checked at start-up; kept as a guard. */
+			continue;
+		}
+		if (sender_start(d->sender, c->id, bot->cfg->token, c->method,
+		    c->params, err, sizeof(err)) == -1) {
+			log_err("call %lld: %s", (long long)c->id, err);
+			continue;
+		}
+		f->id = c->id;
+		f->bot = bot;
+		f->attempts = c->attempts;
+		snprintf(f->chat, sizeof(f->chat), "%s", c->chat);
+		*progress = 1;
+	}
+	for (i = 0; i < n; i++)
+		outcall_free(&cand[i]);
+	return wait_min;
+}
+
+static struct flight *
+find_flight(struct drain *d, int64_t id, size_t *index)
+{
+	size_t i;
+
+	for (i = 0; i < sender_in_flight(d->sender) + 1 &&
+	    i < (size_t)d->cfg->max_in_flight; i++) {
+		if (d->flights[i].id == id) {
+			*index = i;
+			return &d->flights[i];
+		}
+	}
+	return NULL;
+}
+
+/* Random spread of +-25% around base seconds, so retries do not bunch up. */
+static int64_t
+jittered(int64_t base)
+{
+	return base * 3 / 4 + (int64_t)(random() % (base / 2 + 1));
+}
+
+static void
+add_result(struct drain *d, const struct flight *f, struct sent *s)
+{
+	struct botapi_answer	*a = &s->answer;
+	struct send_result	*r = &d->results[d->nresults];
+	int64_t			 now = now_unix(), backoff = 1, k;
+
+	memset(r, 0, sizeof(*r));
+	r->id = s->id;
+	d->result_text[d->nresults] = NULL;
+	switch (a->outcome) {
+	case BOTAPI_OK:
+		r->outcome = SENT;
+		d->result_text[d->nresults] = a->result;
+		r->result = a->result;
+		a->result = NULL;
+		d->sent++;
+		break;
+	case BOTAPI_RETRY_AFTER:
+		/* Not a failure: Telegram says when; until then nothing goes to the
+		 * chat (or, for calls without one, from the bot). */
+		r->outcome = WAIT_RETRY_AFTER;
+		r->next_attempt_at = now + a->retry_after_s;
+		ratelimit_pause(f->bot->rl, f->chat, now_unix_ms() +
+		    a->retry_after_s * 1000);
+		log_warnx("call %lld: 429, waiting %lld s", (long long)r->id,
+		    (long long)a->retry_after_s);
+		break;
+	case BOTAPI_MIGRATE:
+		r->outcome = MIGRATED;
+		r->migrate_to = a->migrate_to_chat_id;
+		log_info("call %lld: chat migrated to %lld", (long long)r->id,
+		    (long long)a->migrate_to_chat_id);
+		break;
+	case BOTAPI_REJECTED:
+		r->outcome = REJECTED;
+		log_warnx("call %lld: rejected by Telegram (%lld): dead",
+		    (long long)r->id, (long long)a->error_code);
+		break;
+	default:
+		r->outcome = RETRY_LATER;
+		for (k = 0; k < f->attempts && backoff < 300; k++)
+			backoff *= 2;
+		r->next_attempt_at = now + jittered(backoff > 300 ? 300 : backoff);
+		log_warnx("call %lld: attempt %lld failed (HTTP %ld)", (long long)r->id,
+		    (long long)f->attempts + 1, a->http_status);
+		break;
+	}
+	if (a->outcome != BOTAPI_OK) {
+		/* Telegram's description, kept as the call's last_error. */
+		d->result_text[d->nresults] = strdup(a->description);
+		r->error = d->result_text[d->nresults] ? d->result_text[d->nresults] :
+		    "out of memory";
+	}
+	d->nresults++;
+}
+
+static void
+collect_answers(struct drain *d)
+{
+	struct sent	 s;
+	struct flight	*f;
+	size_t		 i, last;
+
+	while (sender_next_done(d->sender, &s)) {
+		if ((f = find_flight(d, s.id, &i)) != NULL) {
+			add_result(d, f, &s);
+			/* The flight table is as long as the calls in flight. */
+			last = sender_in_flight(d->sender);
+			d->flights[i] = d->flights[last];
+			memset(&d->flights[last], 0, sizeof(d->flights[last]));
+		}
+		botapi_answer_free(&s.answer);
+	}
+}
+
+/* Answers are kept until the queue has them: losing one would send it twice. */
+static void
+record_answers(struct drain *d)
+{
+	size_t i;
+
+	if (d->nresults == 0)
+		return;
+	if (jobs_record(d->jobs, d->results, d->nresults, now_unix()) == -1) {
+		note_queue_result(d, -1);
+		return;
+	}
+	note_queue_result(d, 0);
+	for (i = 0; i < d->nresults; i++)
+		free(d->result_text[i]);
+	d->nresults = 0;
+}
+
+static int
+open_signals(struct drain *d)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1 ||
+	    (d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+		return -1;
+	/* Handlers that close their stdin early must not kill the drain. */
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/* Follow mode wakes when the queue's folder changes: the webhook's commits write
+ * the WAL file there.  Without inotify, the tick alone finds new rows. */
+static void
+open_watch(struct drain *d)
+{
+	char	 dir[PATH_MAX];
+	char	*slash;
+
+	d->inofd = -1;
+	if (d->mode != DRAIN_FOLLOW)
+		return;
+	snprintf(dir, sizeof(dir), "%s", d->cfg->database);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if ((d->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1 ||
+	    inotify_add_watch(d->inofd, dir, IN_MODIFY | IN_CLOSE_WRITE |
+	    IN_MOVED_TO | IN_CREATE) == -1) {
+		log_warnx("%s: cannot watch (%s); looking for new rows every %d ms",
+		    dir, strerror(errno), FOLLOW_TICK_MS);
+		if (d->inofd != -1)
+			close(d->inofd);
+		d->inofd = -1;
+	}
+}
+
+static void
+read_signals(struct drain *d)
+{
+	struct signalfd_siginfo si;
+
+	while (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			continue;	/* configuration is read at start only */
+		if (!d->stopping)
+			log_info("signal %u: finishing the handlers and calls in "
+			    "progress", si.ssi_signo);
+		d->stopping = 1;
+	}
+}
+
+static void
+drain_watch(struct drain *d)
+{
+	char buf[4096];
+
+	if (d->inofd != -1)
+		while (read(d->inofd, buf, sizeof(buf)) > 0)
+			continue;
+}
+
+static int
+setup(struct drain *d, char *err, size_t errlen)
+{
+	size_t i;
+
+	d->sigfd = d->inofd = -1;
+	for (i = 0; i < d->cfg->nbots; i++) {
+		const struct bot_config *b = &d->cfg->bots[i];
+
+		if (b->token == NULL) {
+			log_warnx("bot %s has no token: its updates wait", b->name);
+			continue;
+		}
+		if (bot_setup(&d->bots[d->nbots++], b, err, errlen) == -1)
+			return -1;
+	}
+	if (d->nbots == 0) {
+		snprintf(err, errlen, "no bot has a token: set TGQ_BOT_TOKEN, "
+		    "TGQ_BOT_TOKEN_FILE or token_file in [bot NAME]");
+		return -1;
+	}
+	if ((d->runs = calloc((size_t)d->cfg->handlers, sizeof(*d->runs))) == NULL ||
+	    (d->flights = calloc((size_t)d->cfg->max_in_flight + 1,
+	    sizeof(*d->flights))) == NULL ||
+	    (d->results = calloc((size_t)d->cfg->max_in_flight,
+	    sizeof(*d->results))) == NULL ||
+	    (d->result_text = calloc((size_t)d->cfg->max_in_flight,
+	    sizeof(*d->result_text))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (open_signals(d) == -1) {
+		snprintf(err, errlen, "signals: %s", strerror(errno));
+		return -1;
+	}
+	open_watch(d);
+	return 0;
+}
+
+static void
+teardown(struct drain *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nruns; i++) {
+		handler_abort(d->runs[i].run);
+		claimed_free(&d->runs[i].upd);
+	}
+	for (i = 0; i < d->nresults; i++)
+		free(d->result_text[i]);
+	for (i = 0; i < d->nbots; i++) {
+		ratelimit_free(d->bots[i].rl);
+		free(d->bots[i].handler_copy);
+	}
+	free(d->runs);
+	free(d->flights);
+	free(d->results);
+	free(d->result_text);
+	if (d->sigfd != -1)
+		close(d->sigfd);
+	if (d->inofd != -1)
+		close(d->inofd);
+}
+
+static int64_t
+min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* In --once mode: 1 when nothing is left to do now or within ONCE_WAIT_S. */
+static int
+once_done(struct drain *d, int progress, int64_t rate_wait, int64_t *wait_ms)
+{
+	int64_t now = now_unix(), next;
+
+	if (progress || d->nruns > 0 || sender_in_flight(d->sender) > 0 ||
+	    d->nresults > 0 || rate_wait != INT64_MAX)
+		return 0;
+	next = jobs_next_due(d->jobs, now);
+	if (next == 0 || next > now + ONCE_WAIT_S)
+		return 1;
+	*wait_ms = min64(*wait_ms, (next - now) * 1000);
+	return 0;
+}
+
+static int
+wait_for_events(struct drain *d, int64_t wait_ms)
+{
+	struct pollfd	 fds[64];
+	unsigned	 n = 0;
+	size_t		 i;
+
+	fds[n].fd = d->sigfd;
+	fds[n++].events = POLLIN;
+	if (d->inofd != -1) {
+		fds[n].fd = d->inofd;
+		fds[n++].events = POLLIN;
+	}
+	for (i = 0; i < d->nruns; i++) {
+		wait_ms = min64(wait_ms, handler_deadline(d->runs[i].run) -
+		    now_unix_ms());
+		n += (unsigned)handler_pollfds(d->runs[i].run, fds + n,
+		    (int)(sizeof(fds) / sizeof(fds[0]) - n));
+	}
+	if (wait_ms < 0)
+		wait_ms = 0;
+	return sender_wait(d->sender, fds, n, (int)min64(wait_ms, INT_MAX));
+}
+
+static int
+run_loop(struct drain *d)
+{
+	int64_t now_ms, wait_ms, rate_wait;
+	int	progress;
+
+	note_queue_result(d, jobs_recover(d->jobs, now_unix()));
+	for (;;) {
+		now_ms = now_unix_ms();
+		wait_ms = FOLLOW_TICK_MS;
+		rate_wait = INT64_MAX;
+		progress = 0;
+		if (d->failures >= 30) {
+			log_err("the queue failed 30 times in a row: stopping");
+			return -1;
+		}
+		if (!d->stopping) {
+			if (now_ms - d->last_recover_ms >= RECOVER_EVERY_MS) {
+				note_queue_result(d, jobs_recover(d->jobs, now_ms / 1000));
+				d->last_recover_ms = now_ms;
+			}
+			if (d->mode == DRAIN_FOLLOW &&
+			    now_ms - d->last_retain_ms >= RETAIN_EVERY_MS) {
+				jobs_retain(d->jobs, now_ms / 1000);
+				d->last_retain_ms = now_ms;
+			}
+			progress |= claim_updates(d) > 0;
+			/* Answers not yet in the queue hold new calls back: their
+			 * table is as large as the calls in flight. */
+			if (d->nresults == 0) {
+				rate_wait = start_calls(d, now_unix_ms(), &progress);
+				wait_ms = min64(wait_ms, rate_wait);
+			}
+		}
+		if (d->nresults > 0 || d->failures > 0)
+			wait_ms = min64(wait_ms, d->failures > 0 ? 1000 : 0);
+		if (d->stopping && d->nruns == 0 && sender_in_flight(d->sender) == 0 &&
+		    d->nresults == 0)
+			break;
+		if (d->mode == DRAIN_ONCE && !d->stopping &&
+		    once_done(d, progress, rate_wait, &wait_ms))
+			break;
+		if (progress)
+			wait_ms = 0;
+		if (wait_for_events(d, wait_ms) == -1) {
+			log_err("waiting for the network failed");
+			return -1;
+		}
+		read_signals(d);
+		drain_watch(d);
+		step_runs(d, now_unix_ms());
+		collect_answers(d);
+		record_answers(d);
+	}
+	if (d->mode == DRAIN_ONCE)
+		jobs_retain(d->jobs, now_unix());
+	return 0;
+}
+
+int
+drain_run(const struct config *cfg, struct queue *q, enum drain_mode mode)
+{
+	struct drain	 d;
+	char		 err[512];
+	int		 rc = 1;
+
+	memset(&d, 0, sizeof(d));
+	d.cfg = cfg;
+	d.mode = mode;
+	d.q = q;
+	srandom((unsigned)now_unix_ms() ^ (unsigned)getpid());
+	if (setup(&d, err, sizeof(err)) == -1 ||
+	    jobs_open(q, cfg, &d.jobs, err, sizeof(err)) == -1 ||
+	    sender_new(cfg, &d.sender, err, sizeof(err)) == -1) {
+		log_err("%s", err);
+		goto done;
+	}
+	log_info("draining %s (%s mode, %zu bots)", cfg->database,
+	    mode == DRAIN_ONCE ? "once" : "follow", d.nbots);
+	if (run_loop(&d) == 0)
+		rc = 0;
+	log_info("stopped: %llu updates handled, %llu calls sent",
+	    (unsigned long long)d.handled, (unsigned long long)d.sent);
+done:
+	teardown(&d);
+	sender_free(d.sender);
+	jobs_close(d.jobs);
+	return rc;
+}

@@ -1,0 +1,71 @@
+/*
+ * tgq-drain: takes the updates tgq-webhook queued, runs the bot's handler for each,
+ * and sends what the handler asked for to the Bot API, in order per chat and within
+ * Telegram's rate limits.  --once (a systemd timer) or --follow (a service).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drain.h"
+
+static void
+usage(FILE *out)
+{
+	fprintf(out, "usage: tgq-drain [-c config] (--once | --follow) [--help] "
+	    "[--version]\n"
+	    "  --once     drain what is due, then exit (what the systemd timer runs)\n"
+	    "  --follow   stay up and take new updates as they arrive\n"
+	    "Configuration: TGQ_CONFIG or " CONFIG_DEFAULT_PATH ", and TGQ_* "
+	    "variables; see tgq-drain(8).\n");
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct config	 cfg;
+	struct queue	*q = NULL;
+	const char	*config_path = NULL;
+	enum drain_mode	 mode;
+	char		 err[1024];
+	int		 i, have_mode = 0, rc;
+
+	log_init("tgq-drain", LOG_LVL_INFO);
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			config_path = argv[++i];
+		else if (strcmp(argv[i], "--once") == 0 && !have_mode++)
+			mode = DRAIN_ONCE;
+		else if (strcmp(argv[i], "--follow") == 0 && !have_mode++)
+			mode = DRAIN_FOLLOW;
+		else if (strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("tgq-drain %s\n", TGQ_VERSION);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!have_mode) {
+		usage(stderr);
+		return 2;
+	}
+	if (config_load(config_path, &cfg, err, sizeof(err)) == -1) {
+		log_err("configuration: %s", err);
+		return 1;
+	}
+	log_init("tgq-drain", cfg.log_level);
+	if (queue_open(cfg.database, cfg.durability, cfg.busy_timeout_ms, &q, err,
+	    sizeof(err)) == -1) {
+		log_err("%s", err);
+		config_free(&cfg);
+		return 1;
+	}
+	rc = drain_run(&cfg, q, mode);
+	queue_close(q);
+	config_free(&cfg);
+	return rc;
+}

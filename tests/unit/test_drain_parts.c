@@ -1,0 +1,193 @@
+/* Unit tests for drain/ratelimit.c and drain/calls.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "check.h"
+#include "drain.h"
+
+static void
+test_ratelimit(void)
+{
+	struct ratelimit	*rl = ratelimit_new(3, 1, 2);
+	int64_t			 t = 1000000;
+	int			 i;
+
+	CHECK("ratelimit_new", rl != NULL);
+	if (rl == NULL)
+		return;
+	CHECK("ratelimit_first_free", ratelimit_wait(rl, "42", t) == 0);
+	ratelimit_take(rl, "42", t);
+	CHECK("ratelimit_chat_waits_a_second", ratelimit_wait(rl, "42", t) == 1000);
+	CHECK("ratelimit_chat_partly_waited", ratelimit_wait(rl, "42", t + 400) == 600);
+	CHECK("ratelimit_chat_free_after_window", ratelimit_wait(rl, "42", t + 1000) == 0);
+	CHECK("ratelimit_other_chat_free", ratelimit_wait(rl, "43", t) == 0);
+	ratelimit_take(rl, "43", t + 10);
+	ratelimit_take(rl, "44", t + 20);
+	/* Three calls within the second: the bot's window of 3 is full. */
+	CHECK("ratelimit_global_full", ratelimit_wait(rl, "45", t + 30) == 970);
+	CHECK("ratelimit_global_slides", ratelimit_wait(rl, "45", t + 1000) == 0 &&
+	    ratelimit_wait(rl, "45", t + 1005) == 0);
+	/* A group (negative id): 2 a minute, and 1 a second. */
+	ratelimit_take(rl, "-100", t + 2000);
+	ratelimit_take(rl, "-100", t + 3000);
+	CHECK("ratelimit_group_minute", ratelimit_wait(rl, "-100", t + 4000) ==
+	    60000 - 2000);
+	CHECK("ratelimit_private_chat_no_minute_limit",
+	    (ratelimit_take(rl, "7", t + 5000), ratelimit_take(rl, "7", t + 6000),
+	    ratelimit_take(rl, "7", t + 7000), ratelimit_wait(rl, "7", t + 8000) == 0));
+	ratelimit_pause(rl, "8", t + 19000);
+	CHECK("ratelimit_pause_chat", ratelimit_wait(rl, "8", t + 14000) == 5000 &&
+	    ratelimit_wait(rl, "9", t + 14000) == 0);
+	ratelimit_pause(rl, NULL, t + 30000);
+	CHECK("ratelimit_pause_bot", ratelimit_wait(rl, "9", t + 20000) == 10000 &&
+	    ratelimit_wait(rl, NULL, t + 20000) == 10000);
+	CHECK("ratelimit_no_chat_global_only", ratelimit_wait(rl, "", t + 30000) == 0);
+	/* Idle chats are forgotten: memory follows the active chats. */
+	for (i = 0; i < 5000; i++) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "%d", 100000 + i);
+		ratelimit_take(rl, key, t + 40000);
+	}
+	CHECK("ratelimit_remembers_active", ratelimit_chats(rl) >= 5000);
+	ratelimit_take(rl, "1", t + 200000);
+	CHECK("ratelimit_forgets_idle", ratelimit_chats(rl) < 10);
+	ratelimit_free(rl);
+
+	rl = ratelimit_new(0, 0, 0);
+	for (i = 0; i < 100; i++)
+		ratelimit_take(rl, "42", t);
+	CHECK("ratelimit_off", ratelimit_wait(rl, "42", t) == 0);
+	ratelimit_free(rl);
+}
+
+static int
+parse(sqlite3 *db, const char *out, struct call_list *l, char *err, size_t errlen)
+{
+	return calls_parse(db, out, strlen(out), l, err, errlen);
+}
+
+static void
+test_calls(sqlite3 *db)
+{
+	struct call_list	 l;
+	char			 err[256];
+	char			*big;
+	size_t			 i;
+
+	CHECK("calls_two_lines", parse(db, "{\"method\":\"sendMessage\",\"chat_id\":5,"
+	    "\"text\":\"a\"}\n\n  \r\n{\"method\":\"sendPhoto\",\"chat_id\":\"@chan\","
+	    "\"photo\":\"x\"}\r\n", &l, err, sizeof(err)) == 0 && l.n == 2 &&
+	    strcmp(l.calls[0].method, "sendMessage") == 0 &&
+	    l.calls[0].chat_is_int && l.calls[0].chat_int == 5 &&
+	    strcmp(l.calls[0].params, "{\"chat_id\":5,\"text\":\"a\"}") == 0 &&
+	    !l.calls[1].chat_is_int && strcmp(l.calls[1].chat, "@chan") == 0);
+	calls_free(&l);
+	CHECK("calls_empty_output", parse(db, "", &l, err, sizeof(err)) == 0 &&
+	    l.n == 0);
+	CHECK("calls_no_chat", parse(db, "{\"method\":\"answerCallbackQuery\","
+	    "\"callback_query_id\":\"1\"}", &l, err, sizeof(err)) == 0 && l.n == 1 &&
+	    l.calls[0].chat[0] == '\0');
+	calls_free(&l);
+	CHECK("calls_rejects_garbage", parse(db, "{\"method\":\"sendMessage\"}\n"
+	    "hello\n", &l, err, sizeof(err)) == -1 &&
+	    strcmp(err, "handler output line 2: not a JSON object") == 0);
+	CHECK("calls_rejects_array", parse(db, "[1]", &l, err, sizeof(err)) == -1);
+	CHECK("calls_rejects_no_method", parse(db, "{\"chat_id\":1}", &l, err,
+	    sizeof(err)) == -1 && strstr(err, "method") != NULL);
+	CHECK("calls_rejects_method_path", parse(db,
+	    "{\"method\":\"../getMe\",\"chat_id\":1}", &l, err, sizeof(err)) == -1);
+	CHECK("calls_rejects_method_number", parse(db, "{\"method\":5}", &l, err,
+	    sizeof(err)) == -1);
+	CHECK("calls_rejects_float_chat", parse(db,
+	    "{\"method\":\"sendMessage\",\"chat_id\":1.5}", &l, err, sizeof(err)) == -1);
+	CHECK("calls_rejects_nul", calls_parse(db, "{\"method\":\"a\"}\0x", 16, &l, err,
+	    sizeof(err)) == -1 && strstr(err, "NUL") != NULL);
+	big = malloc(200 * 40);
+	big[0] = '\0';
+	for (i = 0; i < 101; i++)
+		strncat(big, "{\"method\":\"sendMessage\",\"chat_id\":1}\n", 40);
+	CHECK("calls_rejects_too_many", parse(db, big, &l, err, sizeof(err)) == -1 &&
+	    strstr(err, "more than 100") != NULL);
+	free(big);
+
+	big = "{\"update_id\":1,\"message\":{\"chat\":{\"id\":-77},\"text\":"
+	    "\"hi \\\"there\\\" \xf0\x9f\x98\x80\"}}";
+	CHECK("echo_text", calls_echo(db, big, strlen(big), &l, err, sizeof(err)) == 0 && l.n == 1 &&
+	    strcmp(l.calls[0].method, "sendMessage") == 0 && l.calls[0].chat_int == -77 &&
+	    strcmp(l.calls[0].params, "{\"chat_id\":-77,\"text\":\"hi \\\"there\\\" "
+	    "\xf0\x9f\x98\x80\"}") == 0);
+	calls_free(&l);
+	CHECK("echo_not_text", calls_echo(db, "{\"update_id\":1,\"message\":{\"chat\":"
+	    "{\"id\":1},\"sticker\":{}}}", 50, &l, err, sizeof(err)) == 0 && l.n == 0);
+	CHECK("echo_callback_query", calls_echo(db, "{\"update_id\":1,"
+	    "\"callback_query\":{\"id\":\"x\"}}", 46, &l, err, sizeof(err)) == 0 &&
+	    l.n == 0);
+}
+
+static void
+test_answers(void)
+{
+	struct botapi_parser	*p;
+	struct botapi_answer	 a;
+	char			 err[128];
+
+#define ANSWER(s) botapi_classify(p, 1, "", 200, (s), strlen(s), &a)
+	if (botapi_parser_new(&p, err, sizeof(err)) == -1) {
+		CHECK("botapi_parser_new", 0);
+		return;
+	}
+	ANSWER("{\"ok\":true,\"result\":{\"message_id\":5}}");
+	CHECK("answer_ok", a.outcome == BOTAPI_OK &&
+	    strcmp(a.result, "{\"message_id\":5}") == 0);
+	botapi_answer_free(&a);
+	ANSWER("{\"ok\":true,\"result\":true}");
+	CHECK("answer_ok_true", a.outcome == BOTAPI_OK && strcmp(a.result, "true") == 0);
+	botapi_answer_free(&a);
+	ANSWER("{\"ok\":false,\"error_code\":429,\"description\":\"Too Many Requests: "
+	    "retry after 7\",\"parameters\":{\"retry_after\":7}}");
+	CHECK("answer_429", a.outcome == BOTAPI_RETRY_AFTER && a.retry_after_s == 7);
+	ANSWER("{\"ok\":false,\"error_code\":429,\"description\":\"x\"}");
+	CHECK("answer_429_without_retry_after", a.outcome == BOTAPI_RETRY_AFTER &&
+	    a.retry_after_s == 1);
+	ANSWER("{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: group "
+	    "chat was upgraded to a supergroup chat\",\"parameters\":"
+	    "{\"migrate_to_chat_id\":-1001234}}");
+	CHECK("answer_migrate", a.outcome == BOTAPI_MIGRATE &&
+	    a.migrate_to_chat_id == -1001234);
+	ANSWER("{\"ok\":false,\"error_code\":403,\"description\":\"Forbidden: bot was "
+	    "blocked by the user\"}");
+	CHECK("answer_403_rejected", a.outcome == BOTAPI_REJECTED &&
+	    strcmp(a.description, "Forbidden: bot was blocked by the user") == 0);
+	ANSWER("{\"ok\":false,\"error_code\":500,\"description\":\"Internal\"}");
+	CHECK("answer_500_transient", a.outcome == BOTAPI_TRANSIENT);
+	botapi_classify(p, 1, "", 502, "<html>bad gateway</html>", 24, &a);
+	CHECK("answer_html_transient", a.outcome == BOTAPI_TRANSIENT &&
+	    strstr(a.description, "502") != NULL);
+	ANSWER("{\"ok\":\"yes\"}");
+	CHECK("answer_ok_not_bool", a.outcome == BOTAPI_TRANSIENT);
+	ANSWER("[]");
+	CHECK("answer_array", a.outcome == BOTAPI_TRANSIENT);
+	botapi_classify(p, 0, "Connection refused", 0, "", 0, &a);
+	CHECK("answer_network", a.outcome == BOTAPI_TRANSIENT &&
+	    strcmp(a.description, "network: Connection refused") == 0);
+	botapi_parser_free(p);
+}
+
+int
+main(void)
+{
+	sqlite3 *db;
+
+	log_init("test_drain_parts", LOG_LVL_ERR);
+	test_ratelimit();
+	if (sqlite3_open(":memory:", &db) != SQLITE_OK)
+		return 2;
+	test_calls(db);
+	sqlite3_close(db);
+	test_answers();
+	return check_exit();
+}
