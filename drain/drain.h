@@ -28,8 +28,10 @@ struct ratelimit *ratelimit_new(int64_t global_per_s, int64_t chat_per_s,
 void	 ratelimit_free(struct ratelimit *rl);
 /* 0 when a call to chat (NULL: no chat) may leave at now_ms, else ms to wait. */
 int64_t	 ratelimit_wait(struct ratelimit *rl, const char *chat, int64_t now_ms);
-/* Counts a call that leaves now; returns -1 when out of memory. */
-int	 ratelimit_take(struct ratelimit *rl, const char *chat, int64_t now_ms);
+/* Counts a call that leaves now against the bot's limit. */
+void	 ratelimit_sent(struct ratelimit *rl, int64_t now_ms);
+/* Counts a call answered now against its chat's limits; -1 when out of memory. */
+int	 ratelimit_answered(struct ratelimit *rl, const char *chat, int64_t now_ms);
 /* Holds back calls to chat (NULL: every call of the bot) until until_ms. */
 int	 ratelimit_pause(struct ratelimit *rl, const char *chat, int64_t until_ms);
 /* Chats the limiter remembers (for tests and memory checks). */

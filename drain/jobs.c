@@ -22,8 +22,9 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[S_NSTMT] = {
-	/* S_CLAIM: the oldest due updates, each the first of its chat still waiting,
-	 * so one chat's updates are handled one at a time and in order. */
+	/* S_CLAIM: the oldest due updates, each the first of its chat still waiting
+	 * by update_id (Telegram's order), so one chat's updates are handled one at
+	 * a time and in order. */
 	"UPDATE updates SET state = 'leased', lease_until = ?2,"
 	"  attempts = attempts + 1"
 	" WHERE id IN (SELECT u.id FROM updates u"
@@ -32,7 +33,7 @@ static const char *const stmt_sql[S_NSTMT] = {
 	"     AND u.bot IN (SELECT value FROM json_each(?4))"
 	"     AND (u.chat_id IS NULL OR NOT EXISTS (SELECT 1 FROM updates v"
 	"       WHERE v.bot = u.bot AND v.chat_id = u.chat_id"
-	"         AND v.state IN ('new', 'leased') AND v.id < u.id))"
+	"         AND v.state IN ('new', 'leased') AND v.update_id < u.update_id))"
 	"   ORDER BY u.id LIMIT ?3)"
 	" RETURNING id, bot, update_id, attempts, body",
 	/* S_FINISH: only while the lease is still ours. */

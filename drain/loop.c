@@ -278,8 +278,7 @@ start_calls(struct drain *d, int64_t now_ms, int *progress)
 			continue;
 		}
 		/* Count it now, so the next candidate sees this one. */
-		if (ratelimit_take(bot->rl, cand[i].chat, now_ms) == -1)
-			continue;
+		ratelimit_sent(bot->rl, now_ms);
 		pick[chosen] = i;
 		ids[chosen++] = cand[i].id;
 	}
@@ -347,6 +346,8 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 	memset(r, 0, sizeof(*r));
 	r->id = s->id;
 	d->result_text[d->nresults] = NULL;
+	if (ratelimit_answered(f->bot->rl, f->chat, now_unix_ms()) == -1)
+		log_warnx("out of memory for the rate limits of a chat");
 	switch (a->outcome) {
 	case BOTAPI_OK:
 		r->outcome = SENT;

@@ -4,6 +4,11 @@
  * ring; a call may leave when fewer than N left within the window.  Unlike a token
  * bucket this never lets 2N calls through across a window boundary, which is what
  * Telegram counts.
+ *
+ * Telegram counts a call when it receives it, some time between our sending and
+ * its answer.  A chat has one call in flight at a time, so its windows count from
+ * the answer, which is never before Telegram's count; the bot's window counts from
+ * the sending, with a margin for the time calls spend on the way.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +17,7 @@
 #include "drain.h"
 
 #define CHAT_IDLE_MS (61 * 1000)	/* longer than the longest window */
+#define GLOBAL_MARGIN_MS 50		/* network jitter, against the bot's window */
 
 struct window {
 	int64_t	*times;		/* ring of the last n call times, ms */
@@ -163,7 +169,7 @@ ratelimit_new(int64_t global_per_s, int64_t chat_per_s, int64_t group_per_min)
 		return NULL;
 	rl->chat_per_s = chat_per_s;
 	rl->group_per_min = group_per_min;
-	if (window_init(&rl->global, global_per_s, 1000) == -1) {
+	if (window_init(&rl->global, global_per_s, 1000 + GLOBAL_MARGIN_MS) == -1) {
 		free(rl);
 		return NULL;
 	}
@@ -212,13 +218,18 @@ ratelimit_wait(struct ratelimit *rl, const char *chat, int64_t now)
 	return wait;
 }
 
+void
+ratelimit_sent(struct ratelimit *rl, int64_t now)
+{
+	sweep(rl, now);
+	window_take(&rl->global, now);
+}
+
 int
-ratelimit_take(struct ratelimit *rl, const char *chat, int64_t now)
+ratelimit_answered(struct ratelimit *rl, const char *chat, int64_t now)
 {
 	struct chat_state *c;
 
-	sweep(rl, now);
-	window_take(&rl->global, now);
 	if (chat == NULL || *chat == '\0')
 		return 0;
 	if ((c = chat_find(rl, chat)) == NULL && (c = chat_add(rl, chat)) == NULL)

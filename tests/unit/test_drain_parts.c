@@ -8,6 +8,14 @@
 #include "check.h"
 #include "drain.h"
 
+/* A call to chat sent and answered at t. */
+static void
+call_at(struct ratelimit *rl, const char *chat, int64_t t)
+{
+	ratelimit_sent(rl, t);
+	ratelimit_answered(rl, chat, t);
+}
+
 static void
 test_ratelimit(void)
 {
@@ -19,25 +27,32 @@ test_ratelimit(void)
 	if (rl == NULL)
 		return;
 	CHECK("ratelimit_first_free", ratelimit_wait(rl, "42", t) == 0);
-	ratelimit_take(rl, "42", t);
+	call_at(rl, "42", t);
 	CHECK("ratelimit_chat_waits_a_second", ratelimit_wait(rl, "42", t) == 1000);
 	CHECK("ratelimit_chat_partly_waited", ratelimit_wait(rl, "42", t + 400) == 600);
 	CHECK("ratelimit_chat_free_after_window", ratelimit_wait(rl, "42", t + 1000) == 0);
 	CHECK("ratelimit_other_chat_free", ratelimit_wait(rl, "43", t) == 0);
-	ratelimit_take(rl, "43", t + 10);
-	ratelimit_take(rl, "44", t + 20);
-	/* Three calls within the second: the bot's window of 3 is full. */
-	CHECK("ratelimit_global_full", ratelimit_wait(rl, "45", t + 30) == 970);
-	CHECK("ratelimit_global_slides", ratelimit_wait(rl, "45", t + 1000) == 0 &&
-	    ratelimit_wait(rl, "45", t + 1005) == 0);
+	call_at(rl, "43", t + 10);
+	call_at(rl, "44", t + 20);
+	/* Three calls within the second (and its margin): the bot's window is full. */
+	CHECK("ratelimit_global_full", ratelimit_wait(rl, "45", t + 30) == 1020);
+	CHECK("ratelimit_global_slides", ratelimit_wait(rl, "45", t + 1050) == 0 &&
+	    ratelimit_wait(rl, "45", t + 1055) == 0);
+	/* A chat's window counts from the answer, however long the call took. */
+	ratelimit_sent(rl, t + 1100);
+	ratelimit_answered(rl, "46", t + 1900);
+	CHECK("ratelimit_chat_counts_from_answer", ratelimit_wait(rl, "46", t + 2100) ==
+	    800);
 	/* A group (negative id): 2 a minute, and 1 a second. */
-	ratelimit_take(rl, "-100", t + 2000);
-	ratelimit_take(rl, "-100", t + 3000);
+	call_at(rl, "-100", t + 2000);
+	call_at(rl, "-100", t + 3000);
 	CHECK("ratelimit_group_minute", ratelimit_wait(rl, "-100", t + 4000) ==
 	    60000 - 2000);
+	call_at(rl, "7", t + 5000);
+	call_at(rl, "7", t + 6000);
+	call_at(rl, "7", t + 7000);
 	CHECK("ratelimit_private_chat_no_minute_limit",
-	    (ratelimit_take(rl, "7", t + 5000), ratelimit_take(rl, "7", t + 6000),
-	    ratelimit_take(rl, "7", t + 7000), ratelimit_wait(rl, "7", t + 8000) == 0));
+	    ratelimit_wait(rl, "7", t + 8100) == 0);
 	ratelimit_pause(rl, "8", t + 19000);
 	CHECK("ratelimit_pause_chat", ratelimit_wait(rl, "8", t + 14000) == 5000 &&
 	    ratelimit_wait(rl, "9", t + 14000) == 0);
@@ -50,16 +65,16 @@ test_ratelimit(void)
 		char key[32];
 
 		snprintf(key, sizeof(key), "%d", 100000 + i);
-		ratelimit_take(rl, key, t + 40000);
+		call_at(rl, key, t + 40000);
 	}
 	CHECK("ratelimit_remembers_active", ratelimit_chats(rl) >= 5000);
-	ratelimit_take(rl, "1", t + 200000);
+	call_at(rl, "1", t + 200000);
 	CHECK("ratelimit_forgets_idle", ratelimit_chats(rl) < 10);
 	ratelimit_free(rl);
 
 	rl = ratelimit_new(0, 0, 0);
 	for (i = 0; i < 100; i++)
-		ratelimit_take(rl, "42", t);
+		call_at(rl, "42", t);
 	CHECK("ratelimit_off", ratelimit_wait(rl, "42", t) == 0);
 	ratelimit_free(rl);
 }

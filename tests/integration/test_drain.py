@@ -1,0 +1,591 @@
+"""Integration cases for tgq-drain: updates posted through real nginx and
+tgq-webhook, drained by the real tgq-drain, sent with libcurl to the fake Bot API
+(tests/fake_botapi.py) on 127.0.0.1, which records every call and enforces
+Telegram's rate limits.
+
+Groups:
+  answers    every Bot API answer and the end state it leaves in the outbox
+  handlers   exec: handlers that crash, hang, print garbage or 10 MB, and one that
+             works, all in one run; the handler's environment
+  order      50 chats x 20 messages posted at once: order per chat, once each, no 429
+  crash      SIGKILL of the drain in the middle, then a restart: handled once
+  two        two drains at once on one queue: nothing handled twice
+  follow     --follow takes new rows as they come; SIGTERM ends it cleanly
+  retention  old done updates and sent calls go, the rest stays
+"""
+
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+
+import harness as h
+from fake_botapi import FakeBotAPI
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+class Skip(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def update(uid, chat_id, text):
+    return ('{"update_id":%d,"message":{"message_id":%d,"date":1700000000,'
+            '"chat":{"id":%d,"type":"private"},"from":{"id":%d,"is_bot":false,'
+            '"first_name":"T"},"text":"%s"}}' % (uid, uid, chat_id, abs(chat_id),
+                                                text)).encode()
+
+
+HANDLER = r"""#!/bin/sh
+# A test handler: what it does depends on the message's text.
+body=$(cat)
+chat=$(printf '%s' "$body" | sed -n 's/.*"chat":{"id":\(-\{0,1\}[0-9]*\).*/\1/p')
+text=$(printf '%s' "$body" | sed -n 's/.*"text":"\([^"]*\)".*/\1/p')
+case "$text" in
+crash) kill -SEGV $$ ;;
+hang) sleep 30 ;;
+garbage) echo 'this is not a call' ;;
+big) head -c 10000000 /dev/zero ;;
+exit3) echo 'to stderr' >&2; exit 3 ;;
+env) printf '{"method":"sendMessage","chat_id":%s,"text":"%s %s token=%s"}\n' \
+	"$chat" "$TGQ_BOT" "$TGQ_UPDATE_ID" "${TGQ_BOT_TOKEN:-none}" ;;
+slow*) sleep 0.2
+	printf '{"method":"sendMessage","chat_id":%s,"text":"re %s"}\n' "$chat" "$text" ;;
+*) printf '{"method":"sendMessage","chat_id":%s,"text":"re %s"}\n' "$chat" "$text"
+	printf '\n{"method":"sendChatAction","chat_id":%s,"action":"typing"}\n' "$chat" ;;
+esac
+"""
+
+
+class Drain:
+    """tgq-drain as the unprivileged user, its stderr in <tmpdir>/<name>.log."""
+
+    def __init__(self, stack, mode, name="drain", **env):
+        self.stack = stack
+        self.log = os.path.join(stack.tmpdir, name + ".log")
+        self.env = h.base_env(stack.drain_env(**env))
+        kw = {}
+        if h.IS_ROOT:
+            uid, gid = h.run_ids()
+            kw = {"user": uid, "group": gid, "extra_groups": []}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [os.path.join(stack.ctx.bindir, "tgq-drain"), "--" + mode],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.env,
+                cwd=stack.tmpdir, **kw)
+
+    def wait(self, timeout):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise AssertionError("tgq-drain did not finish within %d s" % timeout)
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.wait(timeout)
+
+    def text(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+
+class Stack:
+    """nginx + tgq-webhook (2 processes) + the fake Bot API, one queue."""
+
+    def __init__(self, ctx, name, limits=True):
+        self.ctx = ctx
+        self.name = name
+        self.secret = h.new_secret()
+        self.tmpdir = h.make_tmpdir("tgq-drain-%s-" % name)
+        self.db = os.path.join(self.tmpdir, "queue.db")
+        self.queue = h.Queue(self.db)
+        self.token_file = os.path.join(self.tmpdir, "bot-token")
+        with open(self.token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        os.chmod(self.token_file, 0o600)
+        h.chown_run_user(self.token_file)
+        self.handler = os.path.join(self.tmpdir, "handler.sh")
+        with open(self.handler, "w") as f:
+            f.write(HANDLER)
+        os.chmod(self.handler, 0o755)
+        self.api = FakeBotAPI(tokens={TOKEN: "default"}, limits=limits)
+        self.webhook = None
+        self.server = None
+        self.drains = []
+        self.notes = []
+        self.next_uid = 1000
+
+    def env(self):
+        env = {"TGQ_DATABASE": self.db, "TGQ_WEBHOOK_SECRET": self.secret}
+        if self.ctx.asan:
+            env.update(h.sanitizer_options(self.tmpdir))
+        return env
+
+    def drain_env(self, **over):
+        env = self.env()
+        env.update({"TGQ_BOT_TOKEN_FILE": self.token_file,
+                    "TGQ_API_URL": self.api.url, "TGQ_LOG_LEVEL": "info"})
+        env.update({k: str(v) for k, v in over.items()})
+        return env
+
+    def start(self):
+        self.api.start()
+        self.webhook = h.Webhook(self.ctx.binary, self.tmpdir, self.env(), 2,
+                                 "webhook").start()
+        self.server = h.Nginx(self.tmpdir, self.webhook.socket).start()
+        return self
+
+    def drain(self, mode="once", **env):
+        d = Drain(self, mode, "drain%d" % len(self.drains), **env)
+        self.drains.append(d)
+        return d
+
+    def run_once(self, timeout=60, **env):
+        d = self.drain("once", **env)
+        rc = d.wait(timeout)
+        check(rc == 0, "tgq-drain --once exited %d: %s" % (rc, d.text()[-800:]))
+        return d
+
+    def post(self, uid, chat_id, text, conn=None):
+        r = h.request(self.server.port, "POST", "/telegram/webhook",
+                      {SECRET_HEADER: self.secret,
+                       "Content-Type": "application/json"},
+                      update(uid, chat_id, text), conn=conn)
+        check(r.status == 200, "posting update %d: HTTP %d" % (uid, r.status))
+
+    def uids(self, n):
+        first = self.next_uid
+        self.next_uid += n
+        return list(range(first, first + n))
+
+    def calls_to(self, chat_id, method="sendMessage"):
+        return [c for c in self.api.calls(method)
+                if c["params"].get("chat_id") == chat_id]
+
+    def outbox(self, where, args=()):
+        return self.queue.query("SELECT id, state, attempts, last_error, chat_id, "
+                                "result, method FROM outbox WHERE " + where, args)
+
+    def redact(self, text):
+        return str(text).replace(self.secret, "$SECRET").replace(TOKEN, "$TOKEN")
+
+    def logs(self):
+        text = self.webhook.log_text() if self.webhook else ""
+        return text + "".join(d.text() for d in self.drains)
+
+    def stop(self):
+        for d in self.drains:
+            if d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait(10)
+        if self.server:
+            self.server.stop()
+        if self.webhook:
+            self.webhook.stop()
+        self.api.stop()
+
+    def cleanup(self):
+        if self.ctx.keep:
+            print("# kept %s" % self.tmpdir)
+        else:
+            import shutil
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def wait_until(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.01)
+    raise AssertionError("%s: not within %d s" % (what, timeout))
+
+
+def token_not_logged(stack):
+    logs = stack.logs()
+    check(TOKEN not in logs and TOKEN.split(":")[1] not in logs,
+          "the bot token appears in a log")
+    check(stack.secret not in logs, "the webhook secret appears in a log")
+
+
+# ------------------------------------------------------------------ answers
+
+def answer_case(script, want_state, want_calls, check_row=None, **env):
+    """Posts one update to a fresh chat, scripts the fake's answers for it, runs
+    --once and checks the call's end state and how often the fake was called."""
+    def run(stack):
+        chat = random.randrange(10**6, 10**9)
+        (uid,) = stack.uids(1)
+        if script:
+            stack.api.script(script, method="sendMessage", chat_id=chat)
+        stack.post(uid, chat, "hello %d" % uid)
+        stack.run_once(**env)
+        # A call the fake held past the client's timeout is recorded when it
+        # answers, which can be after the drain's retry.
+        wait_until(lambda: len([c for c in stack.api.calls("sendMessage")
+                                if c["params"].get("text") == "hello %d" % uid])
+                   >= want_calls, 10, "the fake's record")
+        rows = stack.outbox("update_id = ?", (uid,))
+        check(len(rows) == 1, "expected one outbox row, got %d" % len(rows))
+        _id, state, attempts, last_error, chat_id, result, _m = rows[0]
+        check(state == want_state, "state %s, expected %s (last_error %s)" %
+              (state, want_state, last_error))
+        calls = [c for c in stack.api.calls("sendMessage")
+                 if c["params"].get("text") == "hello %d" % uid]
+        check(len(calls) == want_calls, "the fake saw %d calls, expected %d" %
+              (len(calls), want_calls))
+        check(stack.queue.query("SELECT state FROM updates WHERE update_id = ?",
+                                (uid,)) == [("done",)], "the update is not done")
+        if check_row:
+            check_row(stack, rows[0], calls, chat)
+    return run
+
+
+def sent_with_result(stack, row, calls, chat):
+    check(row[5] and '"message_id"' in row[5], "no result stored: %r" % (row[5],))
+    check(row[3] is None, "last_error left on a sent call: %r" % (row[3],))
+    check(all(c["connection"] == calls[0]["connection"] for c in calls),
+          "calls did not reuse the connection")
+
+
+def retried_once(stack, row, calls, chat):
+    check(row[2] == 1, "attempts %d, expected 1" % row[2])
+
+
+def waited_not_counted(stack, row, calls, chat):
+    check(row[2] == 0, "a 429 counted as a failed attempt (%d)" % row[2])
+    check(calls[1]["t"] - calls[0]["t"] >= 0.9,
+          "resent %.2f s after a 429 with retry_after 1" %
+          (calls[1]["t"] - calls[0]["t"]))
+    check(stack.api.count_429() == 0, "the fake's limits answered 429")
+
+
+def dead_with(description):
+    def run(stack, row, calls, chat):
+        check(description in (row[3] or ""), "last_error %r, expected %r" %
+              (row[3], description))
+    return run
+
+
+def migrated(stack, row, calls, chat):
+    check(row[4] == -100777, "outbox chat_id %r, expected -100777" % (row[4],))
+    check(calls[0]["params"]["chat_id"] == chat and
+          calls[1]["params"]["chat_id"] == -100777,
+          "resent to %r" % (calls[1]["params"]["chat_id"],))
+
+
+ANSWERS = [
+    ("ok_sent", answer_case([], "sent", 1, sent_with_result)),
+    ("429_waits_retry_after", answer_case(
+        [{"status": 429, "retry_after": 1}], "sent", 2, waited_not_counted)),
+    ("500_retried", answer_case([{"status": 500}], "sent", 2, retried_once)),
+    ("502_html_retried", answer_case([{"status": 502}], "sent", 2, retried_once)),
+    ("slow_answer_timeout_retried", answer_case(
+        [{"hang": 3}], "sent", 2, retried_once, TGQ_SEND_TIMEOUT=1)),
+    ("dropped_connection_retried", answer_case([{"drop": True}], "sent", 2,
+                                               retried_once)),
+    ("chat_not_found_dead", answer_case(
+        [{"status": 400, "description": "Bad Request: chat not found"}], "dead", 1,
+        dead_with("Bad Request: chat not found"))),
+    ("blocked_dead", answer_case(
+        [{"status": 403, "description": "Forbidden: bot was blocked by the user"}],
+        "dead", 1, dead_with("bot was blocked by the user"))),
+    ("migrate_followed", answer_case(
+        [{"status": 400, "description": "Bad Request: group chat was upgraded to a "
+          "supergroup chat", "migrate_to_chat_id": -100777}], "sent", 2, migrated)),
+    ("max_attempts_dead", answer_case(
+        [{"status": 500}, {"status": 500}], "dead", 2,
+        dead_with("Internal Server Error"),
+        TGQ_MAX_ATTEMPTS=2)),
+]
+
+
+def case_token_not_logged(stack):
+    token_not_logged(stack)
+
+
+# ------------------------------------------------------------------ handlers
+
+def case_handlers(stack):
+    env = dict(TGQ_HANDLER="exec:" + stack.handler, TGQ_HANDLER_TIMEOUT=1,
+               TGQ_MAX_ATTEMPTS=2, TGQ_MAX_OUTPUT="1M", TGQ_HANDLERS=4)
+    texts = ["crash", "hang", "garbage", "big", "exit3", "fine1", "env", "fine2"]
+    uids = stack.uids(len(texts))
+    for i, (uid, text) in enumerate(zip(uids, texts)):
+        stack.post(uid, 5000 + i, text)
+    t0 = time.monotonic()
+    stack.run_once(timeout=90, **env)
+    stack.notes.append("handlers: --once took %.1f s" % (time.monotonic() - t0))
+    state = dict(stack.queue.query(
+        "SELECT update_id, state || ' ' || coalesce(last_error, '') FROM updates "
+        "WHERE update_id BETWEEN ? AND ?", (uids[0], uids[-1])))
+    want = {"crash": "dead killed by signal 11", "hang": "dead timed out",
+            "garbage": "dead handler output line 1: not a JSON object",
+            "big": "dead output larger than", "exit3": "dead exited with status 3",
+            "fine1": "done", "env": "done", "fine2": "done"}
+    for uid, text in zip(uids, texts):
+        check(state.get(uid, "").startswith(want[text]),
+              "%s: %r, expected %r" % (text, state.get(uid), want[text]))
+    for text in ("crash", "hang", "exit3"):
+        uid = uids[texts.index(text)]
+        attempts = stack.queue.query("SELECT attempts FROM updates WHERE "
+                                     "update_id = ?", (uid,))[0][0]
+        check(attempts == 2, "%s: %d attempts, expected 2" % (text, attempts))
+    for text in ("fine1", "fine2"):
+        i = texts.index(text)
+        sends = stack.calls_to(5000 + i)
+        actions = stack.calls_to(5000 + i, "sendChatAction")
+        check([c["params"]["text"] for c in sends] == ["re " + text],
+              "%s: sent %r" % (text, [c["params"] for c in sends]))
+        check(len(actions) == 1 and actions[0]["seq"] > sends[0]["seq"],
+              "%s: the second call was not sent after the first" % text)
+    env_call = stack.calls_to(5000 + texts.index("env"))
+    check(len(env_call) == 1 and env_call[0]["params"]["text"] ==
+          "default %d token=none" % uids[texts.index("env")],
+          "env: handler saw %r" % (env_call[0]["params"]["text"] if env_call else
+                                   None))
+    check("to stderr" in stack.logs(), "the handler's stderr is not in the log")
+    check(stack.queue.query("SELECT count(*) FROM outbox WHERE update_id IN (%s)" %
+                            ",".join(str(u) for u in uids))[0][0] == 5,
+          "outbox rows for the dead updates")
+    token_not_logged(stack)
+
+
+# ------------------------------------------------------------------ order
+
+def post_many(stack, lines, deadline_s=120):
+    """Posts each list of (uid, chat, text) in order from its own connection, all
+    lists at once: as Telegram does, which sends a chat's next update only after
+    the webhook answered the previous one, and different chats in parallel."""
+    lock = threading.Lock()
+    errors = []
+    left = [len(line) for line in lines]
+    deadline = time.monotonic() + deadline_s
+
+    def worker(n):
+        import http.client
+        conn = None
+        items = list(lines[n])
+        while items and time.monotonic() < deadline:
+            uid, chat, text = items.pop(0)
+            with lock:
+                left[n] -= 1
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", stack.server.port,
+                                                      timeout=30)
+                stack.post(uid, chat, text, conn=conn)
+            except Exception as e:  # noqa: BLE001 - counted and reported
+                with lock:
+                    errors.append(str(e))
+                if conn:
+                    conn.close()
+                conn = None
+        if conn:
+            conn.close()
+
+    ts = [threading.Thread(target=worker, args=(n,), daemon=True)
+          for n in range(len(lines))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(max(1, deadline - time.monotonic() + 5))
+    check(not errors, "%d posts failed, e.g. %s" % (len(errors), errors[:1]))
+    check(not sum(left), "%d posts not sent by the deadline" % sum(left))
+
+
+def case_order(stack):
+    """50 chats x 20 messages, posted from 50 connections at once while a --follow
+    drain runs with Telegram's default limits."""
+    chats = [7000 + i for i in range(50)]
+    uids = iter(stack.uids(1000))
+    # update_ids rise across all chats, as Telegram's do.
+    work = [(next(uids), chat, "m%02d" % k) for k in range(20) for chat in chats]
+    lines = [[w for w in work if w[1] == chat] for chat in chats]
+    d = stack.drain("follow")
+    t0 = time.monotonic()
+    post_many(stack, lines)
+    wait_until(lambda: len(stack.api.calls("sendMessage")) >= 1000, 120,
+               "1000 replies")
+    took = time.monotonic() - t0
+    rc = d.stop()
+    check(rc == 0, "tgq-drain --follow exited %d after SIGTERM" % rc)
+    calls = stack.api.calls("sendMessage")
+    odd = [(c["status"], c.get("limit"), c["params"]) for c in calls
+           if c["status"] != 200]
+    check(len(calls) == 1000, "%d replies, expected 1000; not 200: %r" %
+          (len(calls), odd[:5]))
+    for chat in chats:
+        texts = [c["params"]["text"] for c in calls if c["params"]["chat_id"] == chat]
+        check(texts == ["m%02d" % k for k in range(20)],
+              "chat %d got %r" % (chat, texts))
+    check(stack.api.count_429() == 0, "the fake answered %d 429s for exceeded "
+          "limits" % stack.api.count_429())
+    check(stack.queue.query("SELECT count(*) FROM outbox WHERE state = 'sent'")[0][0]
+          == 1000, "not every outbox row is sent")
+    # The floor: 20 messages a chat at 1/s, and 1000 at 30/s.
+    stack.notes.append("order: 1000 replies in %.1f s (Telegram's limits allow no "
+                       "less than %.1f s)" % (took, max(19, 999 / 30.0)))
+
+
+# ------------------------------------------------------------------ crash
+
+def case_sigkill_restart(stack):
+    """SIGKILL in the middle of handling and sending; the restarted drain finishes:
+    every update has its calls once in the outbox, every call is sent, and the
+    only calls the fake saw twice are ones that were in flight."""
+    env = dict(TGQ_HANDLER="exec:" + stack.handler, TGQ_HANDLER_TIMEOUT=2,
+               TGQ_SEND_TIMEOUT=2, TGQ_LEASE=3, TGQ_HANDLERS=4,
+               TGQ_MAX_IN_FLIGHT=8)
+    uids = stack.uids(60)
+    for i, uid in enumerate(uids):
+        stack.post(uid, 8000 + i % 12, "slow%d" % uid)
+    # Slow answers, so that calls are in flight when the drain dies.
+    stack.api.script([{"hang": 0.3}] * 200, method="sendMessage")
+    d = stack.drain("follow", **env)
+    wait_until(lambda: len(stack.api.calls("sendMessage")) >= 10, 60,
+               "first replies")
+    d.proc.kill()
+    d.proc.wait(10)
+    before = len(stack.api.calls("sendMessage"))
+    d2 = stack.drain("follow", **env)
+    wait_until(lambda: stack.queue.query(
+        "SELECT count(*) FROM outbox WHERE state = 'sent'")[0][0] >= 60 and
+        stack.queue.query("SELECT count(*) FROM updates WHERE state = 'done' AND "
+                          "update_id BETWEEN ? AND ?", (uids[0], uids[-1]))[0][0]
+        == 60, 90, "all 60 updates handled and sent")
+    check(d2.stop() == 0, "restarted drain did not exit 0")
+    per_update = stack.queue.query(
+        "SELECT update_id, count(*) FROM outbox WHERE update_id BETWEEN ? AND ? "
+        "GROUP BY update_id", (uids[0], uids[-1]))
+    check(len(per_update) == 60 and all(n == 1 for _, n in per_update),
+          "outbox rows per update: %r" % [r for r in per_update if r[1] != 1][:5])
+    texts = [c["params"]["text"] for c in stack.api.calls("sendMessage")]
+    missing = [u for u in uids if "re slow%d" % u not in texts]
+    check(not missing, "%d replies never arrived" % len(missing))
+    twice = [t for t in set(texts) if texts.count(t) > 1]
+    check(len(twice) <= 8, "%d replies arrived twice (more than the 8 that can be "
+          "in flight)" % len(twice))
+    stack.notes.append("sigkill: %d replies before the kill, %d sent twice" %
+                       (before, len(twice)))
+
+
+# ------------------------------------------------------------------ two drains
+
+def case_two_drains(stack):
+    env = dict(TGQ_HANDLER="exec:" + stack.handler, TGQ_HANDLERS=4)
+    uids = stack.uids(200)
+    for i, uid in enumerate(uids):
+        stack.post(uid, 9000 + i % 40, "two%d" % uid)
+    a = stack.drain("once", **env)
+    b = stack.drain("once", **env)
+    check(a.wait(120) == 0 and b.wait(120) == 0, "a drain failed")
+    stack.run_once(**env)
+    per_update = stack.queue.query(
+        "SELECT update_id, count(*) FROM outbox WHERE update_id BETWEEN ? AND ? "
+        "AND method = 'sendMessage' GROUP BY update_id", (uids[0], uids[-1]))
+    check(len(per_update) == 200 and all(n == 1 for _, n in per_update),
+          "%d updates with calls, some more than once: %r" %
+          (len(per_update), [r for r in per_update if r[1] != 1][:5]))
+    # Each drain keeps the rate limits on its own, so together they can exceed
+    # them: the fake's 429s are waited out and sent again, and only the calls it
+    # accepted count.
+    accepted = [c for c in stack.api.calls("sendMessage") if c["status"] == 200 and
+                c["params"]["text"].startswith("re two")]
+    texts = [c["params"]["text"] for c in accepted]
+    check(len(texts) == 200 and len(set(texts)) == 200,
+          "%d replies accepted, %d distinct" % (len(texts), len(set(texts))))
+    for chat in range(9000, 9040):
+        got = [int(c["params"]["text"][6:]) for c in accepted
+               if c["params"]["chat_id"] == chat]
+        check(got == sorted(got), "chat %d out of order: %r" % (chat, got))
+    stack.notes.append("two drains: %d 429s from the fake's limits, all resent" %
+                       stack.api.count_429())
+
+
+# ------------------------------------------------------------------ follow
+
+def case_follow(stack):
+    d = stack.drain("follow")
+    time.sleep(0.3)
+    (uid,) = stack.uids(1)
+    t0 = time.monotonic()
+    stack.post(uid, 4242, "follow me")
+    wait_until(lambda: stack.calls_to(4242), 10, "the reply in follow mode")
+    stack.notes.append("follow: reply %.0f ms after the webhook's 200" %
+                       ((time.monotonic() - t0) * 1000))
+    rc = d.stop(signal.SIGINT)
+    check(rc == 0, "SIGINT: exit %d" % rc)
+    check("stopped: 1 updates handled, 1 calls sent" in d.text(),
+          "the drain's closing line: %r" % d.text()[-300:])
+    token_not_logged(stack)
+
+
+def case_follow_idle_cpu(stack):
+    """An idle --follow drain sleeps: it uses almost no CPU for a second."""
+    d = stack.drain("follow")
+    time.sleep(0.5)
+    with open("/proc/%d/stat" % d.proc.pid) as f:
+        before = sum(int(x) for x in f.read().split(")")[1].split()[11:13])
+    time.sleep(2)
+    with open("/proc/%d/stat" % d.proc.pid) as f:
+        after = sum(int(x) for x in f.read().split(")")[1].split()[11:13])
+    check(d.stop() == 0, "SIGTERM: bad exit")
+    ticks = os.sysconf("SC_CLK_TCK")
+    check(after - before <= ticks // 10, "idle drain used %d ticks of CPU in 2 s" %
+          (after - before))
+
+
+# ------------------------------------------------------------------ retention
+
+def case_retention(stack):
+    (old, recent, dead) = stack.uids(3)
+    for uid in (old, recent, dead):
+        stack.post(uid, 3000, "keep %d" % uid)
+    stack.run_once()
+    now = int(time.time())
+    stack.queue.execute("UPDATE updates SET handled_at = ? WHERE update_id = ?",
+                        (now - 7200, old))
+    stack.queue.execute("UPDATE outbox SET sent_at = ? WHERE update_id = ?",
+                        (now - 7200, old))
+    stack.queue.execute("UPDATE updates SET handled_at = ?, state = 'dead' WHERE "
+                        "update_id = ?", (now - 7200, dead))
+    stack.run_once(TGQ_RETAIN="1h")
+    left = [u for (u,) in stack.queue.query("SELECT update_id FROM updates WHERE "
+                                            "update_id IN (?, ?, ?)",
+                                            (old, recent, dead))]
+    check(sorted(left) == sorted([recent, dead]), "updates left: %r" % left)
+    check(stack.queue.query("SELECT count(*) FROM outbox WHERE update_id = ?",
+                            (old,))[0][0] == 0, "the old sent call was kept")
+    check(stack.queue.query("SELECT count(*) FROM outbox WHERE update_id = ?",
+                            (recent,))[0][0] == 1, "the recent call was deleted")
+
+
+def groups(ctx):
+    if not os.path.exists(os.path.join(ctx.build, "tgq-drain")):
+        return []
+    return [
+        ("drain-answers", lambda: Stack(ctx, "answers"),
+         ANSWERS + [("token_not_logged", case_token_not_logged)]),
+        ("drain-handlers", lambda: Stack(ctx, "handlers"),
+         [("exec_outcomes", case_handlers)]),
+        ("drain-order", lambda: Stack(ctx, "order"),
+         [("50_chats_x_20_in_order_no_429", case_order)]),
+        ("drain-crash", lambda: Stack(ctx, "crash"),
+         [("sigkill_restart_once", case_sigkill_restart)]),
+        ("drain-two", lambda: Stack(ctx, "two"), [("two_drains_once", case_two_drains)]),
+        ("drain-follow", lambda: Stack(ctx, "follow"),
+         [("follow_and_sigint", case_follow), ("idle_cpu", case_follow_idle_cpu),
+          ("retention", case_retention)]),
+    ]
