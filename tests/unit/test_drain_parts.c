@@ -89,8 +89,8 @@ static void
 test_calls(sqlite3 *db)
 {
 	struct call_list	 l;
-	char			 err[256];
-	char			*big;
+	char			 err[256], *many;
+	const char		*big;
 	size_t			 i;
 
 	CHECK("calls_two_lines", parse(db, "{\"method\":\"sendMessage\",\"chat_id\":5,"
@@ -121,26 +121,28 @@ test_calls(sqlite3 *db)
 	    "{\"method\":\"sendMessage\",\"chat_id\":1.5}", &l, err, sizeof(err)) == -1);
 	CHECK("calls_rejects_nul", calls_parse(db, "{\"method\":\"a\"}\0x", 16, &l, err,
 	    sizeof(err)) == -1 && strstr(err, "NUL") != NULL);
-	big = malloc(200 * 40);
-	big[0] = '\0';
+	many = malloc(200 * 40);
+	many[0] = '\0';
 	for (i = 0; i < 101; i++)
-		strncat(big, "{\"method\":\"sendMessage\",\"chat_id\":1}\n", 40);
-	CHECK("calls_rejects_too_many", parse(db, big, &l, err, sizeof(err)) == -1 &&
+		strncat(many, "{\"method\":\"sendMessage\",\"chat_id\":1}\n", 40);
+	CHECK("calls_rejects_too_many", parse(db, many, &l, err, sizeof(err)) == -1 &&
 	    strstr(err, "more than 100") != NULL);
-	free(big);
+	free(many);
 
 	big = "{\"update_id\":1,\"message\":{\"chat\":{\"id\":-77},\"text\":"
 	    "\"hi \\\"there\\\" \xf0\x9f\x98\x80\"}}";
-	CHECK("echo_text", calls_echo(db, big, strlen(big), &l, err, sizeof(err)) == 0 && l.n == 1 &&
+	CHECK("echo_text", calls_echo(db, big, strlen(big), &l, err,
+	    sizeof(err)) == 0 && l.n == 1 &&
 	    strcmp(l.calls[0].method, "sendMessage") == 0 && l.calls[0].chat_int == -77 &&
 	    strcmp(l.calls[0].params, "{\"chat_id\":-77,\"text\":\"hi \\\"there\\\" "
 	    "\xf0\x9f\x98\x80\"}") == 0);
 	calls_free(&l);
-	CHECK("echo_not_text", calls_echo(db, "{\"update_id\":1,\"message\":{\"chat\":"
-	    "{\"id\":1},\"sticker\":{}}}", 50, &l, err, sizeof(err)) == 0 && l.n == 0);
-	CHECK("echo_callback_query", calls_echo(db, "{\"update_id\":1,"
-	    "\"callback_query\":{\"id\":\"x\"}}", 46, &l, err, sizeof(err)) == 0 &&
-	    l.n == 0);
+	big = "{\"update_id\":1,\"message\":{\"chat\":{\"id\":1},\"sticker\":{}}}";
+	CHECK("echo_not_text", calls_echo(db, big, strlen(big), &l, err,
+	    sizeof(err)) == 0 && l.n == 0);
+	big = "{\"update_id\":1,\"callback_query\":{\"id\":\"x\"}}";
+	CHECK("echo_callback_query", calls_echo(db, big, strlen(big), &l, err,
+	    sizeof(err)) == 0 && l.n == 0);
 }
 
 static void

@@ -562,6 +562,20 @@ test_signals(void)
 	    "esac; done < /proc/$$/status", NULL, 0, &l, &r, NULL);
 	snprintf(want, sizeof(want), "SigBlk: 0000000000000000\n"
 	    "SigIgn: 0000000000000000\n");
+	/* Signals 32 and 33 are glibc's own (thread cancellation, setxid): its
+	 * sigaction() refuses to touch them, so a disposition inherited from the
+	 * caller (GNU make ignores them) stays; glibc sets them up anew in the
+	 * handler's process.  Everything else must be the default. */
+	if (r.output != NULL) {
+		char *ign = strstr(r.output, "SigIgn: ");
+
+		if (ign != NULL) {
+			unsigned long long mask = strtoull(ign + 8, NULL, 16);
+
+			mask &= ~((1ULL << 31) | (1ULL << 32));
+			snprintf(ign + 8, strlen(ign + 8) + 1, "%016llx\n", mask);
+		}
+	}
 	report("signals_default", output_is(&r, want),
 	    "status %s reason %s output %s", status_name(r.status), r.reason,
 	    r.output != NULL ? r.output : "");
