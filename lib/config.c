@@ -424,6 +424,19 @@ parse_file(struct parse_state *ps, char *err, size_t errlen)
 }
 
 static int
+credential_exists(const char *name)
+{
+	const char	*creds = getenv("CREDENTIALS_DIRECTORY");
+	char		 path[PATH_MAX];
+	int		 n;
+
+	if (creds == NULL)
+		return 0;
+	n = snprintf(path, sizeof(path), "%s/%s", creds, name);
+	return n > 0 && (size_t)n < sizeof(path) && access(path, F_OK) == 0;
+}
+
+static int
 apply_environment(struct parse_state *ps, char *err, size_t errlen)
 {
 	static const struct {
@@ -482,6 +495,12 @@ apply_environment(struct parse_state *ps, char *err, size_t errlen)
 		if (bot == -1 && (bot = bot_index(ps->cfg, "default")) == -1)
 			goto full;
 	}
+	/* A systemd unit's LoadCredential= alone describes the bot "default" too,
+	 * when nothing else names a bot. */
+	if (ps->cfg->nbots == 0 && credential_exists("bot-token") +
+	    credential_exists("webhook-secret") > 0 &&
+	    bot_index(ps->cfg, "default") == -1)
+		goto full;
 	return 0;
 full:
 	snprintf(err, errlen, "more than %d bots", CONFIG_MAX_BOTS);

@@ -200,7 +200,7 @@ class LighttpdSpawnStack(Stack):
         with open(os.path.join(h.ROOT, "deploy", "lighttpd", "tgq-spawn.conf")) as f:
             text = f.read()
         subst = {"/run/lighttpd/tgq-webhook.sock": os.path.join(self.tmpdir, "spawn.sock"),
-                 "/usr/local/bin/tgq-webhook": self.ctx.binary,
+                 "/usr/local/sbin/tgq-webhook": self.ctx.binary,
                  "/var/lib/tgq/queue.db": self.db}
         for old, new in subst.items():
             if old not in text:

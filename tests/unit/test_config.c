@@ -171,6 +171,14 @@ test_credentials(void)
 	    strcmp(b->secret, "minesecret") == 0);
 	config_free(&cfg);
 	clear_env();
+
+	/* A unit's LoadCredential= alone makes the bot "default". */
+	setenv("CREDENTIALS_DIRECTORY", creds, 1);
+	CHECK("config_credentials_alone", load_text("", &cfg, err, sizeof(err)) == 0 &&
+	    cfg.nbots == 1 && (b = config_bot(&cfg, "default", 7)) != NULL &&
+	    b->secret != NULL && strcmp(b->secret, SECRET) == 0);
+	config_free(&cfg);
+	clear_env();
 }
 
 static void
