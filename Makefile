@@ -8,6 +8,10 @@
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
 SBINDIR	?= $(PREFIX)/sbin
+MANDIR	?= $(PREFIX)/share/man
+MAN1	 = man/tgq.1
+MAN5	 = man/tgq.conf.5
+MAN8	 = man/tgq-webhook.8 man/tgq-drain.8
 DESTDIR	?=
 PYTHON	?= /usr/bin/python3
 B	?= build
@@ -20,7 +24,7 @@ WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wpointer-arith -Wformat=2 -Werror
 CFLAGS	?= -O2 -g
 HARDEN	?= -fstack-protector-strong -D_FORTIFY_SOURCE=2
-ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) -Ilib -Icgi -Idrain $(PKG_CFLAGS) $(HARDEN) \
+ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) -Ilib -Icgi -Idrain -Icli $(PKG_CFLAGS) $(HARDEN) \
 	     $(CFLAGS) -pthread
 LDLIBS	 = $(PKG_LIBS) -pthread
 
@@ -29,16 +33,20 @@ LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c
 CGI_SRC	 = cgi/request.c cgi/store.c
 DRAIN_SRC = drain/handler.c drain/ratelimit.c drain/calls.c drain/jobs.c \
 	   drain/sender.c drain/loop.c
+CLI_SRC	 = cli/cli.c cli/jsonw.c cli/cmd_webhook.c cli/cmd_queue.c cli/cmd_poll.c \
+	   cli/cmd_doctor.c
 TEST_SRC = $(wildcard tests/unit/test_*.c)
-HEADERS	 = lib/tgq.h cgi/webhook.h drain/drain.h drain/handler.h tests/unit/check.h
+HEADERS	 = lib/tgq.h cgi/webhook.h drain/drain.h drain/handler.h cli/cli.h \
+	   tests/unit/check.h
 
 LIB_OBJ	 = $(LIB_SRC:%.c=$(B)/%.o)
 CGI_OBJ	 = $(CGI_SRC:%.c=$(B)/%.o)
 DRAIN_OBJ = $(DRAIN_SRC:%.c=$(B)/%.o)
+CLI_OBJ	 = $(CLI_SRC:%.c=$(B)/%.o)
 # Everything but the programs' main(): what the unit tests link against.
 PARTS	 = $(CGI_OBJ) $(DRAIN_OBJ) $(B)/libtgq.a
 TESTS	 = $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
-PROGS	 = $(B)/tgq-webhook $(B)/tgq-drain
+PROGS	 = $(B)/tgq-webhook $(B)/tgq-drain $(B)/tgq
 
 .PHONY: all test demo asan install uninstall clean lint deps
 all: $(PROGS) $(TESTS)
@@ -55,6 +63,9 @@ $(B)/tgq-webhook: $(B)/cgi/main.o $(CGI_OBJ) $(B)/libtgq.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tgq-drain: $(B)/drain/main.o $(DRAIN_OBJ) $(B)/libtgq.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tgq: $(B)/cli/main.o $(CLI_OBJ) $(B)/libtgq.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(PARTS)
@@ -82,15 +93,23 @@ demo:
 
 lint:
 	@! grep -nE '\b(sprintf|strcpy|strcat|strtok|atoi|gets|vsprintf)\(' \
-	    $(LIB_SRC) cgi/*.c drain/*.c || { echo "lint: banned call above"; exit 1; }
+	    $(LIB_SRC) cgi/*.c drain/*.c cli/*.c || { echo "lint: banned call above"; exit 1; }
 
 install: $(PROGS)
-	install -d $(DESTDIR)$(SBINDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(B)/tgq $(DESTDIR)$(BINDIR)/tgq
 	install -m 0755 $(B)/tgq-webhook $(DESTDIR)$(SBINDIR)/tgq-webhook
 	install -m 0755 $(B)/tgq-drain $(DESTDIR)$(SBINDIR)/tgq-drain
+	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/tgq-webhook $(DESTDIR)$(SBINDIR)/tgq-drain
+	rm -f $(DESTDIR)$(BINDIR)/tgq $(DESTDIR)$(SBINDIR)/tgq-webhook \
+	    $(DESTDIR)$(SBINDIR)/tgq-drain $(DESTDIR)$(MANDIR)/man1/tgq.1 \
+	    $(DESTDIR)$(MANDIR)/man5/tgq.conf.5 $(DESTDIR)$(MANDIR)/man8/tgq-webhook.8 \
+	    $(DESTDIR)$(MANDIR)/man8/tgq-drain.8
 
 clean:
 	rm -rf build build-asan

@@ -228,6 +228,9 @@ botapi_classify(struct botapi_parser *p, int transport_ok, const char *transport
 		const char *result = (const char *)sqlite3_column_text(st, 6);
 
 		a->outcome = BOTAPI_OK;
+		/* Some calls say what they did ("Webhook was set"). */
+		if (description != NULL)
+			snprintf(a->description, sizeof(a->description), "%s", description);
 		a->result = strdup(result != NULL ? result : "null");
 		goto done;
 	}

@@ -117,8 +117,17 @@ static const char schema_v2[] =
 	"    SELECT 'outbox', bot, state, count(*), datetime(min(created_at), 'unixepoch')\n"
 	"    FROM outbox GROUP BY bot, state;\n";
 
+/* Version 3: where `tgq poll` is in each bot's getUpdates stream. */
+static const char schema_v3[] =
+	"CREATE TABLE poll_state (\n"
+	"    bot             TEXT    PRIMARY KEY,\n"
+	"    next_offset     INTEGER NOT NULL,     -- getUpdates offset to ask for next\n"
+	"    updated_at      INTEGER NOT NULL      -- unix seconds\n"
+	") STRICT;\n";
+
 /* Index i holds the SQL that takes a version-i file to version i + 1. */
-static const char *const migrations[QUEUE_SCHEMA_VERSION] = { schema_v1, schema_v2 };
+static const char *const migrations[QUEUE_SCHEMA_VERSION] = { schema_v1, schema_v2,
+	schema_v3 };
 
 static enum queue_status
 classify(int rc)
@@ -460,9 +469,71 @@ queue_unlock(struct queue *q)
 		flock(q->lockfd, LOCK_UN);
 }
 
+static int
+save_offset(struct queue *q, const char *bot, int64_t next_offset)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	rc = sqlite3_prepare_v2(q->db, "INSERT INTO poll_state (bot, next_offset, "
+	    "updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (bot) DO UPDATE SET "
+	    "next_offset = excluded.next_offset, updated_at = excluded.updated_at",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, bot, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, next_offset);
+	sqlite3_bind_int64(st, 3, now_unix());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static enum queue_status put_batch(struct queue *, struct queue_item *, size_t,
+    const char *, int64_t, char *, size_t);
+
 enum queue_status
 queue_put_batch(struct queue *q, struct queue_item *items, size_t n, char *err,
     size_t errlen)
+{
+	return put_batch(q, items, n, NULL, 0, err, errlen);
+}
+
+enum queue_status
+queue_put_polled(struct queue *q, struct queue_item *items, size_t n,
+    const char *bot, int64_t next_offset, char *err, size_t errlen)
+{
+	return put_batch(q, items, n, bot, next_offset, err, errlen);
+}
+
+int
+queue_poll_offset(struct queue *q, const char *bot, int64_t *offset, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*offset = 0;
+	if (ensure_connected(q, err, errlen) != QUEUE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(q->db, "SELECT next_offset FROM poll_state WHERE "
+	    "bot = ?1", -1, &st, NULL) != SQLITE_OK)
+		return fail_db(q, "poll_state", err, errlen);
+	sqlite3_bind_text(st, 1, bot, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*offset = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail_db(q, "poll_state", err, errlen);
+	return 0;
+}
+
+/* The updates, and where getUpdates goes on (when poll_bot is set), in one
+ * transaction: a crash between the two would lose or repeat updates. */
+static enum queue_status
+put_batch(struct queue *q, struct queue_item *items, size_t n, const char *poll_bot,
+    int64_t next_offset, char *err, size_t errlen)
 {
 	enum queue_status	 status;
 	const char		*what = "BEGIN";
@@ -476,6 +547,10 @@ queue_put_batch(struct queue *q, struct queue_item *items, size_t n, char *err,
 	for (i = 0; rc == SQLITE_OK && i < n; i++) {
 		what = "INSERT";
 		rc = put_item(q, &items[i]);
+	}
+	if (rc == SQLITE_OK && poll_bot != NULL) {
+		what = "poll_state";
+		rc = save_offset(q, poll_bot, next_offset);
 	}
 	if (rc == SQLITE_OK) {
 		what = "COMMIT";

@@ -139,7 +139,7 @@ const struct bot_config *config_bot(const struct config *cfg, const char *name,
 	    size_t namelen);
 
 /* queue.c */
-#define QUEUE_SCHEMA_VERSION 2
+#define QUEUE_SCHEMA_VERSION 3
 /* A retried delivery within this window is a duplicate; after it, Telegram may have
  * started update_id afresh, so the same id is a new update. */
 #define QUEUE_DEDUPE_WINDOW_S (24 * 60 * 60)
@@ -173,6 +173,12 @@ enum queue_status queue_put_batch(struct queue *q, struct queue_item *items, siz
 	    char *err, size_t errlen);
 enum queue_status queue_health(struct queue *q, struct queue_health *h, char *err,
 	    size_t errlen);
+/* `tgq poll`: stores polled updates and the bot's next getUpdates offset in one
+ * transaction, and reads that offset back (0 when the bot never polled). */
+enum queue_status queue_put_polled(struct queue *q, struct queue_item *items,
+	    size_t n, const char *bot, int64_t next_offset, char *err, size_t errlen);
+int	 queue_poll_offset(struct queue *q, const char *bot, int64_t *offset,
+	    char *err, size_t errlen);
 /* For the programs that run their own statements on the queue (drain, CLI). */
 struct sqlite3 *queue_db(struct queue *q);
 void	 queue_lock(struct queue *q);

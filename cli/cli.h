@@ -1,0 +1,120 @@
+/*
+ * tgq, the operator's command: its shared parts (cli.c: options, output, the Bot
+ * API, the queue) and one function per command, grouped by file.
+ */
+#ifndef CLI_H
+#define CLI_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tgq.h"
+
+/* Exit codes, as tgq(1) documents them. */
+#define EXIT_OK		0
+#define EXIT_FAILED	1	/* a call, a check or a lookup failed */
+#define EXIT_USAGE	2	/* the command line is wrong */
+
+struct cli {
+	struct config		 cfg;
+	const struct bot_config	*bot;	/* --bot, or the only / "default" bot */
+	int			 json;	/* --json: machine-readable output */
+	struct queue		*queue;	/* opened by cli_queue() */
+	struct sqlite3		*mem;	/* in-memory, for SQLite's JSON functions */
+	struct botapi_parser	*parser;
+	CURL			*easy;
+	struct curl_slist	*headers;
+};
+
+struct command {
+	const char	*name;
+	const char	*usage;		/* the arguments, after the name */
+	const char	*summary;	/* one line */
+	int		 (*run)(struct cli *c, int argc, char **argv);
+};
+
+/* cli.c */
+/*
+ * Parses a command's options with getopt_long; "--help" is handled (prints usage,
+ * returns 1 with *exit_code EXIT_OK); an unknown option prints usage and returns 1
+ * with EXIT_USAGE.  Returns 0 to go on, optind past the options.
+ */
+struct option;
+int	 cli_getopt(const struct command *cmd, int argc, char **argv,
+	    const char *shortopts, const struct option *longopts, int *opt,
+	    int *exit_code);
+const struct command *cli_command(const char *name);
+void	 cli_usage(FILE *out, const struct command *cmd);
+int	 cli_usage_error(const struct command *cmd, const char *fmt, ...)
+	    TGQ_PRINTF(2, 3);
+/* Prints "tgq: <message>" to stderr (or, with --json, {"error": ...} to stdout)
+ * and returns EXIT_FAILED. */
+int	 cli_fail(struct cli *c, const char *fmt, ...) TGQ_PRINTF(2, 3);
+/* --json answers are objects that start with "ok": begin writes up to there on
+ * stdout, end closes the object and the line. */
+struct jsonw;
+void	 cli_json_begin(struct jsonw *w, int ok);
+void	 cli_json_end(struct jsonw *w);
+/* The selected bot's token, or NULL after saying how to configure it. */
+const char *cli_token(struct cli *c);
+/* Opens the configured queue, which must exist; NULL after saying why. */
+struct queue *cli_queue(struct cli *c);
+/*
+ * Calls method with params (a JSON object; NULL for none) or a multipart form
+ * (mime, NULL for JSON), waiting at most timeout_s.  Returns 0 with *a filled (its
+ * outcome says what Telegram answered), -1 when the call could not be made.
+ * Long polls are cut short when *interrupt becomes non-zero (NULL: never).
+ */
+struct curl_mime;
+int	 cli_api(struct cli *c, const char *method, const char *params,
+	    struct curl_mime *mime, int64_t timeout_s, volatile sig_atomic_t *interrupt,
+	    struct botapi_answer *a);
+/* SQLite's JSON functions on a JSON text: the value at path as text (NULL when
+ * missing; objects and arrays as JSON), or as an integer (def when missing). */
+char	*cli_json_text(struct cli *c, const char *json, const char *path);
+int64_t	 cli_json_int(struct cli *c, const char *json, const char *path, int64_t def);
+/* "3 s", "5 min", "2 h", "4 d": how long ago a unix time was, for people. */
+const char *cli_ago(char *buf, size_t len, int64_t then, int64_t now);
+
+/* jsonw.c: a JSON writer for --json, escaping every string it is given. */
+struct jsonw {
+	FILE	*out;
+	int	 depth;
+	int	 need_comma[32];
+	char	 closer[32];
+};
+void	 jw_init(struct jsonw *w, FILE *out);
+void	 jw_object(struct jsonw *w);
+void	 jw_array(struct jsonw *w);
+void	 jw_end(struct jsonw *w);	/* closes the innermost object or array */
+void	 jw_key(struct jsonw *w, const char *key);
+void	 jw_string(struct jsonw *w, const char *s);	/* NULL: null */
+void	 jw_int(struct jsonw *w, int64_t v);
+void	 jw_bool(struct jsonw *w, int v);
+void	 jw_null(struct jsonw *w);
+void	 jw_raw(struct jsonw *w, const char *json);	/* valid JSON; NULL: null */
+void	 jw_finish(struct jsonw *w);	/* newline after the top-level value */
+
+/* cmd_webhook.c */
+int	 cmd_set_webhook(struct cli *c, int argc, char **argv);
+int	 cmd_webhook_info(struct cli *c, int argc, char **argv);
+int	 cmd_delete_webhook(struct cli *c, int argc, char **argv);
+int	 cmd_me(struct cli *c, int argc, char **argv);
+
+/* cmd_queue.c */
+int	 cmd_status(struct cli *c, int argc, char **argv);
+int	 cmd_ls(struct cli *c, int argc, char **argv);
+int	 cmd_show(struct cli *c, int argc, char **argv);
+int	 cmd_retry(struct cli *c, int argc, char **argv);
+int	 cmd_purge(struct cli *c, int argc, char **argv);
+
+/* cmd_poll.c */
+int	 cmd_poll(struct cli *c, int argc, char **argv);
+
+/* cmd_doctor.c */
+int	 cmd_doctor(struct cli *c, int argc, char **argv);
+/* doctor when the configuration does not load: reports it and exits 1. */
+int	 cmd_doctor_broken_config(struct cli *c, const char *err);
+
+#endif
