@@ -48,8 +48,15 @@ PARTS	 = $(CGI_OBJ) $(DRAIN_OBJ) $(B)/libtgq.a
 TESTS	 = $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
 PROGS	 = $(B)/tgq-webhook $(B)/tgq-drain $(B)/tgq
 
+# Suites with targets of their own (make fuzz, make bench, make test-faults); each
+# may add programs that make test needs to EXTRA_TESTS.
+EXTRA_TESTS =
+-include tests/fuzz/fuzz.mk
+-include tests/bench/bench.mk
+-include tests/faults/faults.mk
+
 .PHONY: all test demo asan install uninstall clean lint deps
-all: $(PROGS) $(TESTS)
+all: $(PROGS) $(TESTS) $(EXTRA_TESTS)
 
 $(B)/%.o: %.c $(HEADERS)
 	@mkdir -p $(@D)
