@@ -29,8 +29,8 @@ ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) -Ilib -Icgi -Idrain -Icli $(PKG_
 LDLIBS	 = $(PKG_LIBS) -pthread
 
 LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c \
-	   lib/botapi.c
-CGI_SRC	 = cgi/request.c cgi/store.c
+	   lib/botapi.c lib/metrics.c lib/cidr.c
+CGI_SRC	 = cgi/request.c cgi/store.c cgi/metrics_page.c
 DRAIN_SRC = drain/handler.c drain/ratelimit.c drain/calls.c drain/jobs.c \
 	   drain/sender.c drain/loop.c
 CLI_SRC	 = cli/cli.c cli/jsonw.c cli/cmd_webhook.c cli/cmd_queue.c cli/cmd_poll.c \
@@ -49,7 +49,9 @@ TESTS	 = $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
 PROGS	 = $(B)/tgq-webhook $(B)/tgq-drain $(B)/tgq
 
 # Suites with targets of their own (make fuzz, make bench, make test-faults); each
-# may add programs that make test needs to EXTRA_TESTS.
+# may add programs that make test needs to EXTRA_TESTS.  Their rules come first
+# in the file, so the default goal is named.
+.DEFAULT_GOAL := all
 EXTRA_TESTS =
 -include tests/fuzz/fuzz.mk
 -include tests/bench/bench.mk

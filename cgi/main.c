@@ -217,6 +217,35 @@ serve_fastcgi(const struct webhook *wh)
 	return 0;
 }
 
+/*
+ * Socket activation: systemd hands over its listening socket as fd 3 (with
+ * LISTEN_PID and LISTEN_FDS); libfcgi takes requests on fd 0.
+ */
+static int
+adopt_systemd_socket(void)
+{
+	const char	*pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	const char	*errstr;
+	int64_t		 n, owner;
+
+	if (pid == NULL || fds == NULL ||
+	    parse_int(pid, 1, INT32_MAX, &owner, &errstr) == -1 || owner != getpid())
+		return 0;
+	if (parse_int(fds, 0, 64, &n, &errstr) == -1 || n != 1) {
+		log_err("systemd passed %s sockets; tgq-webhook takes exactly one", fds);
+		return -1;
+	}
+	if (dup2(3, 0) == -1) {
+		log_err("taking systemd's socket: %s", strerror(errno));
+		return -1;
+	}
+	close(3);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return 0;
+}
+
 /* A bot without a secret cannot be told from an attacker, and two bots with one
  * secret cannot be told apart: refuse both before serving anything. */
 static int
@@ -252,7 +281,7 @@ int
 main(int argc, char *argv[])
 {
 	struct config	 cfg;
-	struct webhook	 wh = { &cfg, NULL };
+	struct webhook	 wh = { &cfg, NULL, NULL };
 	const char	*config_path = NULL;
 	char		 err[1024];
 	int		 i, check_only = 0, cgi, rc;
@@ -281,11 +310,14 @@ main(int argc, char *argv[])
 	log_init("tgq-webhook", cfg.log_level);
 	if (check_bots(&cfg) == -1)
 		goto fail;
+	if (adopt_systemd_socket() == -1)
+		goto fail;
 	cgi = FCGX_IsCGI() || check_only;
 	if (store_start(&cfg, !cgi, &wh.store, err, sizeof(err)) == -1) {
 		log_err("%s", err);
 		goto fail;
 	}
+	wh.metrics = metrics_open(cfg.database);
 	if (check_only) {
 		struct queue_health h;
 
@@ -296,6 +328,7 @@ main(int argc, char *argv[])
 	} else
 		rc = cgi ? serve_cgi(&wh) : serve_fastcgi(&wh);
 	store_stop(wh.store);
+	metrics_close(wh.metrics);
 	config_free(&cfg);
 	return rc;
 fail:

@@ -13,7 +13,7 @@
 #define PATH_MAX_LEN 4096
 #define SECRET_HEADER "HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN"
 
-enum route { ROUTE_NONE, ROUTE_WEBHOOK, ROUTE_HEALTH };
+enum route { ROUTE_NONE, ROUTE_WEBHOOK, ROUTE_HEALTH, ROUTE_METRICS };
 
 struct target {
 	enum route	 route;
@@ -114,6 +114,8 @@ route_path(const char *path, struct target *t)
 
 	if (segment_is(last, last_len, "health"))
 		t->route = ROUTE_HEALTH;
+	else if (segment_is(last, last_len, "metrics"))
+		t->route = ROUTE_METRICS;
 	else if (segment_is(last, last_len, "webhook"))
 		t->route = ROUTE_WEBHOOK;
 	else if (last_len > 0 && segment_is(prev, prev_len, "webhook")) {
@@ -220,14 +222,63 @@ discard_input(const struct request_io *io, int64_t limit)
 		limit -= n;
 }
 
+/*
+ * Every refusal is counted (in shared memory, never in the database: a flood of
+ * bad requests must not become a flood of writes), logged with the client's
+ * address, and answered.
+ */
 static void
-log_rejection(const struct request_io *io, const char *what)
+reject(const struct request_io *io, const struct webhook *wh, const char *client,
+    enum metric m, const char *status, const char *headers, const char *body,
+    const char *why)
 {
-	const char	*addr = io->param(io->ctx, "REMOTE_ADDR");
-	char		 esc[64];
+	char esc[64];
 
-	log_info("%s: rejected: %s", addr ? log_escape(esc, sizeof(esc), addr,
-	    strlen(addr)) : "-", what);
+	metrics_add(wh->metrics, m, 1);
+	if (why != NULL)
+		log_info("%s: rejected: %s", client ? log_escape(esc, sizeof(esc),
+		    client, strlen(client)) : "-", why);
+	respond_text(io, status, headers, body);
+}
+
+/*
+ * The client: REMOTE_ADDR, unless that is a trusted proxy; then the last address
+ * in X-Forwarded-For that is not a trusted proxy itself (the ones to its left
+ * could be anything the client wrote).
+ */
+static const char *
+client_address(const struct request_io *io, const struct config *cfg, char *buf,
+    size_t buflen)
+{
+	const char	*remote = io->param(io->ctx, "REMOTE_ADDR");
+	const char	*xff, *end, *start;
+
+	if (remote == NULL || cfg->trusted_proxies.n == 0 ||
+	    !cidr_match(&cfg->trusted_proxies, remote) ||
+	    (xff = io->param(io->ctx, "HTTP_X_FORWARDED_FOR")) == NULL)
+		return remote;
+	for (end = xff + strlen(xff); end > xff; end = start) {
+		size_t len;
+
+		for (start = end; start > xff && start[-1] != ','; start--)
+			continue;
+		len = (size_t)(end - start);
+		while (len > 0 && (*start == ' ' || *start == '\t')) {
+			start++;
+			len--;
+		}
+		while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t'))
+			len--;
+		if (len > 0 && len < buflen) {
+			memcpy(buf, start, len);
+			buf[len] = '\0';
+			if (!cidr_match(&cfg->trusted_proxies, buf))
+				return buf;
+		}
+		if (start > xff)
+			start--;	/* past the comma */
+	}
+	return remote;
 }
 
 static void
@@ -249,7 +300,7 @@ handle_health(const struct request_io *io, const struct webhook *wh, int head_on
 
 static void
 handle_update(const struct request_io *io, const struct webhook *wh,
-    const struct bot_config *bot, char *body, size_t len)
+    const char *client, const struct bot_config *bot, char *body, size_t len)
 {
 	struct update_info	 info;
 	struct queue_item	 item;
@@ -257,9 +308,9 @@ handle_update(const struct request_io *io, const struct webhook *wh,
 
 	if (json_scan_update(body, len, JSON_MAX_DEPTH, &info, reason,
 	    sizeof(reason)) == -1) {
-		log_rejection(io, reason);
 		snprintf(answer, sizeof(answer), "bad request: %s\n", reason);
-		respond_text(io, "400 Bad Request", "", answer);
+		reject(io, wh, client, M_REJECTED_BODY, "400 Bad Request", "", answer,
+		    reason);
 		return;
 	}
 	memset(&item, 0, sizeof(item));
@@ -273,10 +324,12 @@ handle_update(const struct request_io *io, const struct webhook *wh,
 	item.received_at = now_unix();
 	if (store_put(wh->store, &item) != QUEUE_OK) {
 		/* The store logged why; Telegram keeps the update and retries. */
+		metrics_add(wh->metrics, M_UNAVAILABLE, 1);
 		respond_unavailable(io, wh, "text/plain; charset=utf-8",
 		    "service unavailable\n", 0);
 		return;
 	}
+	metrics_add(wh->metrics, item.duplicate ? M_DUPLICATES : M_RECEIVED, 1);
 	log_debug("bot %s: update %lld (%s) %s", bot->name, (long long)info.update_id,
 	    *info.kind ? info.kind : "-", item.duplicate ? "was a duplicate" :
 	    "stored");
@@ -288,55 +341,77 @@ handle_webhook(const struct request_io *io, const struct webhook *wh,
     const struct target *t)
 {
 	const struct bot_config	*bot;
-	const char		*length_text, *errstr = NULL;
-	char			*body;
+	const char		*length_text, *errstr = NULL, *client;
+	char			*body, addr[64];
 	int64_t			 length;
 
-	if ((bot = authenticate(io, wh, t)) == NULL) {
-		log_rejection(io, "wrong or missing secret");
+	client = client_address(io, wh->cfg, addr, sizeof(addr));
+	if (wh->cfg->allowed_ips.n > 0 && !cidr_match(&wh->cfg->allowed_ips, client)) {
 		discard_input(io, wh->cfg->max_body);
-		respond_text(io, "401 Unauthorized", "", "unauthorized\n");
+		reject(io, wh, client, M_REJECTED_IP, "403 Forbidden", "",
+		    "forbidden\n", "address not in allowed_ips");
+		return;
+	}
+	if ((bot = authenticate(io, wh, t)) == NULL) {
+		discard_input(io, wh->cfg->max_body);
+		reject(io, wh, client, M_REJECTED_SECRET, "401 Unauthorized", "",
+		    "unauthorized\n", "wrong or missing secret");
 		return;
 	}
 	length_text = io->param(io->ctx, "CONTENT_LENGTH");
 	if (length_text == NULL || *length_text == '\0') {
-		log_rejection(io, "no Content-Length");
-		respond_text(io, "411 Length Required", "", "length required\n");
+		reject(io, wh, client, M_REJECTED_LENGTH, "411 Length Required", "",
+		    "length required\n", "no Content-Length");
 		return;
 	}
 	if (parse_int(length_text, 0, INT64_MAX, &length, &errstr) == -1 &&
 	    strcmp(errstr, "too large") != 0) {
-		log_rejection(io, "invalid Content-Length");
-		respond_text(io, "400 Bad Request", "",
-		    "bad request: invalid Content-Length\n");
+		reject(io, wh, client, M_REJECTED_LENGTH, "400 Bad Request", "",
+		    "bad request: invalid Content-Length\n", "invalid Content-Length");
 		return;
 	}
 	if (errstr != NULL || length > wh->cfg->max_body) {
-		log_rejection(io, "body larger than max_body");
 		discard_input(io, wh->cfg->max_body);
-		respond_text(io, "413 Payload Too Large", "", "payload too large\n");
+		reject(io, wh, client, M_REJECTED_SIZE, "413 Payload Too Large", "",
+		    "payload too large\n", "body larger than max_body");
 		return;
 	}
 	if (!content_type_ok(io->param(io->ctx, "CONTENT_TYPE"))) {
-		log_rejection(io, "Content-Type is not application/json");
 		discard_input(io, length);
-		respond_text(io, "415 Unsupported Media Type", "",
-		    "unsupported media type\n");
+		reject(io, wh, client, M_REJECTED_TYPE, "415 Unsupported Media Type", "",
+		    "unsupported media type\n", "Content-Type is not application/json");
 		return;
 	}
 	if ((body = malloc(length > 0 ? (size_t)length : 1)) == NULL) {
 		log_err("out of memory for a body of %lld bytes", (long long)length);
+		metrics_add(wh->metrics, M_UNAVAILABLE, 1);
 		respond_unavailable(io, wh, "text/plain; charset=utf-8",
 		    "service unavailable\n", 0);
 		return;
 	}
-	if (read_body(io, body, (size_t)length) == -1) {
-		log_rejection(io, "body shorter than Content-Length");
-		respond_text(io, "400 Bad Request", "",
-		    "bad request: body shorter than Content-Length\n");
-	} else
-		handle_update(io, wh, bot, body, (size_t)length);
+	if (read_body(io, body, (size_t)length) == -1)
+		reject(io, wh, client, M_REJECTED_LENGTH, "400 Bad Request", "",
+		    "bad request: body shorter than Content-Length\n",
+		    "body shorter than Content-Length");
+	else
+		handle_update(io, wh, client, bot, body, (size_t)length);
 	free(body);
+}
+
+static void
+handle_metrics(const struct request_io *io, const struct webhook *wh, int head_only)
+{
+	size_t	 len;
+	char	*text = metrics_render(wh, &len);
+
+	if (text == NULL) {
+		respond_unavailable(io, wh, "text/plain; charset=utf-8",
+		    "service unavailable\n", head_only);
+		return;
+	}
+	respond(io, "200 OK", "", "text/plain; version=0.0.4; charset=utf-8", text,
+	    head_only);
+	free(text);
 }
 
 void
@@ -345,29 +420,35 @@ request_handle(const struct request_io *io, const struct webhook *wh)
 	const char	*method = io->param(io->ctx, "REQUEST_METHOD");
 	char		 path[PATH_MAX_LEN];
 	struct target	 t;
+	int		 get;
 
 	if (method == NULL)
 		method = "";
 	if (request_path(io, path, sizeof(path)) == -1)
 		path[0] = '\0';
 	route_path(path, &t);
+	get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 	switch (t.route) {
 	case ROUTE_NONE:
-		respond_text(io, "404 Not Found", "", "not found\n");
+		reject(io, wh, NULL, M_REJECTED_ROUTE, "404 Not Found", "",
+		    "not found\n", NULL);
 		return;
 	case ROUTE_HEALTH:
-		if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+	case ROUTE_METRICS:
+		if (!get)
+			reject(io, wh, NULL, M_REJECTED_METHOD, "405 Method Not Allowed",
+			    "Allow: GET, HEAD\r\n", "method not allowed\n", NULL);
+		else if (t.route == ROUTE_HEALTH)
 			handle_health(io, wh, strcmp(method, "HEAD") == 0);
 		else
-			respond_text(io, "405 Method Not Allowed", "Allow: GET, HEAD\r\n",
-			    "method not allowed\n");
+			handle_metrics(io, wh, strcmp(method, "HEAD") == 0);
 		return;
 	case ROUTE_WEBHOOK:
 		if (strcmp(method, "POST") == 0)
 			handle_webhook(io, wh, &t);
 		else
-			respond_text(io, "405 Method Not Allowed", "Allow: POST\r\n",
-			    "method not allowed\n");
+			reject(io, wh, NULL, M_REJECTED_METHOD, "405 Method Not Allowed",
+			    "Allow: POST\r\n", "method not allowed\n", NULL);
 		return;
 	}
 }

@@ -23,11 +23,17 @@ struct store;
 struct webhook {
 	const struct config	*cfg;
 	struct store		*store;
+	struct metrics		*metrics;	/* NULL: not counted */
 };
 
 /* request.c */
 /* Answers one request: routes, checks, and stores the update before the 200. */
 void	 request_handle(const struct request_io *io, const struct webhook *wh);
+
+/* metrics_page.c */
+/* GET /metrics in Prometheus' text format: the shared counters, and the queue's
+ * depth read on a connection of its own (never the writer's). */
+char	*metrics_render(const struct webhook *wh, size_t *len);
 
 /* store.c */
 /*

@@ -63,6 +63,7 @@ struct drain {
 	int			 failures;	/* queue errors in a row */
 	int64_t			 last_recover_ms, last_retain_ms;
 	uint64_t		 handled, sent;
+	struct metrics		*metrics;	/* shared with the webhook's /metrics */
 };
 
 static struct bot_ctx *
@@ -142,6 +143,7 @@ record_handled(struct drain *d, struct claimed *c, const char *out, size_t len,
 	if (rc == -1) {
 		log_warnx("bot %s update %lld: %s: dead", c->bot,
 		    (long long)c->update_id, err);
+		metrics_add(d->metrics, M_UPDATES_DEAD, 1);
 		note_queue_result(d, jobs_fail(d->jobs, c, err, 1, now_unix()));
 		return;
 	}
@@ -153,6 +155,7 @@ record_handled(struct drain *d, struct claimed *c, const char *out, size_t len,
 		    (long long)c->update_id);
 	else if (rc == 0) {
 		d->handled++;
+		metrics_add(d->metrics, M_HANDLED, 1);
 		log_debug("bot %s update %lld: handled, %zu calls", c->bot,
 		    (long long)c->update_id, calls.n);
 	}
@@ -219,6 +222,7 @@ finish_run(struct drain *d, size_t i)
 	case HANDLER_INVALID:
 		log_warnx("bot %s update %lld: %s: dead", r->upd.bot,
 		    (long long)r->upd.update_id, res.reason);
+		metrics_add(d->metrics, M_UPDATES_DEAD, 1);
 		note_queue_result(d, jobs_fail(d->jobs, &r->upd, res.reason, 1,
 		    now_unix()));
 		break;
@@ -226,6 +230,8 @@ finish_run(struct drain *d, size_t i)
 		log_warnx("bot %s update %lld: handler %s (attempt %lld of %lld)",
 		    r->upd.bot, (long long)r->upd.update_id, res.reason,
 		    (long long)r->upd.attempts, (long long)d->cfg->max_attempts);
+		metrics_add(d->metrics, r->upd.attempts >= d->cfg->max_attempts ?
+		    M_UPDATES_DEAD : M_HANDLER_FAILED, 1);
 		note_queue_result(d, jobs_fail(d->jobs, &r->upd, res.reason, 0,
 		    now_unix()));
 		break;
@@ -355,12 +361,14 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 		r->result = a->result;
 		a->result = NULL;
 		d->sent++;
+		metrics_add(d->metrics, M_SENT, 1);
 		break;
 	case BOTAPI_RETRY_AFTER:
 		/* Not a failure: Telegram says when; until then nothing goes to the
 		 * chat (or, for calls without one, from the bot). */
 		r->outcome = WAIT_RETRY_AFTER;
 		r->next_attempt_at = now + a->retry_after_s;
+		metrics_add(d->metrics, M_429, 1);
 		ratelimit_pause(f->bot->rl, f->chat, now_unix_ms() +
 		    a->retry_after_s * 1000);
 		log_warnx("call %lld: 429, waiting %lld s", (long long)r->id,
@@ -369,16 +377,20 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 	case BOTAPI_MIGRATE:
 		r->outcome = MIGRATED;
 		r->migrate_to = a->migrate_to_chat_id;
+		metrics_add(d->metrics, M_MIGRATED, 1);
 		log_info("call %lld: chat migrated to %lld", (long long)r->id,
 		    (long long)a->migrate_to_chat_id);
 		break;
 	case BOTAPI_REJECTED:
 		r->outcome = REJECTED;
+		metrics_add(d->metrics, M_CALLS_DEAD, 1);
 		log_warnx("call %lld: rejected by Telegram (%lld): dead",
 		    (long long)r->id, (long long)a->error_code);
 		break;
 	default:
 		r->outcome = RETRY_LATER;
+		metrics_add(d->metrics, f->attempts + 1 >= d->cfg->max_attempts ?
+		    M_CALLS_DEAD : M_RETRIED, 1);
 		for (k = 0; k < f->attempts && backoff < 300; k++)
 			backoff *= 2;
 		r->next_attempt_at = now + jittered(backoff > 300 ? 300 : backoff);
@@ -690,6 +702,7 @@ drain_run(const struct config *cfg, struct queue *q, enum drain_mode mode)
 		log_err("%s", err);
 		goto done;
 	}
+	d.metrics = metrics_open(cfg->database);
 	log_info("draining %s (%s mode, %zu bots)", cfg->database,
 	    mode == DRAIN_ONCE ? "once" : "follow", d.nbots);
 	if (run_loop(&d) == 0)
@@ -698,6 +711,7 @@ drain_run(const struct config *cfg, struct queue *q, enum drain_mode mode)
 	    (unsigned long long)d.handled, (unsigned long long)d.sent);
 done:
 	teardown(&d);
+	metrics_close(d.metrics);
 	sender_free(d.sender);
 	jobs_close(d.jobs);
 	return rc;

@@ -100,11 +100,11 @@ bot_index(struct config *cfg, const char *name)
 enum tgq_key { K_DATABASE, K_DURABILITY, K_MAX_BODY, K_API_URL, K_BUSY_TIMEOUT,
 	K_RETRY_AFTER, K_THREADS, K_LOG_LEVEL, K_MAX_ATTEMPTS, K_HANDLER_TIMEOUT,
 	K_MAX_OUTPUT, K_SEND_TIMEOUT, K_LEASE, K_RETAIN, K_MAX_IN_FLIGHT, K_HANDLERS,
-	K_NTGQ };
+	K_ALLOWED_IPS, K_TRUSTED_PROXIES, K_NTGQ };
 static const char *const tgq_keys[K_NTGQ] = { "database", "durability",
 	"max_body", "api_url", "busy_timeout", "retry_after", "threads", "log_level",
 	"max_attempts", "handler_timeout", "max_output", "send_timeout", "lease",
-	"retain", "max_in_flight", "handlers" };
+	"retain", "max_in_flight", "handlers", "allowed_ips", "trusted_proxies" };
 
 enum bot_key { B_TOKEN_FILE, B_SECRET_FILE, B_WEBHOOK_URL, B_HANDLER,
 	B_RATE_GLOBAL, B_RATE_CHAT, B_RATE_GROUP, B_NBOT };
@@ -249,6 +249,18 @@ apply_tgq(struct config *cfg, enum tgq_key key, const char *value, char *why,
 			return -1;
 		}
 		return set_string(&cfg->api_url, value);
+	case K_ALLOWED_IPS:
+	case K_TRUSTED_PROXIES: {
+		struct cidr_list *list = key == K_ALLOWED_IPS ? &cfg->allowed_ips :
+		    &cfg->trusted_proxies;
+		char reason[160];
+
+		if (cidr_parse(value, list, reason, sizeof(reason)) == -1) {
+			snprintf(why, whylen, "%s: %s", tgq_keys[key], reason);
+			return -1;
+		}
+		return 0;
+	}
 	case K_LOG_LEVEL:
 		if (log_level_parse(value, &cfg->log_level) == -1) {
 			snprintf(why, whylen,
@@ -452,6 +464,8 @@ apply_environment(struct parse_state *ps, char *err, size_t errlen)
 		{ "TGQ_MAX_OUTPUT", K_MAX_OUTPUT }, { "TGQ_SEND_TIMEOUT", K_SEND_TIMEOUT },
 		{ "TGQ_LEASE", K_LEASE }, { "TGQ_RETAIN", K_RETAIN },
 		{ "TGQ_MAX_IN_FLIGHT", K_MAX_IN_FLIGHT }, { "TGQ_HANDLERS", K_HANDLERS },
+		{ "TGQ_ALLOWED_IPS", K_ALLOWED_IPS },
+		{ "TGQ_TRUSTED_PROXIES", K_TRUSTED_PROXIES },
 	};
 	static const struct {
 		const char	*var;

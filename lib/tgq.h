@@ -79,6 +79,24 @@ struct update_info {
 int	 json_scan_update(const char *buf, size_t len, int max_depth,
 	    struct update_info *info, char *err, size_t errlen);
 
+/* cidr.c */
+#define CIDR_MAX 64
+struct cidr {
+	int		 family;	/* AF_INET or AF_INET6 */
+	unsigned char	 addr[16];
+	int		 prefix;
+};
+struct cidr_list {
+	size_t		 n;
+	struct cidr	 nets[CIDR_MAX];
+};
+/* "149.154.160.0/20, 2001:db8::/32, 10.1.2.3, telegram": comma- or blank-separated;
+ * "telegram" stands for Telegram's published webhook ranges.  On failure err
+ * names the entry that is wrong. */
+int	 cidr_parse(const char *text, struct cidr_list *list, char *err, size_t errlen);
+/* 1 when the address (text, IPv4 or IPv6, IPv4-mapped IPv6 included) is in list. */
+int	 cidr_match(const struct cidr_list *list, const char *addr);
+
 /* config.c */
 #define CONFIG_DEFAULT_PATH "/etc/tgq/tgq.conf"
 #define CONFIG_MAX_BOTS 64
@@ -107,6 +125,10 @@ struct config {
 	int64_t		 busy_timeout_ms;
 	int64_t		 retry_after_s;	/* what a 503 tells Telegram */
 	int64_t		 threads;	/* FastCGI request threads per process */
+	/* Who may call the webhook (none: anyone with the secret), and which
+	 * peers' X-Forwarded-For is believed. */
+	struct cidr_list allowed_ips;
+	struct cidr_list trusted_proxies;
 	enum log_level	 log_level;
 	/* tgq-drain */
 	int64_t		 max_attempts;	/* failed handler runs or sends before dead */
@@ -183,6 +205,24 @@ int	 queue_poll_offset(struct queue *q, const char *bot, int64_t *offset,
 struct sqlite3 *queue_db(struct queue *q);
 void	 queue_lock(struct queue *q);
 void	 queue_unlock(struct queue *q);
+
+/* metrics.c */
+/* The counters of /metrics; the order is the file's layout: append only. */
+enum metric {
+	M_RECEIVED, M_DUPLICATES, M_UNAVAILABLE,
+	M_REJECTED_ROUTE, M_REJECTED_METHOD, M_REJECTED_IP, M_REJECTED_SECRET,
+	M_REJECTED_LENGTH, M_REJECTED_SIZE, M_REJECTED_TYPE, M_REJECTED_BODY,
+	M_HANDLED, M_HANDLER_FAILED, M_UPDATES_DEAD,
+	M_SENT, M_RETRIED, M_CALLS_DEAD, M_429, M_MIGRATED,
+	M_COUNT
+};
+struct metrics;
+/* Maps <database>-metrics (created when missing); never fails for want of the
+ * file: the counters are then this process's own.  NULL only without memory. */
+struct metrics *metrics_open(const char *database);
+void	 metrics_close(struct metrics *m);
+void	 metrics_add(struct metrics *m, enum metric k, uint64_t n);
+uint64_t metrics_get(const struct metrics *m, enum metric k);
 
 /* botapi.c */
 #define BOTAPI_METHOD_MAX 64

@@ -237,6 +237,30 @@ test_errors(void)
 		expect_error("long_line", long_line, "tgq.conf:2: line too long");
 	}
 	/* A value continued on an indented line is refused rather than joined. */
+	expect_error("allowed_ips", "[tgq]\nallowed_ips = 10.0.0.0/8, 300.1.1.1\n",
+	    "tgq.conf:2: allowed_ips: \"300.1.1.1\" is not an address");
+	expect_error("trusted_proxies_prefix", "[tgq]\ntrusted_proxies = ::1/129\n",
+	    "trusted_proxies: \"::1/129\" is not");
+	{
+		struct config c3;
+		char e3[256];
+
+		CHECK("config_allowed_ips", load_text("[tgq]\nallowed_ips = telegram, "
+		    "2001:db8::/32\ntrusted_proxies = 127.0.0.1\n", &c3, e3,
+		    sizeof(e3)) == 0 && c3.allowed_ips.n == 3 &&
+		    c3.trusted_proxies.n == 1 &&
+		    cidr_match(&c3.allowed_ips, "149.154.167.99") &&
+		    cidr_match(&c3.allowed_ips, "91.108.7.1") &&
+		    !cidr_match(&c3.allowed_ips, "91.108.8.1") &&
+		    cidr_match(&c3.allowed_ips, "2001:db8:1::5") &&
+		    !cidr_match(&c3.allowed_ips, "2001:db9::5") &&
+		    cidr_match(&c3.allowed_ips, "::ffff:149.154.160.1") &&
+		    !cidr_match(&c3.allowed_ips, "not an address") &&
+		    cidr_match(&c3.trusted_proxies, "127.0.0.1") &&
+		    !cidr_match(&c3.trusted_proxies, "127.0.0.2"));
+		if (c3.database != NULL)
+			config_free(&c3);
+	}
 	expect_error("rate", "[bot a]\nrate_chat = fast\n",
 	    "tgq.conf:2: rate_chat: not a number");
 	expect_error("retain_small", "[tgq]\nretain = 10s\n", "retain: too small");

@@ -1,0 +1,148 @@
+/*
+ * GET /metrics: Prometheus' text exposition format.  Counters come from the
+ * shared metrics file (every webhook process and the drain add to it); the
+ * queue's depth is read on a read-only connection opened for the scrape, so a
+ * scrape never waits behind, or holds up, the writer thread's group commits.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "webhook.h"
+
+struct family {
+	const char	*name;
+	const char	*help;
+	const char	*label;		/* "reason" etc.; NULL for a plain counter */
+	struct {
+		enum metric	 m;
+		const char	*value;	/* the label's value */
+	} series[8];
+};
+
+static const struct family counters[] = {
+	{ "tgq_updates_received_total", "Updates stored by tgq-webhook.", NULL,
+	    { { M_RECEIVED, NULL } } },
+	{ "tgq_updates_duplicate_total", "Redeliveries of updates already stored.",
+	    NULL, { { M_DUPLICATES, NULL } } },
+	{ "tgq_requests_rejected_total", "Requests refused, by reason.", "reason",
+	    { { M_REJECTED_SECRET, "secret" }, { M_REJECTED_SIZE, "size" },
+	      { M_REJECTED_TYPE, "type" }, { M_REJECTED_BODY, "body" },
+	      { M_REJECTED_IP, "ip" }, { M_REJECTED_LENGTH, "length" },
+	      { M_REJECTED_METHOD, "method" }, { M_REJECTED_ROUTE, "route" } } },
+	{ "tgq_requests_unavailable_total", "Requests answered 503: the queue could "
+	    "not store them.", NULL, { { M_UNAVAILABLE, NULL } } },
+	{ "tgq_updates_handled_total", "Updates the drain's handler finished.", NULL,
+	    { { M_HANDLED, NULL } } },
+	{ "tgq_handler_failures_total", "Handler runs that failed and will be "
+	    "retried.", NULL, { { M_HANDLER_FAILED, NULL } } },
+	{ "tgq_updates_dead_total", "Updates that ended dead.", NULL,
+	    { { M_UPDATES_DEAD, NULL } } },
+	{ "tgq_calls_sent_total", "Bot API calls Telegram accepted.", NULL,
+	    { { M_SENT, NULL } } },
+	{ "tgq_calls_retried_total", "Bot API calls that failed and will be retried.",
+	    NULL, { { M_RETRIED, NULL } } },
+	{ "tgq_calls_dead_total", "Bot API calls that ended dead.", NULL,
+	    { { M_CALLS_DEAD, NULL } } },
+	{ "tgq_calls_429_total", "Bot API answers 429 Too Many Requests.", NULL,
+	    { { M_429, NULL } } },
+	{ "tgq_calls_migrated_total", "Calls resent to a group's new supergroup id.",
+	    NULL, { { M_MIGRATED, NULL } } },
+};
+
+static void
+write_counters(FILE *f, const struct webhook *wh)
+{
+	size_t i, j;
+
+	for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		const struct family *fam = &counters[i];
+
+		fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", fam->name, fam->help,
+		    fam->name);
+		for (j = 0; j < 8 && (j == 0 || fam->series[j].value != NULL); j++) {
+			if (fam->label != NULL)
+				fprintf(f, "%s{%s=\"%s\"} %llu\n", fam->name, fam->label,
+				    fam->series[j].value, (unsigned long long)
+				    metrics_get(wh->metrics, fam->series[j].m));
+			else
+				fprintf(f, "%s %llu\n", fam->name, (unsigned long long)
+				    metrics_get(wh->metrics, fam->series[j].m));
+		}
+	}
+}
+
+/* Bot names are [a-z0-9_-] and states fixed words: nothing in a label needs
+ * escaping. */
+static int
+write_depth(FILE *f, sqlite3 *db)
+{
+	static const char sql[] =
+	    "SELECT 'updates', bot, state, count(*), NULL FROM updates"
+	    " WHERE state IN ('new', 'leased', 'dead') GROUP BY bot, state"
+	    " UNION ALL SELECT 'calls', bot, state, count(*), NULL FROM outbox"
+	    " WHERE state IN ('new', 'sending', 'dead') GROUP BY bot, state"
+	    " UNION ALL SELECT 'oldest', NULL, NULL, NULL, min(received_at)"
+	    " FROM updates WHERE state IN ('new', 'leased')";
+	sqlite3_stmt	*st;
+	int64_t		 oldest = 0;
+	int		 rc, wrote_updates = 0, wrote_calls = 0;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *what = (const char *)sqlite3_column_text(st, 0);
+
+		if (strcmp(what, "oldest") == 0) {
+			if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+				oldest = now_unix() - sqlite3_column_int64(st, 4);
+			continue;
+		}
+		if (strcmp(what, "updates") == 0 && !wrote_updates++)
+			fprintf(f, "# HELP tgq_queue_updates Updates waiting or dead, by "
+			    "bot and state.\n# TYPE tgq_queue_updates gauge\n");
+		if (strcmp(what, "calls") == 0 && !wrote_calls++)
+			fprintf(f, "# HELP tgq_queue_calls Calls waiting or dead, by bot and "
+			    "state.\n# TYPE tgq_queue_calls gauge\n");
+		fprintf(f, "tgq_queue_%s{bot=\"%s\",state=\"%s\"} %lld\n", what,
+		    sqlite3_column_text(st, 1), sqlite3_column_text(st, 2),
+		    (long long)sqlite3_column_int64(st, 3));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	fprintf(f, "# HELP tgq_oldest_pending_age_seconds Age of the oldest update "
+	    "not yet handled (0: none).\n# TYPE tgq_oldest_pending_age_seconds gauge\n"
+	    "tgq_oldest_pending_age_seconds %lld\n", (long long)(oldest > 0 ? oldest :
+	    0));
+	return 0;
+}
+
+char *
+metrics_render(const struct webhook *wh, size_t *len)
+{
+	sqlite3	*db = NULL;
+	char	*buf = NULL;
+	FILE	*f;
+	int	 up;
+
+	if ((f = open_memstream(&buf, len)) == NULL)
+		return NULL;
+	write_counters(f, wh);
+	up = sqlite3_open_v2(wh->cfg->database, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK;
+	if (up) {
+		sqlite3_busy_timeout(db, 1000);
+		up = write_depth(f, db) == 0;
+	}
+	sqlite3_close(db);
+	fprintf(f, "# HELP tgq_queue_up Whether the queue could be read for this "
+	    "scrape.\n# TYPE tgq_queue_up gauge\ntgq_queue_up %d\n", up);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
