@@ -9,6 +9,13 @@ PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
 SBINDIR	?= $(PREFIX)/sbin
 MANDIR	?= $(PREFIX)/share/man
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+EXAMPLEDIR ?= $(PREFIX)/share/doc/tgq/examples
+UNITS	 = deploy/systemd/tgq-webhook.socket deploy/systemd/tgq-webhook.service \
+	   deploy/systemd/tgq-drain.service deploy/systemd/tgq-drain.timer \
+	   deploy/systemd/tgq-drain-follow.service
 MAN1	 = man/tgq.1
 MAN5	 = man/tgq.conf.5
 MAN8	 = man/tgq-webhook.8 man/tgq-drain.8
@@ -113,12 +120,29 @@ install: $(PROGS)
 	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	    $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(EXAMPLEDIR)
+	# The units name the programs where this install puts them.
+	for u in $(UNITS); do \
+	    sed 's|/usr/local/sbin/|$(SBINDIR)/|g' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/} && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
+	done
+	install -m 0644 deploy/systemd/tgq.sysusers $(DESTDIR)$(SYSUSERSDIR)/tgq.conf
+	install -m 0644 deploy/systemd/tgq.tmpfiles $(DESTDIR)$(TMPFILESDIR)/tgq.conf
+	install -m 0644 deploy/nginx/tgq.conf $(DESTDIR)$(EXAMPLEDIR)/nginx-tgq.conf
+	install -m 0644 deploy/lighttpd/tgq.conf $(DESTDIR)$(EXAMPLEDIR)/lighttpd-tgq.conf
+	sed 's|/usr/local/sbin/|$(SBINDIR)/|g' deploy/lighttpd/tgq-spawn.conf \
+	    > $(DESTDIR)$(EXAMPLEDIR)/lighttpd-tgq-spawn.conf
+	install -m 0644 deploy/README.md $(DESTDIR)$(EXAMPLEDIR)/README.md
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/tgq $(DESTDIR)$(SBINDIR)/tgq-webhook \
 	    $(DESTDIR)$(SBINDIR)/tgq-drain $(DESTDIR)$(MANDIR)/man1/tgq.1 \
 	    $(DESTDIR)$(MANDIR)/man5/tgq.conf.5 $(DESTDIR)$(MANDIR)/man8/tgq-webhook.8 \
-	    $(DESTDIR)$(MANDIR)/man8/tgq-drain.8
+	    $(DESTDIR)$(MANDIR)/man8/tgq-drain.8 $(DESTDIR)$(SYSUSERSDIR)/tgq.conf \
+	    $(DESTDIR)$(TMPFILESDIR)/tgq.conf
+	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$${u##*/}; done
+	rm -rf $(DESTDIR)$(EXAMPLEDIR)
 
 clean:
 	rm -rf build build-asan

@@ -303,7 +303,8 @@ main(int argc, char *argv[])
 			return 2;
 		}
 	}
-	if (config_load(config_path, &cfg, err, sizeof(err)) == -1) {
+	if (config_load_for(config_path, CONFIG_NEED_SECRETS, &cfg, err,
+	    sizeof(err)) == -1) {
 		log_err("configuration: %s", err);
 		return 1;
 	}

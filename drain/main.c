@@ -53,7 +53,8 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
-	if (config_load(config_path, &cfg, err, sizeof(err)) == -1) {
+	if (config_load_for(config_path, CONFIG_NEED_TOKENS, &cfg, err,
+	    sizeof(err)) == -1) {
 		log_err("configuration: %s", err);
 		return 1;
 	}

@@ -584,18 +584,20 @@ load_secret(struct parse_state *ps, const char *botname, const char *envvar,
 }
 
 static int
-load_bot_secrets(struct parse_state *ps, char *err, size_t errlen)
+load_bot_secrets(struct parse_state *ps, unsigned need, char *err, size_t errlen)
 {
 	size_t i;
 
 	for (i = 0; i < ps->cfg->nbots; i++) {
 		struct bot_config *b = &ps->cfg->bots[i];
 
-		if (load_secret(ps, b->name, "TGQ_BOT_TOKEN", ps->token_file[i],
-		    "bot-token", &b->token, &b->token_len, err, errlen) == -1)
+		if ((need & CONFIG_NEED_TOKENS) && load_secret(ps, b->name,
+		    "TGQ_BOT_TOKEN", ps->token_file[i], "bot-token", &b->token,
+		    &b->token_len, err, errlen) == -1)
 			return -1;
-		if (load_secret(ps, b->name, "TGQ_WEBHOOK_SECRET", ps->secret_file[i],
-		    "webhook-secret", &b->secret, &b->secret_len, err, errlen) == -1)
+		if ((need & CONFIG_NEED_SECRETS) && load_secret(ps, b->name,
+		    "TGQ_WEBHOOK_SECRET", ps->secret_file[i], "webhook-secret",
+		    &b->secret, &b->secret_len, err, errlen) == -1)
 			return -1;
 		if (b->token != NULL && !token_valid(b->token, b->token_len)) {
 			snprintf(err, errlen, "bot %s: the bot token is not of the form "
@@ -639,6 +641,14 @@ set_defaults(struct config *cfg)
 int
 config_load(const char *path_override, struct config *cfg, char *err, size_t errlen)
 {
+	return config_load_for(path_override, CONFIG_NEED_TOKENS | CONFIG_NEED_SECRETS,
+	    cfg, err, errlen);
+}
+
+int
+config_load_for(const char *path_override, unsigned need, struct config *cfg,
+    char *err, size_t errlen)
+{
 	struct parse_state	*ps;
 	const char		*path = path_override;
 	size_t			 i;
@@ -668,7 +678,7 @@ config_load(const char *path_override, struct config *cfg, char *err, size_t err
 			goto done;
 	}
 	if (apply_environment(ps, err, errlen) == -1 ||
-	    load_bot_secrets(ps, err, errlen) == -1)
+	    load_bot_secrets(ps, need, err, errlen) == -1)
 		goto done;
 	/* A claim must outlive the work it covers, or a second drain takes it over. */
 	if (cfg->lease_s < cfg->handler_timeout_s + 1 ||

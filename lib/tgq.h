@@ -156,6 +156,12 @@ struct config {
  */
 int	 config_load(const char *path_override, struct config *cfg, char *err,
 	    size_t errlen);
+/* The same, reading only the secrets a program uses: tgq-webhook needs no token
+ * and tgq-drain no webhook secret, so each unit passes only its own. */
+#define CONFIG_NEED_TOKENS	0x1
+#define CONFIG_NEED_SECRETS	0x2
+int	 config_load_for(const char *path_override, unsigned need,
+	    struct config *cfg, char *err, size_t errlen);
 void	 config_free(struct config *cfg);
 const struct bot_config *config_bot(const struct config *cfg, const char *name,
 	    size_t namelen);

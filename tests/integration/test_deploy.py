@@ -27,7 +27,7 @@ class Stack:
         self.tmpdir = h.make_tmpdir("tgq-units-")
         self.notes = []
         # The units name the installed programs; point them at this build.
-        for path in glob.glob(os.path.join(UNITS, "*.service")) + \
+        for path in glob.glob(os.path.join(UNITS, "*.service")) + glob.glob(os.path.join(UNITS, "*.socket")) + \
                 glob.glob(os.path.join(UNITS, "*.timer")):
             with open(path) as f:
                 text = f.read().replace("/usr/local/sbin", ctx.bindir)
@@ -54,7 +54,7 @@ class Stack:
 
 
 def case_verify(stack):
-    units = stack.units(".service") + stack.units(".timer")
+    units = stack.units(".service") + stack.units(".timer") + stack.units(".socket")
     assert units, "no units in deploy/systemd"
     r = subprocess.run(["systemd-analyze", "verify", "--man=no"] + units,
                        capture_output=True, text=True, timeout=60, cwd=stack.tmpdir)

@@ -172,6 +172,20 @@ test_credentials(void)
 	config_free(&cfg);
 	clear_env();
 
+	/* Each program reads only its own secret: the webhook's unit passes no
+	 * token, the drain's no webhook secret. */
+	setenv("CREDENTIALS_DIRECTORY", creds, 1);
+	CHECK("config_need_secrets_only", config_load_for(write_file("partial.conf",
+	    "[bot default]\ntoken_file = absent-token\nsecret_file = webhook-secret\n"),
+	    CONFIG_NEED_SECRETS, &cfg, err, sizeof(err)) == 0 &&
+	    cfg.bots[0].token == NULL && cfg.bots[0].secret != NULL);
+	config_free(&cfg);
+	CHECK("config_need_tokens_only", config_load_for(write_file("partial.conf",
+	    "[bot default]\ntoken_file = absent-token\nsecret_file = webhook-secret\n"),
+	    CONFIG_NEED_TOKENS, &cfg, err, sizeof(err)) == -1 &&
+	    strstr(err, "absent-token") != NULL);
+	clear_env();
+
 	/* A unit's LoadCredential= alone makes the bot "default". */
 	setenv("CREDENTIALS_DIRECTORY", creds, 1);
 	CHECK("config_credentials_alone", load_text("", &cfg, err, sizeof(err)) == 0 &&
