@@ -290,9 +290,11 @@ class Nginx:
     shipped snippet included in its one server block.  extra: more text for the
     server block (more locations)."""
 
-    def __init__(self, tmpdir, socket_path, extra="", port=None):
+    def __init__(self, tmpdir, socket_path, extra="", port=None, listen6=None):
+        """listen6: also listen on [::1] at this port."""
         self.tmpdir = tmpdir
         self.port = port or free_port()
+        six = "listen [::1]:%d;" % listen6 if listen6 else ""
         self.conf = os.path.join(tmpdir, "nginx.conf")
         self.pidfile = os.path.join(tmpdir, "nginx.pid")
         self.error_log = os.path.join(tmpdir, "nginx-error.log")
@@ -318,6 +320,7 @@ http {{
     scgi_temp_path {t}/scgi_temp;
     server {{
         listen 127.0.0.1:{self.port};
+        {six}
         server_name localhost;
         include {t}/tgq.conf;
 {extra}
@@ -417,13 +420,14 @@ class Response:
         return "%d %r" % (self.status, self.body[:80])
 
 
-def request(port, method, path, headers=None, body=None, timeout=30.0, conn=None):
-    """One HTTP/1.1 request to 127.0.0.1:port.  Sends exactly the given headers
-    (plus Host, and Content-Length when a body is given and none is named).
-    Returns a Response; header names are lower-cased."""
+def request(port, method, path, headers=None, body=None, timeout=30.0, conn=None,
+            host="127.0.0.1"):
+    """One HTTP/1.1 request to host:port (127.0.0.1, or ::1).  Sends exactly the
+    given headers (plus Host, and Content-Length when a body is given and none is
+    named).  Returns a Response; header names are lower-cased."""
     own = conn is None
     if own:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.putrequest(method, path, skip_host=False, skip_accept_encoding=True)
         headers = dict(headers or {})
