@@ -28,10 +28,15 @@ struct ratelimit *ratelimit_new(int64_t global_per_s, int64_t chat_per_s,
 void	 ratelimit_free(struct ratelimit *rl);
 /* 0 when a call to chat (NULL: no chat) may leave at now_ms, else ms to wait. */
 int64_t	 ratelimit_wait(struct ratelimit *rl, const char *chat, int64_t now_ms);
-/* Counts a call that leaves now against the bot's limit. */
-void	 ratelimit_sent(struct ratelimit *rl, int64_t now_ms);
-/* Counts a call answered now against its chat's limits; -1 when out of memory. */
-int	 ratelimit_answered(struct ratelimit *rl, const char *chat, int64_t now_ms);
+/* ratelimit_wait's answer when only an answer to a call in flight frees a place. */
+#define RATELIMIT_UNTIL_ANSWER 1000
+/* Counts a call that leaves now; returns its place in the bot's window, to give
+ * back to ratelimit_answered. */
+int64_t	 ratelimit_sent(struct ratelimit *rl, int64_t now_ms);
+/* The call's answer came now: it counts from now for the bot and its chat;
+ * -1 when out of memory. */
+int	 ratelimit_answered(struct ratelimit *rl, const char *chat, int64_t slot,
+	    int64_t now_ms);
 /* Holds back calls to chat (NULL: every call of the bot) until until_ms. */
 int	 ratelimit_pause(struct ratelimit *rl, const char *chat, int64_t until_ms);
 /* Chats the limiter remembers (for tests and memory checks). */

@@ -42,6 +42,7 @@ struct flight {
 	struct bot_ctx	*bot;
 	char		 chat[CHAT_KEY_MAX];
 	int64_t		 attempts;
+	int64_t		 rate_slot;	/* its place in the bot's rate window */
 };
 
 struct drain {
@@ -262,7 +263,8 @@ static int64_t
 start_calls(struct drain *d, int64_t now_ms, int *progress)
 {
 	struct outcall	 cand[CANDIDATES_MAX];
-	int64_t		 ids[CANDIDATES_MAX], wait_min = INT64_MAX;
+	int64_t		 ids[CANDIDATES_MAX], slots[CANDIDATES_MAX];
+	int64_t		 wait_min = INT64_MAX;
 	size_t		 room, n = 0, i, chosen = 0;
 	size_t		 pick[CANDIDATES_MAX];
 	int		 taken[CANDIDATES_MAX];
@@ -284,7 +286,7 @@ start_calls(struct drain *d, int64_t now_ms, int *progress)
 			continue;
 		}
 		/* Count it now, so the next candidate sees this one. */
-		ratelimit_sent(bot->rl, now_ms);
+		slots[chosen] = ratelimit_sent(bot->rl, now_ms);
 		pick[chosen] = i;
 		ids[chosen++] = cand[i].id;
 	}
@@ -298,20 +300,18 @@ start_calls(struct drain *d, int64_t now_ms, int *progress)
 		struct bot_ctx	*bot = find_bot(d, c->bot);
 		struct flight	*f = &d->flights[sender_in_flight(d->sender)];
 
-		if (!taken[i])
-			continue;
-		if (bot->cfg->token == NULL) {
-			/* Checked at start-up; kept as a guard. */
-			continue;
-		}
-		if (sender_start(d->sender, c->id, bot->cfg->token, c->method,
-		    c->params, err, sizeof(err)) == -1) {
-			log_err("call %lld: %s", (long long)c->id, err);
+		if (!taken[i] || sender_start(d->sender, c->id, bot->cfg->token,
+		    c->method, c->params, err, sizeof(err)) == -1) {
+			if (taken[i])
+				log_err("call %lld: %s", (long long)c->id, err);
+			/* Its place in the window is free again at once. */
+			ratelimit_answered(bot->rl, NULL, slots[i], now_ms - 1000);
 			continue;
 		}
 		f->id = c->id;
 		f->bot = bot;
 		f->attempts = c->attempts;
+		f->rate_slot = slots[i];
 		snprintf(f->chat, sizeof(f->chat), "%s", c->chat);
 		*progress = 1;
 	}
@@ -352,7 +352,7 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 	memset(r, 0, sizeof(*r));
 	r->id = s->id;
 	d->result_text[d->nresults] = NULL;
-	if (ratelimit_answered(f->bot->rl, f->chat, now_unix_ms()) == -1)
+	if (ratelimit_answered(f->bot->rl, f->chat, f->rate_slot, now_unix_ms()) == -1)
 		log_warnx("out of memory for the rate limits of a chat");
 	switch (a->outcome) {
 	case BOTAPI_OK:

@@ -6,9 +6,10 @@
  * Telegram counts.
  *
  * Telegram counts a call when it receives it, some time between our sending and
- * its answer.  A chat has one call in flight at a time, so its windows count from
- * the answer, which is never before Telegram's count; the bot's window counts from
- * the sending, with a margin for the time calls spend on the way.
+ * its answer.  So every window counts a call from its answer, which is never
+ * before Telegram's count, and a call still in flight holds its place in the
+ * bot's window until it is answered: however long calls spend on the way, no
+ * window of Telegram's ever sees more than the limit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 #include "drain.h"
 
 #define CHAT_IDLE_MS (61 * 1000)	/* longer than the longest window */
-#define GLOBAL_MARGIN_MS 50		/* network jitter, against the bot's window */
+#define IN_FLIGHT INT64_MAX		/* a window's place taken by a call on its way */
 
 struct window {
 	int64_t	*times;		/* ring of the last n call times, ms */
@@ -64,18 +65,24 @@ window_wait(const struct window *w, int64_t now)
 	if (w->n == 0 || w->count < w->n)
 		return 0;
 	oldest = w->times[w->head];	/* the head is the oldest when full */
+	if (oldest == IN_FLIGHT)
+		return RATELIMIT_UNTIL_ANSWER;
 	return oldest + w->span_ms > now ? oldest + w->span_ms - now : 0;
 }
 
-static void
-window_take(struct window *w, int64_t now)
+/* Takes the oldest place (callers check window_wait first); returns it. */
+static int64_t
+window_take(struct window *w, int64_t time)
 {
+	int64_t slot = w->head;
+
 	if (w->n == 0)
-		return;
-	w->times[w->head] = now;
+		return -1;
+	w->times[w->head] = time;
 	w->head = (w->head + 1) % w->n;
 	if (w->count < w->n)
 		w->count++;
+	return slot;
 }
 
 static uint64_t
@@ -169,7 +176,7 @@ ratelimit_new(int64_t global_per_s, int64_t chat_per_s, int64_t group_per_min)
 		return NULL;
 	rl->chat_per_s = chat_per_s;
 	rl->group_per_min = group_per_min;
-	if (window_init(&rl->global, global_per_s, 1000 + GLOBAL_MARGIN_MS) == -1) {
+	if (window_init(&rl->global, global_per_s, 1000) == -1) {
 		free(rl);
 		return NULL;
 	}
@@ -218,18 +225,21 @@ ratelimit_wait(struct ratelimit *rl, const char *chat, int64_t now)
 	return wait;
 }
 
-void
+int64_t
 ratelimit_sent(struct ratelimit *rl, int64_t now)
 {
 	sweep(rl, now);
-	window_take(&rl->global, now);
+	return window_take(&rl->global, IN_FLIGHT);
 }
 
 int
-ratelimit_answered(struct ratelimit *rl, const char *chat, int64_t now)
+ratelimit_answered(struct ratelimit *rl, const char *chat, int64_t slot,
+    int64_t now)
 {
 	struct chat_state *c;
 
+	if (slot >= 0 && slot < rl->global.n && rl->global.times[slot] == IN_FLIGHT)
+		rl->global.times[slot] = now;
 	if (chat == NULL || *chat == '\0')
 		return 0;
 	if ((c = chat_find(rl, chat)) == NULL && (c = chat_add(rl, chat)) == NULL)

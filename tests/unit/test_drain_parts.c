@@ -12,8 +12,7 @@
 static void
 call_at(struct ratelimit *rl, const char *chat, int64_t t)
 {
-	ratelimit_sent(rl, t);
-	ratelimit_answered(rl, chat, t);
+	ratelimit_answered(rl, chat, ratelimit_sent(rl, t), t);
 }
 
 static void
@@ -34,25 +33,39 @@ test_ratelimit(void)
 	CHECK("ratelimit_other_chat_free", ratelimit_wait(rl, "43", t) == 0);
 	call_at(rl, "43", t + 10);
 	call_at(rl, "44", t + 20);
-	/* Three calls within the second (and its margin): the bot's window is full. */
-	CHECK("ratelimit_global_full", ratelimit_wait(rl, "45", t + 30) == 1020);
-	CHECK("ratelimit_global_slides", ratelimit_wait(rl, "45", t + 1050) == 0 &&
-	    ratelimit_wait(rl, "45", t + 1055) == 0);
-	/* A chat's window counts from the answer, however long the call took. */
-	ratelimit_sent(rl, t + 1100);
-	ratelimit_answered(rl, "46", t + 1900);
+	/* Three calls within the second: the bot's window is full. */
+	CHECK("ratelimit_global_full", ratelimit_wait(rl, "45", t + 30) == 970);
+	CHECK("ratelimit_global_slides", ratelimit_wait(rl, "45", t + 1000) == 0 &&
+	    ratelimit_wait(rl, "45", t + 1005) == 0);
+	/* A call counts from its answer, however long it took; while it is on its
+	 * way it holds its place. */
+	{
+		int64_t slot = ratelimit_sent(rl, t + 1100);
+		int64_t s2 = ratelimit_sent(rl, t + 1101);
+		int64_t s3 = ratelimit_sent(rl, t + 1102);
+
+		/* Three on their way fill the window of three, however long ago
+		 * they left. */
+		CHECK("ratelimit_in_flight_holds_place", ratelimit_wait(rl, "47",
+		    t + 2300) == RATELIMIT_UNTIL_ANSWER);
+		ratelimit_answered(rl, "46", slot, t + 1900);
+		ratelimit_answered(rl, NULL, s2, t + 1900);
+		ratelimit_answered(rl, NULL, s3, t + 1900);
+		CHECK("ratelimit_answer_frees_place_a_second_later",
+		    ratelimit_wait(rl, "47", t + 2300) == 600);
+	}
 	CHECK("ratelimit_chat_counts_from_answer", ratelimit_wait(rl, "46", t + 2100) ==
 	    800);
 	/* A group (negative id): 2 a minute, and 1 a second. */
-	call_at(rl, "-100", t + 2000);
 	call_at(rl, "-100", t + 3000);
-	CHECK("ratelimit_group_minute", ratelimit_wait(rl, "-100", t + 4000) ==
+	call_at(rl, "-100", t + 4000);
+	CHECK("ratelimit_group_minute", ratelimit_wait(rl, "-100", t + 5000) ==
 	    60000 - 2000);
-	call_at(rl, "7", t + 5000);
 	call_at(rl, "7", t + 6000);
 	call_at(rl, "7", t + 7000);
+	call_at(rl, "7", t + 8000);
 	CHECK("ratelimit_private_chat_no_minute_limit",
-	    ratelimit_wait(rl, "7", t + 8100) == 0);
+	    ratelimit_wait(rl, "7", t + 9100) == 0);
 	ratelimit_pause(rl, "8", t + 19000);
 	CHECK("ratelimit_pause_chat", ratelimit_wait(rl, "8", t + 14000) == 5000 &&
 	    ratelimit_wait(rl, "9", t + 14000) == 0);
