@@ -130,6 +130,8 @@ int64_t	 jobs_retain(struct jobs *j, int64_t now);
 int64_t	 jobs_next_due(struct jobs *j, int64_t now);
 /* 1 when another connection committed since the last call. */
 int	 jobs_changed(struct jobs *j);
+/* 1 when the last failure was only another writer holding the queue. */
+int	 jobs_busy(const struct jobs *j);
 
 /* sender.c */
 struct sender;

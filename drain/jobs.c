@@ -12,6 +12,7 @@
 #include "drain.h"
 
 #define RETAIN_BATCH 500
+#define JOBS_LOCK_WAIT_MS 100	/* for the lock, and in SQLite's busy handler */
 #define RETAIN_BATCHES_PER_CALL 20
 #define BACKOFF_CAP_S 300
 
@@ -102,33 +103,54 @@ struct jobs {
 	sqlite3_stmt		*st[S_NSTMT];
 	char			*bots_json;	/* the configured bots: ["a","b"] */
 	int64_t			 data_version;
+	int			 busy;		/* the last failure was another writer */
 };
 
 static int
-db_error(struct jobs *j, const char *what)
+is_busy(int rc)
 {
-	log_err("%s: %s", what, sqlite3_errmsg(j->db));
-	return -1;
+	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
 }
 
 static int
 exec(struct jobs *j, const char *sql)
 {
-	if (sqlite3_exec(j->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return db_error(j, sql);
-	return 0;
+	int rc = sqlite3_exec(j->db, sql, NULL, NULL, NULL);
+
+	if (rc == SQLITE_OK)
+		return 0;
+	/* Another writer is not an error of ours: the loop tries again soon. */
+	if (is_busy(rc))
+		j->busy = 1;
+	else
+		log_err("%s: %s", sql, sqlite3_errmsg(j->db));
+	return -1;
 }
 
-/* BEGIN IMMEDIATE under the queue's lock; end with commit() or rollback(). */
+/*
+ * BEGIN IMMEDIATE under the queue's lock; end with commit() or rollback().  The
+ * wait for either is short: this thread also drives the calls in flight, whose
+ * timeouts run on while it waits (a late answer would make a call go twice).
+ */
 static int
 begin(struct jobs *j)
 {
-	queue_lock(j->q);
+	j->busy = 0;
+	if (queue_trylock(j->q, JOBS_LOCK_WAIT_MS) == -1) {
+		j->busy = 1;
+		return -1;
+	}
 	if (exec(j, "BEGIN IMMEDIATE") == -1) {
 		queue_unlock(j->q);
 		return -1;
 	}
 	return 0;
+}
+
+int
+jobs_busy(const struct jobs *j)
+{
+	return j->busy;
 }
 
 static int
@@ -206,6 +228,7 @@ jobs_open(struct queue *q, const struct config *cfg, struct jobs **out, char *er
 	j->q = q;
 	j->db = queue_db(q);
 	j->cfg = cfg;
+	sqlite3_busy_timeout(j->db, JOBS_LOCK_WAIT_MS);
 	for (i = 0; i < S_NSTMT; i++) {
 		if (sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 		    &j->st[i], NULL) != SQLITE_OK) {

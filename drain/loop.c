@@ -22,6 +22,8 @@
 #define RECOVER_EVERY_MS 5000
 #define RETAIN_EVERY_MS 60000
 #define MAX_ARGS 32
+#define BUSY_RETRY_MS 50
+#define GIVE_UP_FAILURES 30
 
 struct bot_ctx {
 	const struct bot_config	*cfg;
@@ -62,6 +64,8 @@ struct drain {
 	int			 sigfd, inofd;
 	int			 stopping;
 	int			 failures;	/* queue errors in a row */
+	int64_t			 next_probe_ms;	/* after failures, the next try */
+	int64_t			 busy_until_ms;	/* another writer holds the queue */
 	int64_t			 last_recover_ms, last_retain_ms;
 	uint64_t		 handled, sent;
 	struct metrics		*metrics;	/* shared with the webhook's /metrics */
@@ -121,10 +125,17 @@ bot_setup(struct bot_ctx *b, const struct bot_config *cfg, char *err, size_t err
 	return 0;
 }
 
+/* A queue that is only busy (another writer) is tried again shortly; real
+ * errors count towards giving up. */
 static void
 note_queue_result(struct drain *d, int rc)
 {
-	d->failures = rc == -1 ? d->failures + 1 : 0;
+	if (rc != -1)
+		d->failures = 0;
+	else if (jobs_busy(d->jobs))
+		d->busy_until_ms = now_unix_ms() + BUSY_RETRY_MS;
+	else
+		d->failures++;
 }
 
 /* The handler's answer goes into the queue: its calls and "done" together. */
@@ -293,6 +304,10 @@ start_calls(struct drain *d, int64_t now_ms, int *progress)
 	if (chosen > 0 &&
 	    jobs_take_calls(d->jobs, ids, chosen, now_ms / 1000, taken) == -1) {
 		note_queue_result(d, -1);
+		/* Not sent after all: their places in the windows are free. */
+		for (i = 0; i < chosen; i++)
+			ratelimit_answered(find_bot(d, cand[pick[i]].bot)->rl, NULL,
+			    slots[i], now_ms - 1000);
 		chosen = 0;
 	}
 	for (i = 0; i < chosen; i++) {
@@ -348,6 +363,7 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 	struct botapi_answer	*a = &s->answer;
 	struct send_result	*r = &d->results[d->nresults];
 	int64_t			 now = now_unix(), backoff = 1, k;
+	char			 esc[160];
 
 	memset(r, 0, sizeof(*r));
 	r->id = s->id;
@@ -394,8 +410,10 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 		for (k = 0; k < f->attempts && backoff < 300; k++)
 			backoff *= 2;
 		r->next_attempt_at = now + jittered(backoff > 300 ? 300 : backoff);
-		log_warnx("call %lld: attempt %lld failed (HTTP %ld)", (long long)r->id,
-		    (long long)f->attempts + 1, a->http_status);
+		log_warnx("call %lld: attempt %lld failed (HTTP %ld): %s",
+		    (long long)r->id, (long long)f->attempts + 1, a->http_status,
+		    log_escape(esc, sizeof(esc), a->description,
+		    strlen(a->description)));
 		break;
 	}
 	if (a->outcome != BOTAPI_OK) {
@@ -629,7 +647,7 @@ static int
 run_loop(struct drain *d)
 {
 	int64_t now_ms, wait_ms, rate_wait;
-	int	progress;
+	int	progress, can_work;
 
 	note_queue_result(d, jobs_recover(d->jobs, now_unix()));
 	for (;;) {
@@ -637,11 +655,22 @@ run_loop(struct drain *d)
 		wait_ms = FOLLOW_TICK_MS;
 		rate_wait = INT64_MAX;
 		progress = 0;
-		if (d->failures >= 30) {
-			log_err("the queue failed 30 times in a row: stopping");
+		/* Give up on a queue that keeps failing (systemd starts us again),
+		 * but never with answers not yet recorded: they would go twice. */
+		if (d->failures >= GIVE_UP_FAILURES && d->nresults == 0 &&
+		    d->nruns == 0 && sender_in_flight(d->sender) == 0) {
+			log_err("the queue failed %d times in a row: stopping",
+			    d->failures);
 			return -1;
 		}
-		if (!d->stopping) {
+		/* While the queue fails or is held by another writer, take no new
+		 * work, but for one try a second; what is under way finishes and its
+		 * answers wait. */
+		can_work = !d->stopping && now_ms >= d->busy_until_ms &&
+		    (d->failures == 0 || now_ms >= d->next_probe_ms);
+		if (can_work && d->failures > 0)
+			d->next_probe_ms = now_ms + 1000;
+		if (can_work) {
 			if (now_ms - d->last_recover_ms >= RECOVER_EVERY_MS) {
 				note_queue_result(d, jobs_recover(d->jobs, now_ms / 1000));
 				d->last_recover_ms = now_ms;
@@ -659,13 +688,18 @@ run_loop(struct drain *d)
 				wait_ms = min64(wait_ms, rate_wait);
 			}
 		}
-		if (d->nresults > 0 || d->failures > 0)
-			wait_ms = min64(wait_ms, d->failures > 0 ? 1000 : 0);
+		if (d->failures > 0)
+			wait_ms = min64(wait_ms, 1000);
+		else if (d->busy_until_ms > now_ms)
+			wait_ms = min64(wait_ms, d->busy_until_ms - now_ms);
+		else if (d->nresults > 0)
+			wait_ms = 0;
 		if (d->stopping && d->nruns == 0 && sender_in_flight(d->sender) == 0 &&
 		    d->nresults == 0)
 			break;
-		if (d->mode == DRAIN_ONCE && !d->stopping &&
-		    once_done(d, progress, rate_wait, &wait_ms))
+		if (d->mode == DRAIN_ONCE && !d->stopping && d->failures == 0 &&
+		    d->busy_until_ms <= now_ms && once_done(d, progress, rate_wait,
+		    &wait_ms))
 			break;
 		if (progress)
 			wait_ms = 0;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -460,6 +461,28 @@ queue_lock(struct queue *q)
 		return;
 	while (flock(q->lockfd, LOCK_EX) == -1 && errno == EINTR)
 		continue;
+}
+
+/*
+ * For the drain, whose one thread also drives the network: waits at most
+ * max_wait_ms (in short steps) rather than as long as another writer takes.
+ */
+int
+queue_trylock(struct queue *q, int64_t max_wait_ms)
+{
+	struct timespec	 step = { 0, 1000 * 1000 };
+	int64_t		 waited;
+
+	if (q->lockfd == -1)
+		return 0;
+	for (waited = 0; flock(q->lockfd, LOCK_EX | LOCK_NB) == -1; waited++) {
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return 0;	/* no usable lock: SQLite's own still guards */
+		if (waited >= max_wait_ms)
+			return -1;
+		nanosleep(&step, NULL);
+	}
+	return 0;
 }
 
 void

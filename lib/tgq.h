@@ -210,6 +210,8 @@ int	 queue_poll_offset(struct queue *q, const char *bot, int64_t *offset,
 /* For the programs that run their own statements on the queue (drain, CLI). */
 struct sqlite3 *queue_db(struct queue *q);
 void	 queue_lock(struct queue *q);
+/* 0 when locked within max_wait_ms, -1 when another writer kept it. */
+int	 queue_trylock(struct queue *q, int64_t max_wait_ms);
 void	 queue_unlock(struct queue *q);
 
 /* metrics.c */
