@@ -6,7 +6,7 @@ set -eu
 
 build="gcc make pkg-config libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libinih-dev"
 runtime="sqlite3 nginx lighttpd spawn-fcgi curl python3 ca-certificates"
-test_extra="clang libclang-rt-14-dev procps mandoc"
+test_extra="clang libclang-rt-14-dev procps mandoc valgrind"
 bench_extra="wrk"
 
 case "${1:-test}" in
