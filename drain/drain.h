@@ -107,6 +107,10 @@ void	 claimed_free(struct claimed *c);
  * returns 0, 1 when the lease was lost (nothing recorded), -1 on error. */
 int	 jobs_finish(struct jobs *j, const struct claimed *c,
 	    const struct call_list *calls, int64_t now);
+/* The same for many updates in one transaction (the built-in handler's
+ * batches); lost[i] is 1 when c[i]'s lease was lost. */
+int	 jobs_finish_many(struct jobs *j, struct claimed *const *c,
+	    const struct call_list *calls, int *lost, size_t n, int64_t now);
 /* The handler failed: the update is retried after a backoff, or dead. */
 int	 jobs_fail(struct jobs *j, const struct claimed *c, const char *reason,
 	    int dead, int64_t now);

@@ -17,20 +17,32 @@
 #define BACKOFF_CAP_S 300
 
 enum stmt_id {
-	S_CLAIM, S_FINISH, S_INSERT_CALL, S_FAIL, S_DUE_CALLS, S_TAKE_CALL,
+	S_CLAIM, S_CLAIM_EXPIRED, S_FINISH, S_INSERT_CALL, S_FAIL, S_DUE_CALLS, S_TAKE_CALL,
 	S_SENT, S_RETRY_CALL, S_WAIT_CALL, S_MIGRATE_CALL, S_REJECT_CALL, S_RECOVER,
 	S_RETAIN_CALLS, S_RETAIN_UPDATES, S_NEXT_DUE, S_DATA_VERSION, S_NSTMT
 };
 
 static const char *const stmt_sql[S_NSTMT] = {
-	/* S_CLAIM: the oldest due updates, each the first of its chat still waiting
-	 * by update_id (Telegram's order), so one chat's updates are handled one at
-	 * a time and in order. */
+	/* S_CLAIM: the oldest due new updates, each the first of its chat still
+	 * waiting by update_id (Telegram's order), so one chat's updates are handled
+	 * one at a time and in order.  The scan follows updates_by_state in id order
+	 * and stops at the limit; the chat check is one probe of updates_by_chat. */
 	"UPDATE updates SET state = 'leased', lease_until = ?2,"
 	"  attempts = attempts + 1"
 	" WHERE id IN (SELECT u.id FROM updates u"
-	"   WHERE (u.state = 'new' OR (u.state = 'leased' AND u.lease_until < ?1))"
-	"     AND coalesce(u.next_attempt_at, 0) <= ?1"
+	"   WHERE u.state = 'new' AND coalesce(u.next_attempt_at, 0) <= ?1"
+	"     AND u.bot IN (SELECT value FROM json_each(?4))"
+	"     AND (u.chat_id IS NULL OR NOT EXISTS (SELECT 1 FROM updates v"
+	"       WHERE v.bot = u.bot AND v.chat_id = u.chat_id"
+	"         AND v.state IN ('new', 'leased') AND v.update_id < u.update_id))"
+	"   ORDER BY u.id LIMIT ?3)"
+	" RETURNING id, bot, update_id, attempts, body",
+	/* S_CLAIM_EXPIRED: leases of drains that died, taken over in the same
+	 * order (rare: a query of its own keeps the common one simple). */
+	"UPDATE updates SET state = 'leased', lease_until = ?2,"
+	"  attempts = attempts + 1"
+	" WHERE id IN (SELECT u.id FROM updates u"
+	"   WHERE u.state = 'leased' AND u.lease_until < ?1"
 	"     AND u.bot IN (SELECT value FROM json_each(?4))"
 	"     AND (u.chat_id IS NULL OR NOT EXISTS (SELECT 1 FROM updates v"
 	"       WHERE v.bot = u.bot AND v.chat_id = u.chat_id"
@@ -256,20 +268,17 @@ jobs_close(struct jobs *j)
 	free(j);
 }
 
-int
-jobs_claim(struct jobs *j, int64_t now, size_t max, struct claimed *out, size_t *n)
+/* Runs one claim statement, appending what it leased to out. */
+static int
+claim_with(sqlite3_stmt *st, int64_t now, int64_t lease_until, size_t max,
+    const char *bots, struct claimed *out, size_t *n)
 {
-	sqlite3_stmt	*st = j->st[S_CLAIM];
-	int64_t		 lease_until = now + j->cfg->lease_s;
-	int		 rc;
+	int rc;
 
-	*n = 0;
-	if (begin(j) == -1)
-		return -1;
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int64(st, 2, lease_until);
-	sqlite3_bind_int64(st, 3, (int64_t)max);
-	sqlite3_bind_text(st, 4, j->bots_json, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (int64_t)(max - *n));
+	sqlite3_bind_text(st, 4, bots, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
 		struct claimed	*c = &out[*n];
 		const void	*body = sqlite3_column_text(st, 4);
@@ -294,8 +303,23 @@ jobs_claim(struct jobs *j, int64_t now, size_t max, struct claimed *out, size_t 
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
 		log_err("claiming updates: %s", sqlite3_errstr(rc));
-		goto fail;
+		return -1;
 	}
+	return 0;
+}
+
+int
+jobs_claim(struct jobs *j, int64_t now, size_t max, struct claimed *out, size_t *n)
+{
+	int64_t lease_until = now + j->cfg->lease_s;
+
+	*n = 0;
+	if (begin(j) == -1)
+		return -1;
+	if (claim_with(j->st[S_CLAIM_EXPIRED], now, lease_until, max, j->bots_json,
+	    out, n) == -1 || (*n < max && claim_with(j->st[S_CLAIM], now,
+	    lease_until, max, j->bots_json, out, n) == -1))
+		goto fail;
 	if (commit(j) == -1)
 		goto fail_unlocked;
 	return 0;
@@ -325,26 +349,25 @@ bind_chat(sqlite3_stmt *st, int col, const struct call *c)
 		sqlite3_bind_null(st, col);
 }
 
-int
-jobs_finish(struct jobs *j, const struct claimed *c, const struct call_list *calls,
-    int64_t now)
+/* Marks one update done and writes its calls, inside an open transaction;
+ * *lost is 1 when the lease was no longer ours (nothing written then). */
+static int
+finish_one(struct jobs *j, const struct claimed *c, const struct call_list *calls,
+    int64_t now, int *lost)
 {
 	sqlite3_stmt	*st = j->st[S_FINISH];
 	size_t		 i;
 
-	if (begin(j) == -1)
-		return -1;
 	sqlite3_bind_int64(st, 1, c->row);
 	sqlite3_bind_int64(st, 2, c->lease_until);
 	sqlite3_bind_int64(st, 3, now);
 	if (run(st) == -1)
-		goto fail;
-	if (sqlite3_changes(j->db) == 0) {
-		/* Our lease ran out and another drain took the update: its result
-		 * counts, ours is dropped, so the update is recorded once. */
-		rollback(j);
-		return 1;
-	}
+		return -1;
+	/* Our lease ran out and another drain took the update: its result
+	 * counts, ours is dropped, so the update is recorded once. */
+	*lost = sqlite3_changes(j->db) == 0;
+	if (*lost)
+		return 0;
 	st = j->st[S_INSERT_CALL];
 	for (i = 0; i < calls->n; i++) {
 		const struct call *call = &calls->calls[i];
@@ -357,12 +380,47 @@ jobs_finish(struct jobs *j, const struct claimed *c, const struct call_list *cal
 		sqlite3_bind_text(st, 6, call->params, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 7, now);
 		if (run(st) == -1)
-			goto fail;
+			return -1;
+	}
+	return 0;
+}
+
+int
+jobs_finish_many(struct jobs *j, struct claimed *const *c,
+    const struct call_list *calls, int *lost, size_t n, int64_t now)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	if (begin(j) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (finish_one(j, c[i], &calls[i], now, &lost[i]) == -1) {
+			rollback(j);
+			return -1;
+		}
 	}
 	return commit(j);
-fail:
-	rollback(j);
-	return -1;
+}
+
+int
+jobs_finish(struct jobs *j, const struct claimed *c, const struct call_list *calls,
+    int64_t now)
+{
+	int lost = 0;
+
+	if (begin(j) == -1)
+		return -1;
+	if (finish_one(j, c, calls, now, &lost) == -1) {
+		rollback(j);
+		return -1;
+	}
+	if (lost) {
+		rollback(j);
+		return 1;
+	}
+	return commit(j);
 }
 
 /* Exponential backoff with jitter: about 1, 2, 4 ... s after each failure, capped,

@@ -23,6 +23,7 @@
 #define RETAIN_EVERY_MS 60000
 #define MAX_ARGS 32
 #define BUSY_RETRY_MS 50
+#define CLAIM_MAX 64
 #define GIVE_UP_FAILURES 30
 
 struct bot_ctx {
@@ -65,6 +66,9 @@ struct drain {
 	int			 stopping;
 	int			 failures;	/* queue errors in a row */
 	int64_t			 next_probe_ms;	/* after failures, the next try */
+	int			 all_builtin;	/* no bot runs exec: handlers */
+	int			 claim_again;	/* a claim may find something */
+	int64_t			 last_claim_ms;
 	int64_t			 busy_until_ms;	/* another writer holds the queue */
 	int64_t			 last_recover_ms, last_retain_ms;
 	uint64_t		 handled, sent;
@@ -140,18 +144,14 @@ note_queue_result(struct drain *d, int rc)
 
 /* The handler's answer goes into the queue: its calls and "done" together. */
 static void
-record_handled(struct drain *d, struct claimed *c, const char *out, size_t len,
-    int builtin)
+record_handled(struct drain *d, struct claimed *c, const char *out, size_t len)
 {
 	struct call_list	 calls;
 	char			 err[256];
 	int			 rc;
 
-	if (builtin)
-		rc = calls_echo(queue_db(d->q), c->body, c->body_len, &calls, err,
-		    sizeof(err));
-	else
-		rc = calls_parse(queue_db(d->q), out, len, &calls, err, sizeof(err));
+	d->claim_again = 1;	/* its chat's next update may be due now */
+	rc = calls_parse(queue_db(d->q), out, len, &calls, err, sizeof(err));
 	if (rc == -1) {
 		log_warnx("bot %s update %lld: %s: dead", c->bot,
 		    (long long)c->update_id, err);
@@ -182,11 +182,6 @@ start_one(struct drain *d, struct claimed *c)
 	struct running		*r;
 	char			 err[256];
 
-	if (bot->argv[0] == NULL) {
-		record_handled(d, c, NULL, 0, 1);
-		claimed_free(c);
-		return;
-	}
 	limits.timeout_ms = d->cfg->handler_timeout_s * 1000;
 	limits.max_output = (size_t)d->cfg->max_output;
 	limits.max_stderr_logged = 64 * 1024;
@@ -203,20 +198,86 @@ start_one(struct drain *d, struct claimed *c)
 	d->nruns++;
 }
 
-/* Claims what the free handler slots can take; returns how many were claimed. */
-static size_t
-claim_updates(struct drain *d)
+/* The built-in handler needs no process: a whole batch is handled, and
+ * recorded in one transaction. */
+static void
+handle_builtin(struct drain *d, struct claimed **batch, size_t n)
 {
-	struct claimed	 claimed[64];
-	size_t		 i, n = 0, room = (size_t)d->cfg->handlers - d->nruns;
+	struct call_list	 calls[CLAIM_MAX];
+	struct claimed		*ok[CLAIM_MAX];
+	int			 lost[CLAIM_MAX];
+	size_t			 i, nok = 0;
+	char			 err[256];
+	int			 rc;
 
+	for (i = 0; i < n; i++) {
+		if (calls_echo(queue_db(d->q), batch[i]->body, batch[i]->body_len,
+		    &calls[nok], err, sizeof(err)) == -1) {
+			log_warnx("bot %s update %lld: %s: dead", batch[i]->bot,
+			    (long long)batch[i]->update_id, err);
+			metrics_add(d->metrics, M_UPDATES_DEAD, 1);
+			note_queue_result(d, jobs_fail(d->jobs, batch[i], err, 1,
+			    now_unix()));
+			continue;
+		}
+		ok[nok++] = batch[i];
+	}
+	rc = jobs_finish_many(d->jobs, ok, calls, lost, nok, now_unix());
+	note_queue_result(d, rc);
+	for (i = 0; i < nok; i++) {
+		if (rc == 0 && lost[i])
+			log_warnx("bot %s update %lld: the lease ran out before it was "
+			    "handled; another drain's result counts", ok[i]->bot,
+			    (long long)ok[i]->update_id);
+		else if (rc == 0) {
+			d->handled++;
+			metrics_add(d->metrics, M_HANDLED, 1);
+		}
+		calls_free(&calls[i]);
+	}
+}
+
+/*
+ * Claims what can be handled now: as many as the free handler slots take, or,
+ * when every bot uses the built-in handler, a batch.  A claim that found fewer
+ * than it asked for is not repeated until the queue changes or a second
+ * passes (a backoff may have ended): with every chat waiting on an update in
+ * progress, a claim reads the whole backlog to find nothing.
+ */
+static size_t
+claim_updates(struct drain *d, int64_t now_ms)
+{
+	struct claimed	 claimed[CLAIM_MAX];
+	struct claimed	*builtin[CLAIM_MAX];
+	size_t		 i, n = 0, nbuiltin = 0, room;
+
+	if (jobs_changed(d->jobs) || now_ms - d->last_claim_ms >= FOLLOW_TICK_MS)
+		d->claim_again = 1;
+	if (!d->claim_again)
+		return 0;
+	room = d->all_builtin ? CLAIM_MAX : (size_t)d->cfg->handlers - d->nruns;
 	if (room == 0)
 		return 0;
-	if (room > 64)
-		room = 64;
-	note_queue_result(d, jobs_claim(d->jobs, now_unix(), room, claimed, &n));
-	for (i = 0; i < n; i++)
-		start_one(d, &claimed[i]);
+	if (room > CLAIM_MAX)
+		room = CLAIM_MAX;
+	d->last_claim_ms = now_ms;
+	if (jobs_claim(d->jobs, now_unix(), room, claimed, &n) == -1) {
+		note_queue_result(d, -1);
+		return 0;
+	}
+	note_queue_result(d, 0);
+	d->claim_again = n == room;
+	for (i = 0; i < n; i++) {
+		if (find_bot(d, claimed[i].bot)->argv[0] == NULL)
+			builtin[nbuiltin++] = &claimed[i];
+		else
+			start_one(d, &claimed[i]);
+	}
+	handle_builtin(d, builtin, nbuiltin);
+	for (i = 0; i < nbuiltin; i++)
+		claimed_free(builtin[i]);
+	if (nbuiltin > 0)
+		d->claim_again = 1;	/* their chats' next updates may be due */
 	return n;
 }
 
@@ -227,9 +288,10 @@ finish_run(struct drain *d, size_t i)
 	struct handler_result	 res;
 
 	handler_finish(r->run, &res);
+	d->claim_again = 1;	/* a slot is free, and its chat may go on */
 	switch (res.status) {
 	case HANDLER_OK:
-		record_handled(d, &r->upd, res.output, res.output_len, 0);
+		record_handled(d, &r->upd, res.output, res.output_len);
 		break;
 	case HANDLER_INVALID:
 		log_warnx("bot %s update %lld: %s: dead", r->upd.bot,
@@ -554,6 +616,11 @@ setup(struct drain *d, char *err, size_t errlen)
 		    "TGQ_BOT_TOKEN_FILE or token_file in [bot NAME]");
 		return -1;
 	}
+	d->all_builtin = 1;
+	d->claim_again = 1;
+	for (i = 0; i < d->nbots; i++)
+		if (d->bots[i].argv[0] != NULL)
+			d->all_builtin = 0;
 	if ((d->runs = calloc((size_t)d->cfg->handlers, sizeof(*d->runs))) == NULL ||
 	    (d->flights = calloc((size_t)d->cfg->max_in_flight + 1,
 	    sizeof(*d->flights))) == NULL ||
@@ -680,7 +747,7 @@ run_loop(struct drain *d)
 				jobs_retain(d->jobs, now_ms / 1000);
 				d->last_retain_ms = now_ms;
 			}
-			progress |= claim_updates(d) > 0;
+			progress |= claim_updates(d, now_ms) > 0;
 			/* Answers not yet in the queue hold new calls back: their
 			 * table is as large as the calls in flight. */
 			if (d->nresults == 0) {

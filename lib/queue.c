@@ -126,9 +126,17 @@ static const char schema_v3[] =
 	"    updated_at      INTEGER NOT NULL      -- unix seconds\n"
 	") STRICT;\n";
 
+/* Version 4: a chat's waiting updates indexed in update_id order, so that "is
+ * this the first of its chat?" is one index probe, not a walk of the chat's
+ * backlog (the drain asks it for every row it considers). */
+static const char schema_v4[] =
+	"DROP INDEX updates_by_chat;\n"
+	"CREATE INDEX updates_by_chat ON updates(bot, chat_id, update_id)\n"
+	"    WHERE state IN ('new', 'leased');\n";
+
 /* Index i holds the SQL that takes a version-i file to version i + 1. */
 static const char *const migrations[QUEUE_SCHEMA_VERSION] = { schema_v1, schema_v2,
-	schema_v3 };
+	schema_v3, schema_v4 };
 
 static enum queue_status
 classify(int rc)
