@@ -1,0 +1,28 @@
+/*
+ * The FastCGI ceiling for `make bench`: a responder that reads the request body and
+ * answers 200, doing nothing else.  One request at a time per process, like a
+ * classic libfcgi program; the bench runs 4 of them under spawn-fcgi with no
+ * FastCGI keepalive, exactly as tgq-webhook is run.
+ */
+#include <stdlib.h>
+
+#include <fcgiapp.h>
+
+int
+main(void)
+{
+	FCGX_Stream	*in, *out, *err;
+	FCGX_ParamArray	 envp;
+	char		 buf[8192];
+
+	/* fd 0 is libfcgi's listening socket: leave it alone. */
+	while (FCGX_Accept(&in, &out, &err, &envp) >= 0) {
+		/* Read the whole body, as any real responder has to. */
+		while (FCGX_GetStr(buf, sizeof(buf), in) > 0)
+			;
+		FCGX_FPrintF(out, "Status: 200 OK\r\n"
+		    "Content-Type: text/plain\r\n"
+		    "Content-Length: 3\r\n\r\nok\n");
+	}
+	return 0;
+}
