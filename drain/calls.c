@@ -88,6 +88,18 @@ done:
 	return rc;
 }
 
+/* Within the line's n bytes only: the output need not end in a NUL. */
+static int
+is_blank(const char *line, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (line[i] != ' ' && line[i] != '\t')
+			return 0;
+	return 1;
+}
+
 int
 calls_parse(sqlite3 *db, const char *out, size_t len, struct call_list *list,
     char *err, size_t errlen)
@@ -115,8 +127,8 @@ calls_parse(sqlite3 *db, const char *out, size_t len, struct call_list *list,
 		lineno++;
 		if (n > 0 && line[n - 1] == '\r')
 			n--;
-		if (strspn(line, " \t") >= n)
-			continue;	/* blank */
+		if (is_blank(line, n))
+			continue;
 		if (memchr(line, '\0', n) != NULL) {
 			LINE_ERR(err, errlen, lineno, "contains a NUL byte");
 			goto fail;

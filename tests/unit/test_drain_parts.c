@@ -116,6 +116,13 @@ test_calls(sqlite3 *db)
 	calls_free(&l);
 	CHECK("calls_empty_output", parse(db, "", &l, err, sizeof(err)) == 0 &&
 	    l.n == 0);
+	/* A last line of blanks with no newline and nothing after it (the fuzzer's
+	 * find: the blank check read past the output). */
+	many = malloc(2);
+	memcpy(many, " \t", 2);
+	CHECK("calls_blank_last_line_exact", calls_parse(db, many, 2, &l, err,
+	    sizeof(err)) == 0 && l.n == 0);
+	free(many);
 	CHECK("calls_no_chat", parse(db, "{\"method\":\"answerCallbackQuery\","
 	    "\"callback_query_id\":\"1\"}", &l, err, sizeof(err)) == 0 && l.n == 1 &&
 	    l.calls[0].chat[0] == '\0');
