@@ -182,7 +182,7 @@ botapi_parser_free(struct botapi_parser *p)
 static void
 set_description(struct botapi_answer *a, const char *text, int64_t code)
 {
-	if (text != NULL)
+	if (text != NULL && *text != '\0')
 		snprintf(a->description, sizeof(a->description), "%s", text);
 	else
 		snprintf(a->description, sizeof(a->description), "error %lld",

@@ -57,6 +57,7 @@ add_list(const char *text, struct cidr_list *list, char *err, size_t errlen,
 {
 	char		 entry[64];
 	const char	*p = text;
+	int		 index = 0;
 
 	while (*p != '\0') {
 		size_t len;
@@ -72,6 +73,7 @@ add_list(const char *text, struct cidr_list *list, char *err, size_t errlen,
 		memcpy(entry, p, len);
 		entry[len] = '\0';
 		p += len;
+		index++;
 		if (strcmp(entry, "telegram") == 0 && depth == 0) {
 			if (add_list(telegram_ranges, list, err, errlen, 1) == -1)
 				return -1;
@@ -81,9 +83,10 @@ add_list(const char *text, struct cidr_list *list, char *err, size_t errlen,
 			snprintf(err, errlen, "more than %d networks", CIDR_MAX);
 			return -1;
 		}
+		/* Which entry, not its text: configuration errors quote nothing. */
 		if (parse_one(entry, &list->nets[list->n]) == -1) {
-			snprintf(err, errlen, "\"%s\" is not an address or a network "
-			    "(a.b.c.d/n, x:y::/n, or telegram)", entry);
+			snprintf(err, errlen, "entry %d is not an address or a network "
+			    "(a.b.c.d/n, x:y::/n, or telegram)", index);
 			return -1;
 		}
 		list->n++;

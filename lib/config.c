@@ -25,6 +25,7 @@ struct parse_state {
 	int		 lineno;	/* the line inih is working on */
 	int		 error_line;	/* first line our handler refused, 0 when none */
 	int		 long_line;	/* first line longer than inih reads */
+	int		 nul_line;	/* first line with a NUL byte */
 	char		 reason[256];
 	/* Relative secret files are found beside the configuration file. */
 	char		 dir[PATH_MAX];
@@ -376,27 +377,43 @@ fail:
 	return 0;
 }
 
-/* fgets for inih that counts lines, and notices lines longer than inih reads. */
+/*
+ * fgets for inih, one byte at a time so that nothing hides from it: counts
+ * lines, notices lines longer than inih reads (and skips their rest, which
+ * inih would take for a line of its own) and NUL bytes (which would hide the
+ * rest of a line from strlen()).  Either is reported as an error of its line.
+ */
 static char *
 ini_reader_fn(char *str, int num, void *stream)
 {
 	struct parse_state	*ps = stream;
-	char			*line;
-	size_t			 len;
+	size_t			 i = 0, max = num > 2 ? (size_t)num - 2 : 0;
+	int			 c, read_any = 0, nul = 0, overflow = 0;
 
-	if ((line = fgets(str, num, ps->fp)) == NULL)
-		return NULL;
-	ps->lineno++;
-	len = strlen(line);
-	if (len > 0 && line[len - 1] != '\n' && !feof(ps->fp)) {
-		int c;
-
-		if (ps->long_line == 0)
-			ps->long_line = ps->lineno;
-		while ((c = fgetc(ps->fp)) != EOF && c != '\n')
-			continue;
+	while ((c = fgetc(ps->fp)) != EOF) {
+		read_any = 1;
+		if (c == '\n')
+			break;
+		if (c == '\0') {
+			nul = 1;
+			c = ' ';
+		}
+		if (i < max)
+			str[i++] = (char)c;
+		else
+			overflow = 1;
 	}
-	return line;
+	if (!read_any)
+		return NULL;
+	if (c == '\n')
+		str[i++] = '\n';
+	str[i] = '\0';
+	ps->lineno++;
+	if (overflow && ps->long_line == 0)
+		ps->long_line = ps->lineno;
+	if (nul && ps->nul_line == 0)
+		ps->nul_line = ps->lineno;
+	return str;
 }
 
 static int
@@ -419,6 +436,12 @@ parse_file(struct parse_state *ps, char *err, size_t errlen)
 	rc = ini_parse_stream(ini_reader_fn, ps, ini_handler_fn, ps);
 	fclose(ps->fp);
 	ps->fp = NULL;
+	if (ps->nul_line != 0 && (rc == 0 || ps->nul_line <= rc) &&
+	    (ps->long_line == 0 || ps->nul_line <= ps->long_line)) {
+		snprintf(err, errlen, "%s:%d: contains a NUL byte", ps->path,
+		    ps->nul_line);
+		return -1;
+	}
 	if (ps->long_line != 0 && (rc == 0 || ps->long_line <= rc)) {
 		snprintf(err, errlen, "%s:%d: line too long", ps->path, ps->long_line);
 		return -1;
