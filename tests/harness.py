@@ -222,6 +222,31 @@ def base_env(extra=None):
     return env
 
 
+class TempStack:
+    """A group's stack with no server of its own: a temp folder, notes, and the
+    hooks tests/run.py calls.  Subclasses add what they check."""
+
+    def __init__(self, ctx, prefix="tgq-test-"):
+        self.ctx = ctx
+        self.tmpdir = make_tmpdir(prefix)
+        self.notes = []
+
+    def start(self):
+        return self
+
+    def redact(self, text):
+        return str(text)
+
+    def logs(self):
+        return ""
+
+    def stop(self):
+        pass
+
+    def cleanup(self):
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
 class Webhook:
     """tgq-webhook under spawn-fcgi (fork mode, -P pidfile), listening on a unix
     socket in tmpdir; its stderr goes to <tmpdir>/<name>.log."""

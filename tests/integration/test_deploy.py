@@ -19,38 +19,22 @@ class Skip(Exception):
 UNITS = os.path.join(h.ROOT, "deploy", "systemd")
 
 
-class Stack:
+class Stack(h.TempStack):
     def __init__(self, ctx):
         if not shutil.which("systemd-analyze", path=h.SEARCH_PATH):
             raise Skip("systemd-analyze is not installed")
-        self.ctx = ctx
-        self.tmpdir = h.make_tmpdir("tgq-units-")
-        self.notes = []
+        super().__init__(ctx, "tgq-units-")
         # The units name the installed programs; point them at this build.
-        for path in glob.glob(os.path.join(UNITS, "*.service")) + glob.glob(os.path.join(UNITS, "*.socket")) + \
-                glob.glob(os.path.join(UNITS, "*.timer")):
+        for path in sorted(glob.glob(os.path.join(UNITS, "*.service")) +
+                           glob.glob(os.path.join(UNITS, "*.socket")) +
+                           glob.glob(os.path.join(UNITS, "*.timer"))):
             with open(path) as f:
                 text = f.read().replace("/usr/local/sbin", ctx.bindir)
             with open(os.path.join(self.tmpdir, os.path.basename(path)), "w") as f:
                 f.write(text)
 
-    def start(self):
-        return self
-
     def units(self, suffix):
         return sorted(glob.glob(os.path.join(self.tmpdir, "*" + suffix)))
-
-    def redact(self, text):
-        return str(text)
-
-    def logs(self):
-        return ""
-
-    def stop(self):
-        pass
-
-    def cleanup(self):
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def case_verify(stack):

@@ -34,15 +34,10 @@ INSTALLED = [
 ]
 
 
-class Stack:
+class Stack(h.TempStack):
     def __init__(self, ctx):
-        self.ctx = ctx
-        self.tmpdir = h.make_tmpdir("tgq-man-")
-        self.notes = []
+        super().__init__(ctx, "tgq-man-")
         self.mandoc = shutil.which("mandoc", path=h.SEARCH_PATH)
-
-    def start(self):
-        return self
 
     def page(self, name):
         return os.path.join(MANDIR, name)
@@ -55,18 +50,6 @@ class Stack:
         if not self.mandoc:
             raise Skip("mandoc is not installed (deploy/deps.sh test installs it)")
         return self.mandoc
-
-    def redact(self, text):
-        return str(text)
-
-    def logs(self):
-        return ""
-
-    def stop(self):
-        pass
-
-    def cleanup(self):
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def read_root(path):

@@ -13,30 +13,13 @@ class Skip(Exception):
     pass
 
 
-class Stack:
+class Stack(h.TempStack):
     def __init__(self, ctx):
         if ctx.asan:
             raise Skip("the ASan build is not run under valgrind")
         if not shutil.which("valgrind", path=h.SEARCH_PATH):
             raise Skip("valgrind is not installed")
-        self.ctx = ctx
-        self.tmpdir = h.make_tmpdir("tgq-valgrind-")
-        self.notes = []
-
-    def start(self):
-        return self
-
-    def redact(self, text):
-        return str(text)
-
-    def logs(self):
-        return ""
-
-    def stop(self):
-        pass
-
-    def cleanup(self):
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        super().__init__(ctx, "tgq-valgrind-")
 
 
 def unit_case(prog):
