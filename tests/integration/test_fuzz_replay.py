@@ -25,16 +25,11 @@ class Skip(Exception):
     pass
 
 
-class Stack:
+class Stack(h.TempStack):
+    # Reports go to the program's stderr, which a failing case shows; nothing
+    # lands in tmpdir for run.py's sanitizer_reports.
     def __init__(self, ctx):
-        self.ctx = ctx
-        self.notes = []
-        # Reports go to the program's stderr, which a failing case shows; nothing
-        # lands in tmpdir for run.py's sanitizer_reports.
-        self.tmpdir = h.make_tmpdir("tgq-fuzz-replay-")
-
-    def start(self):
-        return self
+        super().__init__(ctx, "tgq-fuzz-replay-")
 
     def program(self, target):
         return os.path.join(self.ctx.build, "tests", "fuzz_replay_" + target)
@@ -46,21 +41,6 @@ class Stack:
             env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=1"
             env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
         return env
-
-    def redact(self, text):
-        return str(text)
-
-    def logs(self):
-        return ""
-
-    def stop(self):
-        pass
-
-    def cleanup(self):
-        try:
-            os.rmdir(self.tmpdir)
-        except OSError:
-            pass
 
 
 def failure(rc, out):
