@@ -37,7 +37,7 @@ LDLIBS	 = $(PKG_LIBS) -pthread
 
 LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c \
 	   lib/botapi.c lib/metrics.c lib/cidr.c
-CGI_SRC	 = cgi/request.c cgi/store.c cgi/metrics_page.c
+CGI_SRC	 = cgi/fastcgi.c cgi/request.c cgi/store.c cgi/metrics_page.c
 DRAIN_SRC = drain/handler.c drain/ratelimit.c drain/calls.c drain/jobs.c \
 	   drain/sender.c drain/loop.c
 CLI_SRC	 = cli/cli.c cli/jsonw.c cli/cmd_webhook.c cli/cmd_queue.c cli/cmd_poll.c \
@@ -130,6 +130,8 @@ install: $(PROGS)
 	install -m 0644 deploy/systemd/tgq.sysusers $(DESTDIR)$(SYSUSERSDIR)/tgq.conf
 	install -m 0644 deploy/systemd/tgq.tmpfiles $(DESTDIR)$(TMPFILESDIR)/tgq.conf
 	install -m 0644 deploy/nginx/tgq.conf $(DESTDIR)$(EXAMPLEDIR)/nginx-tgq.conf
+	install -m 0644 deploy/nginx/tgq-upstream.conf \
+	    $(DESTDIR)$(EXAMPLEDIR)/nginx-tgq-upstream.conf
 	install -m 0644 deploy/lighttpd/tgq.conf $(DESTDIR)$(EXAMPLEDIR)/lighttpd-tgq.conf
 	sed 's|/usr/local/sbin/|$(SBINDIR)/|g' deploy/lighttpd/tgq-spawn.conf \
 	    > $(DESTDIR)$(EXAMPLEDIR)/lighttpd-tgq-spawn.conf

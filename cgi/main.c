@@ -1,13 +1,10 @@
 /*
- * tgq-webhook: Telegram POSTs each update here.  A FastCGI responder (many threads
- * accepting on the socket libfcgi finds on fd 0) or, when fd 0 is not a socket, a
- * plain CGI program answering one request.  See request.c for what a request does.
+ * tgq-webhook: Telegram POSTs each update here.  A FastCGI responder (request
+ * threads accepting on the socket libfcgi finds on fd 0: fastcgi.c) or, when fd 0
+ * is not a socket, a plain CGI program answering one request.  See request.c for
+ * what a request does.
  */
-#define _GNU_SOURCE	/* pthread_tryjoin_np */
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +14,6 @@
 
 #include "webhook.h"
 
-#define WORKER_STACK_SIZE (256 * 1024)
-#define SHUTDOWN_GRACE_MS 10000
-
-static atomic_int shutting_down;
-
 static void
 usage(FILE *out)
 {
@@ -29,29 +21,6 @@ usage(FILE *out)
 	    "Runs as a FastCGI responder when its standard input is a listening "
 	    "socket,\nelse as a CGI program.  Configuration: TGQ_CONFIG or "
 	    CONFIG_DEFAULT_PATH ",\nand TGQ_* variables; see tgq-webhook(8).\n");
-}
-
-/* FastCGI: each request's parameters and streams belong to its FCGX_Request. */
-static const char *
-fcgi_param(void *ctx, const char *name)
-{
-	return FCGX_GetParam(name, ((FCGX_Request *)ctx)->envp);
-}
-
-static ssize_t
-fcgi_read(void *ctx, char *buf, size_t len)
-{
-	int n = FCGX_GetStr(buf, len > 65536 ? 65536 : (int)len,
-	    ((FCGX_Request *)ctx)->in);
-
-	return n < 0 ? -1 : n;
-}
-
-static int
-fcgi_write(void *ctx, const char *buf, size_t len)
-{
-	return FCGX_PutStr(buf, (int)len, ((FCGX_Request *)ctx)->out) == (int)len ?
-	    0 : -1;
 }
 
 /* CGI: the environment, standard input and standard output. */
@@ -87,134 +56,6 @@ serve_cgi(const struct webhook *wh)
 
 	request_handle(&io, wh);
 	return fflush(stdout) == 0 ? 0 : 1;
-}
-
-static void
-wake_handler(int sig)
-{
-	(void)sig;	/* only there to make accept() return EINTR */
-}
-
-static void *
-worker_main(void *arg)
-{
-	const struct webhook	*wh = arg;
-	FCGX_Request		 req;
-	struct request_io	 io = { fcgi_param, fcgi_read, fcgi_write, &req };
-	sigset_t		 wake;
-	int			 warned = 0;
-
-	sigemptyset(&wake);
-	sigaddset(&wake, SIGUSR2);
-	pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
-	/* FCGI_FAIL_ACCEPT_ON_INTR: the shutdown signal ends a waiting accept(). */
-	FCGX_InitRequest(&req, 0, FCGI_FAIL_ACCEPT_ON_INTR);
-	while (!atomic_load(&shutting_down)) {
-		if (FCGX_Accept_r(&req) < 0) {
-			/* Interrupted for shutdown, or the socket failed: do not spin. */
-			if (!atomic_load(&shutting_down)) {
-				struct timespec pause = { 0, 10 * 1000 * 1000 };
-
-				if (!warned)
-					log_warnx("accept on the FastCGI socket failed");
-				warned = 1;
-				nanosleep(&pause, NULL);
-			}
-			continue;
-		}
-		request_handle(&io, wh);
-		FCGX_Finish_r(&req);
-	}
-	FCGX_Free(&req, 1);
-	return NULL;
-}
-
-static int
-start_workers(const struct webhook *wh, pthread_t *threads, size_t n)
-{
-	pthread_attr_t	 attr;
-	size_t		 i;
-	int		 rc;
-
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
-	for (i = 0; i < n; i++) {
-		if ((rc = pthread_create(&threads[i], &attr, worker_main,
-		    (void *)wh)) != 0) {
-			log_err("request thread: %s", strerror(rc));
-			break;
-		}
-	}
-	pthread_attr_destroy(&attr);
-	return (int)i;
-}
-
-/* Wakes the request threads until each has finished its request and returned. */
-static void
-stop_workers(pthread_t *threads, int n)
-{
-	struct timespec	 tick = { 0, 10 * 1000 * 1000 };
-	int		 i, running, waited_ms;
-
-	atomic_store(&shutting_down, 1);
-	FCGX_ShutdownPending();
-	for (waited_ms = 0; waited_ms < SHUTDOWN_GRACE_MS; waited_ms += 10) {
-		running = 0;
-		for (i = 0; i < n; i++) {
-			if (threads[i] == 0)
-				continue;
-			if (pthread_tryjoin_np(threads[i], NULL) == 0) {
-				threads[i] = 0;
-				continue;
-			}
-			running++;
-			pthread_kill(threads[i], SIGUSR2);
-		}
-		if (running == 0)
-			return;
-		nanosleep(&tick, NULL);
-	}
-	log_warnx("%d request threads did not finish in time", running);
-}
-
-static int
-serve_fastcgi(const struct webhook *wh)
-{
-	struct sigaction sa;
-	pthread_t	*threads;
-	sigset_t	 stop, all;
-	int		 n, sig;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = wake_handler;	/* no SA_RESTART: accept() must return */
-	sigaction(SIGUSR2, &sa, NULL);
-	/* Only this thread takes the stop signals; SIGUSR1 is libfcgi's "finish and
-	 * exit" convention, so it means what SIGTERM means. */
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGUSR1);
-	sigaddset(&stop, SIGHUP);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	if ((threads = calloc((size_t)wh->cfg->threads, sizeof(*threads))) == NULL) {
-		log_err("out of memory");
-		return 1;
-	}
-	if ((n = start_workers(wh, threads, (size_t)wh->cfg->threads)) == 0) {
-		free(threads);
-		return 1;
-	}
-	log_info("serving FastCGI with %d threads, database %s", n,
-	    wh->cfg->database);
-	do {
-		if (sigwait(&stop, &sig) != 0)
-			sig = SIGTERM;
-	} while (sig == SIGHUP);	/* nothing to reload: configuration is read once */
-	log_info("signal %d: finishing the requests in progress", sig);
-	stop_workers(threads, n);
-	free(threads);
-	return 0;
 }
 
 /*

@@ -1,6 +1,6 @@
 /*
  * tgq-webhook's own interface: the request checks (request.c), the one writer of a
- * process (store.c) and the two ways requests arrive (main.c).
+ * process (store.c) and the two ways requests arrive (fastcgi.c, main.c).
  */
 #ifndef WEBHOOK_H
 #define WEBHOOK_H
@@ -25,6 +25,10 @@ struct webhook {
 	struct store		*store;
 	struct metrics		*metrics;	/* NULL: not counted */
 };
+
+/* fastcgi.c */
+/* Serves FastCGI requests on fd 0 until SIGTERM, SIGINT or SIGUSR1; 0 or 1. */
+int	 serve_fastcgi(const struct webhook *wh);
 
 /* request.c */
 /* Answers one request: routes, checks, and stores the update before the 200. */

@@ -23,8 +23,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NGINX_SNIPPET = os.path.join(ROOT, "deploy", "nginx", "tgq.conf")
+NGINX_UPSTREAM = os.path.join(ROOT, "deploy", "nginx", "tgq-upstream.conf")
 LIGHTTPD_SNIPPET = os.path.join(ROOT, "deploy", "lighttpd", "tgq.conf")
 SHIPPED_SOCKET = "/run/tgq/webhook.sock"
+SHIPPED_UPSTREAM = "tgq_webhook"
 RUN_USER = "www-data"
 IS_ROOT = os.geteuid() == 0
 
@@ -310,6 +312,20 @@ def _snippet(path, socket_path):
     return text.replace(SHIPPED_SOCKET, socket_path)
 
 
+def nginx_snippets(socket_path, upstream=SHIPPED_UPSTREAM):
+    """The shipped nginx files for a socket: (the upstream block for the http
+    context, the location block), the upstream renamed when several share one nginx."""
+    with open(NGINX_SNIPPET) as f:
+        location = f.read()
+    if "fastcgi_pass %s;" % SHIPPED_UPSTREAM not in location:
+        raise HarnessError("%s does not pass to %s" % (NGINX_SNIPPET, SHIPPED_UPSTREAM))
+    upstream_text = _snippet(NGINX_UPSTREAM, socket_path)
+    if "upstream %s " % SHIPPED_UPSTREAM not in upstream_text:
+        raise HarnessError("%s does not define %s" % (NGINX_UPSTREAM, SHIPPED_UPSTREAM))
+    return (upstream_text.replace("upstream %s " % SHIPPED_UPSTREAM, "upstream %s " % upstream),
+            location.replace("fastcgi_pass %s;" % SHIPPED_UPSTREAM, "fastcgi_pass %s;" % upstream))
+
+
 class Nginx:
     """Real nginx on 127.0.0.1:port, in the foreground (daemon off), with the
     shipped snippet included in its one server block.  extra: more text for the
@@ -324,8 +340,11 @@ class Nginx:
         self.pidfile = os.path.join(tmpdir, "nginx.pid")
         self.error_log = os.path.join(tmpdir, "nginx-error.log")
         self.proc = None
+        upstream, location = nginx_snippets(socket_path)
+        with open(os.path.join(tmpdir, "tgq-upstream.conf"), "w") as f:
+            f.write(upstream)
         with open(os.path.join(tmpdir, "tgq.conf"), "w") as f:
-            f.write(_snippet(NGINX_SNIPPET, socket_path))
+            f.write(location)
         shutil.copy("/etc/nginx/fastcgi_params", os.path.join(tmpdir, "fastcgi_params"))
         t = tmpdir
         user = "user %s %s;\n" % (RUN_USER, RUN_USER) if IS_ROOT else ""
@@ -343,6 +362,7 @@ http {{
     proxy_temp_path {t}/proxy_temp;
     uwsgi_temp_path {t}/uwsgi_temp;
     scgi_temp_path {t}/scgi_temp;
+    include {t}/tgq-upstream.conf;
     server {{
         listen 127.0.0.1:{self.port};
         {six}

@@ -327,12 +327,25 @@ class NginxMulti:
 
 
 def snippet_for(socket_path, tmpdir, name):
-    """The shipped snippet with its socket path replaced (as tests/harness.py does),
-    written beside nginx.conf; returns the include line."""
-    path = os.path.join(tmpdir, name + ".conf")
-    with open(path, "w") as f:
-        f.write(h._snippet(h.NGINX_SNIPPET, socket_path))
-    return "        include %s;" % path
+    """The shipped location and upstream with the socket path replaced and the
+    upstream named after the system (as tests/harness.py does), written beside
+    nginx.conf; returns (the location's include line, the upstream's include line)."""
+    upstream, location = h.nginx_snippets(socket_path, "tgq_" + name)
+    paths = [os.path.join(tmpdir, "%s-%s.conf" % (what, name))
+             for what in ("location", "upstream")]
+    for path, text in zip(paths, (location, upstream)):
+        with open(path, "w") as f:
+            f.write(text)
+    return ("        include %s;" % paths[0], "    include %s;\n" % paths[1])
+
+
+def noop_location(socket_path):
+    """The issue's FastCGI ceiling: the shipped location's limits, one FastCGI
+    connection per request (a libfcgi responder without threads cannot keep one)."""
+    _, location = h.nginx_snippets(socket_path)
+    location = location.replace("fastcgi_keep_conn on;", "fastcgi_keep_conn off;")
+    return location.replace("fastcgi_pass %s;" % h.SHIPPED_UPSTREAM,
+                            "fastcgi_pass unix:%s;" % socket_path)
 
 
 CANNED_MESSAGE = json.dumps({
@@ -514,10 +527,12 @@ class Bench:
                         "            client_body_buffer_size 1m;\n"
                         "            return 200 \"ok\\n\";\n        }")
         self.sockets["noop"] = os.path.join(self.tmp, "noop.sock")
-        add("noop", snippet_for(self.sockets["noop"], self.tmp, "snippet-noop"))
+        add("noop", noop_location(self.sockets["noop"]))
         for name in ("full1", "normal1", "full2", "normal2"):
             self.sockets[name] = os.path.join(self.tmp, name + ".sock")
-            add(name, snippet_for(self.sockets[name], self.tmp, "snippet-" + name))
+            location, upstream = snippet_for(self.sockets[name], self.tmp, name)
+            add(name, location)
+            http_extra += upstream
         if self.grammy_dir:
             self.grammy_port = h.free_port()
             while self.grammy_port in self.port.values():
@@ -536,7 +551,7 @@ class Bench:
                              "            proxy_http_version 1.1;\n"
                              "            proxy_set_header Connection \"\";\n"
                              "            proxy_pass http://grammy_pool;\n        }")
-            http_extra = ("    upstream grammy_pool {\n"
+            http_extra += ("    upstream grammy_pool {\n"
                           "        server 127.0.0.1:%d;\n"
                           "        keepalive 64;\n"
                           "        keepalive_timeout 60s;\n    }\n" % self.grammy_port)

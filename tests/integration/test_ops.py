@@ -432,6 +432,7 @@ def case_install(stack):
         "usr/lib/systemd/system/tgq-drain-follow.service",
         "usr/lib/sysusers.d/tgq.conf", "usr/lib/tmpfiles.d/tgq.conf",
         "usr/share/doc/tgq/examples/nginx-tgq.conf",
+        "usr/share/doc/tgq/examples/nginx-tgq-upstream.conf",
         "usr/share/doc/tgq/examples/lighttpd-tgq.conf",
         "usr/share/doc/tgq/examples/lighttpd-tgq-spawn.conf",
         "usr/share/doc/tgq/examples/README.md"])
@@ -453,10 +454,10 @@ def case_snippets_check(stack):
     shutil.copy("/etc/nginx/fastcgi_params", stack.tmpdir)
     with open(conf, "w") as f:
         f.write("pid %s/check.pid; error_log stderr; events {}\nhttp { "
-                "client_body_temp_path %s; fastcgi_temp_path %s; "
+                "client_body_temp_path %s; fastcgi_temp_path %s; include %s; "
                 "server { listen 127.0.0.1:%d; include %s; } }\n" % (
-                    stack.tmpdir, stack.tmpdir, stack.tmpdir, h.free_port(),
-                    os.path.join(h.ROOT, "deploy", "nginx", "tgq.conf")))
+                    stack.tmpdir, stack.tmpdir, stack.tmpdir, h.NGINX_UPSTREAM,
+                    h.free_port(), h.NGINX_SNIPPET))
     r = subprocess.run([h.tool("nginx"), "-t", "-c", conf, "-p", stack.tmpdir],
                        capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "nginx -t: %s" % r.stderr)
