@@ -3,9 +3,14 @@
  * writer thread and sleep; the writer stores everything that arrived meanwhile in
  * one transaction (group commit), so one fsync acknowledges many requests, and only
  * after the COMMIT wakes each request thread to answer 200.
+ *
+ * A checkpointer thread copies the WAL into the database on a connection of its own,
+ * so that the writer's COMMITs never wait for that copy (SQLite would otherwise run
+ * it inside the COMMIT that fills the WAL, and hold every request of that batch).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +21,12 @@
 #define STORE_MAX_BATCH 512
 #define STORE_REOPEN_INTERVAL_MS 1000
 #define STORE_FAILURE_LOG_INTERVAL_MS 10000
+/* A request is one row: the writer's inserts touch the ends of a few b-trees and
+ * one leaf of the chat index, which the OS's page cache holds anyway.  More cache
+ * would be resident memory for nothing. */
+#define STORE_SQLITE_MEMORY (512 * 1024)
+/* SQLite's own auto-checkpoint threshold (4 MiB of 4 KiB pages). */
+#define STORE_CHECKPOINT_PAGES 1000
 
 enum job_type { JOB_PUT, JOB_HEALTH };
 
@@ -24,8 +35,7 @@ struct job {
 	struct queue_item	*item;
 	struct queue_health	*health;
 	enum queue_status	 status;
-	int			 done;
-	pthread_cond_t		 done_cv;
+	sem_t			 done;	/* posted by the writer: wakes this job's thread only */
 	struct job		*next;
 };
 
@@ -44,6 +54,12 @@ struct store {
 	pthread_cond_t		 work_cv;
 	struct job		*head, **tail;
 	int			 stopping;
+
+	pthread_t		 checkpointer;
+	pthread_mutex_t		 checkpoint_mu;
+	pthread_cond_t		 checkpoint_cv;
+	int			 checkpoint_wanted;
+	int			 checkpoint_stopping;
 };
 
 static void
@@ -70,6 +86,20 @@ note_result(struct store *s, enum queue_status status, const char *err)
 	s->failing = 1;
 }
 
+/* Called by the writer after each COMMIT. */
+static void
+wal_grew(void *arg, int pages)
+{
+	struct store *s = arg;
+
+	if (pages < STORE_CHECKPOINT_PAGES)
+		return;
+	pthread_mutex_lock(&s->checkpoint_mu);
+	s->checkpoint_wanted = 1;
+	pthread_cond_signal(&s->checkpoint_cv);
+	pthread_mutex_unlock(&s->checkpoint_mu);
+}
+
 static enum queue_status
 ensure_open(struct store *s, char *err, size_t errlen)
 {
@@ -86,6 +116,8 @@ ensure_open(struct store *s, char *err, size_t errlen)
 	if (queue_open(s->cfg->database, s->cfg->durability, s->cfg->busy_timeout_ms,
 	    &s->queue, err, errlen) == -1)
 		return QUEUE_UNAVAILABLE;
+	if (s->threaded)
+		queue_defer_checkpoints(s->queue, wal_grew, s);
 	return QUEUE_OK;
 }
 
@@ -146,13 +178,47 @@ writer_main(void *arg)
 			s->tail = &s->head;
 		pthread_mutex_unlock(&s->mu);
 		run_jobs(s, batch, n);
+		/* A job lives on its thread's stack: once posted, it may be gone. */
+		for (i = 0; i < n; i++)
+			sem_post(&batch[i]->done);
 		pthread_mutex_lock(&s->mu);
-		for (i = 0; i < n; i++) {
-			batch[i]->done = 1;
-			pthread_cond_signal(&batch[i]->done_cv);
-		}
 	}
 	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* Copies the WAL into the database whenever the writer found it large; on a
+ * connection of its own, opened when first needed and again after a failure. */
+static void *
+checkpointer_main(void *arg)
+{
+	struct store	*s = arg;
+	struct queue	*q = NULL;
+	char		 err[512];
+	int64_t		 last_log_ms = 0;
+
+	pthread_mutex_lock(&s->checkpoint_mu);
+	for (;;) {
+		while (!s->checkpoint_wanted && !s->checkpoint_stopping)
+			pthread_cond_wait(&s->checkpoint_cv, &s->checkpoint_mu);
+		if (s->checkpoint_stopping)
+			break;
+		s->checkpoint_wanted = 0;
+		pthread_mutex_unlock(&s->checkpoint_mu);
+		if ((q != NULL || queue_open(s->cfg->database, s->cfg->durability,
+		    s->cfg->busy_timeout_ms, &q, err, sizeof(err)) == 0) &&
+		    queue_checkpoint(q, err, sizeof(err)) == QUEUE_OK)
+			err[0] = '\0';
+		if (err[0] != '\0' && now_unix_ms() - last_log_ms >=
+		    STORE_FAILURE_LOG_INTERVAL_MS) {
+			/* Not fatal: the writer copies the WAL itself if it grows far. */
+			log_warnx("%s", err);
+			last_log_ms = now_unix_ms();
+		}
+		pthread_mutex_lock(&s->checkpoint_mu);
+	}
+	pthread_mutex_unlock(&s->checkpoint_mu);
+	queue_close(q);
 	return NULL;
 }
 
@@ -163,16 +229,16 @@ submit(struct store *s, struct job *job)
 		run_jobs(s, &job, 1);
 		return job->status;
 	}
-	pthread_cond_init(&job->done_cv, NULL);
+	sem_init(&job->done, 0, 0);
 	pthread_mutex_lock(&s->mu);
 	job->next = NULL;
 	*s->tail = job;
 	s->tail = &job->next;
 	pthread_cond_signal(&s->work_cv);
-	while (!job->done)
-		pthread_cond_wait(&job->done_cv, &s->mu);
 	pthread_mutex_unlock(&s->mu);
-	pthread_cond_destroy(&job->done_cv);
+	while (sem_wait(&job->done) == -1)
+		continue;	/* EINTR: the shutdown signal; the answer still comes */
+	sem_destroy(&job->done);
 	return job->status;
 }
 
@@ -192,6 +258,29 @@ store_health(struct store *s, struct queue_health *h)
 	return submit(s, &job);
 }
 
+static void
+stop_writer(struct store *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->stopping = 1;
+	pthread_cond_signal(&s->work_cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->writer, NULL);
+}
+
+static void
+destroy(struct store *s)
+{
+	if (s->threaded) {
+		pthread_cond_destroy(&s->work_cv);
+		pthread_mutex_destroy(&s->mu);
+		pthread_cond_destroy(&s->checkpoint_cv);
+		pthread_mutex_destroy(&s->checkpoint_mu);
+	}
+	queue_close(s->queue);
+	free(s);
+}
+
 int
 store_start(const struct config *cfg, int threaded, struct store **out, char *err,
     size_t errlen)
@@ -208,24 +297,35 @@ store_start(const struct config *cfg, int threaded, struct store **out, char *er
 	s->cfg = cfg;
 	s->threaded = threaded;
 	s->tail = &s->head;
+	if (threaded) {
+		queue_limit_memory(STORE_SQLITE_MEMORY);
+		pthread_mutex_init(&s->mu, NULL);
+		pthread_cond_init(&s->work_cv, NULL);
+		pthread_mutex_init(&s->checkpoint_mu, NULL);
+		pthread_cond_init(&s->checkpoint_cv, NULL);
+	}
 	/* Opening now reports a wrong path at start-up; failing is not fatal: the
 	 * database may come back, and meanwhile Telegram gets 503s and retries. */
 	if (ensure_open(s, openerr, sizeof(openerr)) != QUEUE_OK)
 		note_result(s, QUEUE_UNAVAILABLE, openerr);
-	if (threaded) {
-		pthread_mutex_init(&s->mu, NULL);
-		pthread_cond_init(&s->work_cv, NULL);
-		/* Signals are for the main thread, which decides how to stop. */
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		rc = pthread_create(&s->writer, NULL, writer_main, s);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (rc != 0) {
-			snprintf(err, errlen, "writer thread: %s", strerror(rc));
-			queue_close(s->queue);
-			free(s);
-			return -1;
-		}
+	if (!threaded) {
+		*out = s;
+		return 0;
+	}
+	/* Signals are for the main thread, which decides how to stop. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	if ((rc = pthread_create(&s->writer, NULL, writer_main, s)) != 0)
+		snprintf(err, errlen, "writer thread: %s", strerror(rc));
+	else if ((rc = pthread_create(&s->checkpointer, NULL, checkpointer_main,
+	    s)) != 0) {
+		snprintf(err, errlen, "checkpoint thread: %s", strerror(rc));
+		stop_writer(s);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		destroy(s);
+		return -1;
 	}
 	*out = s;
 	return 0;
@@ -238,14 +338,12 @@ store_stop(struct store *s)
 	if (s == NULL)
 		return;
 	if (s->threaded) {
-		pthread_mutex_lock(&s->mu);
-		s->stopping = 1;
-		pthread_cond_signal(&s->work_cv);
-		pthread_mutex_unlock(&s->mu);
-		pthread_join(s->writer, NULL);
-		pthread_cond_destroy(&s->work_cv);
-		pthread_mutex_destroy(&s->mu);
+		stop_writer(s);
+		pthread_mutex_lock(&s->checkpoint_mu);
+		s->checkpoint_stopping = 1;
+		pthread_cond_signal(&s->checkpoint_cv);
+		pthread_mutex_unlock(&s->checkpoint_mu);
+		pthread_join(s->checkpointer, NULL);
 	}
-	queue_close(s->queue);
-	free(s);
+	destroy(s);
 }
