@@ -150,24 +150,25 @@ fail:
 }
 
 int
-calls_echo(sqlite3 *db, const char *body, size_t len, struct call_list *list,
-    char *err, size_t errlen)
+calls_echo(sqlite3 *db, sqlite3_stmt **cached, const char *body, size_t len,
+    struct call_list *list, char *err, size_t errlen)
 {
-	sqlite3_stmt	*st = NULL;
+	sqlite3_stmt	*st;
 	int		 rc = -1;
 
 	memset(list, 0, sizeof(*list));
-	if (sqlite3_prepare_v2(db,
+	if (*cached == NULL && sqlite3_prepare_v3(db,
 	    "SELECT 'sendMessage', json_object('chat_id', json_extract(?1,"
 	    "   '$.message.chat.id'), 'text', json_extract(?1, '$.message.text')),"
 	    " json_extract(?1, '$.message.chat.id')"
 	    " WHERE json_valid(?1)"
 	    "   AND json_type(?1, '$.message.text') = 'text'"
 	    "   AND json_type(?1, '$.message.chat.id') = 'integer'",
-	    -1, &st, NULL) != SQLITE_OK) {
+	    -1, SQLITE_PREPARE_PERSISTENT, cached, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "echo: %s", sqlite3_errmsg(db));
 		return -1;
 	}
+	st = *cached;
 	sqlite3_bind_text(st, 1, body, (int)len, SQLITE_STATIC);
 	switch (sqlite3_step(st)) {
 	case SQLITE_ROW: {
@@ -192,7 +193,8 @@ calls_echo(sqlite3 *db, const char *body, size_t len, struct call_list *list,
 		snprintf(err, errlen, "echo: %s", sqlite3_errmsg(db));
 		break;
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	return rc;
 }
 

@@ -43,6 +43,7 @@ int	 ratelimit_pause(struct ratelimit *rl, const char *chat, int64_t until_ms);
 size_t	 ratelimit_chats(const struct ratelimit *rl);
 
 /* calls.c */
+struct sqlite3_stmt;
 /* One Bot API call a handler asked for. */
 struct call {
 	char	 method[BOTAPI_METHOD_MAX + 1];
@@ -63,9 +64,11 @@ struct call_list {
  */
 int	 calls_parse(struct sqlite3 *db, const char *out, size_t len,
 	    struct call_list *list, char *err, size_t errlen);
-/* The built-in echo handler: a text message gets its text back. */
-int	 calls_echo(struct sqlite3 *db, const char *body, size_t len,
-	    struct call_list *list, char *err, size_t errlen);
+/* The built-in echo handler: a text message gets its text back.  *st is the
+ * caller's: prepared on db by the first call and reused by the next ones (the
+ * caller finalizes it). */
+int	 calls_echo(struct sqlite3 *db, struct sqlite3_stmt **st, const char *body,
+	    size_t len, struct call_list *list, char *err, size_t errlen);
 void	 calls_free(struct call_list *list);
 
 /* jobs.c */
@@ -114,9 +117,14 @@ int	 jobs_finish_many(struct jobs *j, struct claimed *const *c,
 /* The handler failed: the update is retried after a backoff, or dead. */
 int	 jobs_fail(struct jobs *j, const struct claimed *c, const char *reason,
 	    int dead, int64_t now);
-/* Calls that are due and first in their chat's line, up to max. */
-int	 jobs_due_calls(struct jobs *j, int64_t now, size_t max, struct outcall *out,
-	    size_t *n);
+/*
+ * Calls that are due and first in their chat's line, in order: each is offered to
+ * want(arg, bot, chat), and only those it wants (1) are read into out, up to max.
+ * At most scan rows are offered; the rest of the queue is not read at all.
+ */
+int	 jobs_due_calls(struct jobs *j, int64_t now, size_t scan, size_t max,
+	    int (*want)(void *arg, const char *bot, const char *chat), void *arg,
+	    struct outcall *out, size_t *n);
 void	 outcall_free(struct outcall *c);
 /* Marks calls as being sent, in one transaction; taken[i] is 1 when this drain
  * got ids[i], 0 when another drain did. */

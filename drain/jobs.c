@@ -459,24 +459,27 @@ jobs_fail(struct jobs *j, const struct claimed *c, const char *reason, int dead,
 }
 
 int
-jobs_due_calls(struct jobs *j, int64_t now, size_t max, struct outcall *out,
-    size_t *n)
+jobs_due_calls(struct jobs *j, int64_t now, size_t scan, size_t max,
+    int (*want)(void *arg, const char *bot, const char *chat), void *arg,
+    struct outcall *out, size_t *n)
 {
 	sqlite3_stmt	*st = j->st[S_DUE_CALLS];
-	int		 rc;
+	int		 rc = SQLITE_DONE;
 
 	*n = 0;
 	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int64(st, 2, (int64_t)max);
+	sqlite3_bind_int64(st, 2, (int64_t)scan);
 	sqlite3_bind_text(st, 3, j->bots_json, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct outcall *c = &out[*n];
 
 		memset(c, 0, sizeof(*c));
-		c->id = sqlite3_column_int64(st, 0);
 		snprintf(c->bot, sizeof(c->bot), "%s", sqlite3_column_text(st, 1));
 		if (sqlite3_column_type(st, 2) != SQLITE_NULL)
 			snprintf(c->chat, sizeof(c->chat), "%s", sqlite3_column_text(st, 2));
+		if (!want(arg, c->bot, c->chat))
+			continue;
+		c->id = sqlite3_column_int64(st, 0);
 		snprintf(c->method, sizeof(c->method), "%s", sqlite3_column_text(st, 3));
 		if ((c->params = strdup((const char *)sqlite3_column_text(st, 4))) ==
 		    NULL) {

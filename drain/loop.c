@@ -13,6 +13,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "drain.h"
 #include "handler.h"
 
@@ -73,6 +75,7 @@ struct drain {
 	int64_t			 last_recover_ms, last_retain_ms;
 	uint64_t		 handled, sent;
 	struct metrics		*metrics;	/* shared with the webhook's /metrics */
+	struct sqlite3_stmt	*echo;		/* the built-in handler's statement */
 };
 
 static struct bot_ctx *
@@ -211,7 +214,8 @@ handle_builtin(struct drain *d, struct claimed **batch, size_t n)
 	int			 rc;
 
 	for (i = 0; i < n; i++) {
-		if (calls_echo(queue_db(d->q), batch[i]->body, batch[i]->body_len,
+		if (calls_echo(queue_db(d->q), &d->echo, batch[i]->body,
+		    batch[i]->body_len,
 		    &calls[nok], err, sizeof(err)) == -1) {
 			log_warnx("bot %s update %lld: %s: dead", batch[i]->bot,
 			    (long long)batch[i]->update_id, err);
@@ -328,6 +332,46 @@ step_runs(struct drain *d, int64_t now_ms)
 	}
 }
 
+/* The calls start_calls() picked, each with its place in its bot's rate window. */
+struct picking {
+	struct drain	*d;
+	int64_t		 now_ms;
+	int64_t		 wait_min;	/* ms until a held-back call may go */
+	struct bot_ctx	*bots[CANDIDATES_MAX];
+	int64_t		 slots[CANDIDATES_MAX];
+	size_t		 chosen;
+};
+
+/* jobs_due_calls() asks, call by call in the queue's order: may it go now?  A yes
+ * is counted in the rate windows at once, so the next candidate sees this one. */
+static int
+want_call(void *arg, const char *bot_name, const char *chat)
+{
+	struct picking	*p = arg;
+	struct bot_ctx	*bot = find_bot(p->d, bot_name);
+	int64_t		 wait = ratelimit_wait(bot->rl, chat, p->now_ms);
+
+	if (wait > 0) {
+		if (wait < p->wait_min)
+			p->wait_min = wait;
+		return 0;
+	}
+	p->bots[p->chosen] = bot;
+	p->slots[p->chosen++] = ratelimit_sent(bot->rl, p->now_ms);
+	return 1;
+}
+
+/* Not sent after all: the places in the windows are free again at once. */
+static void
+unpick(struct picking *p, size_t from)
+{
+	size_t i;
+
+	for (i = from; i < p->chosen; i++)
+		ratelimit_answered(p->bots[i]->rl, NULL, p->slots[i], p->now_ms - 1000);
+	p->chosen = from;
+}
+
 /*
  * Starts the calls that are due and allowed by the rate limits; returns the ms
  * until a held-back call may go (INT64_MAX when none waits on a limit).
@@ -336,65 +380,52 @@ static int64_t
 start_calls(struct drain *d, int64_t now_ms, int *progress)
 {
 	struct outcall	 cand[CANDIDATES_MAX];
-	int64_t		 ids[CANDIDATES_MAX], slots[CANDIDATES_MAX];
-	int64_t		 wait_min = INT64_MAX;
-	size_t		 room, n = 0, i, chosen = 0;
-	size_t		 pick[CANDIDATES_MAX];
+	int64_t		 ids[CANDIDATES_MAX];
+	struct picking	 p = { d, now_ms, INT64_MAX, { NULL }, { 0 }, 0 };
+	size_t		 room, n = 0, i;
 	int		 taken[CANDIDATES_MAX];
 	char		 err[256];
 
 	room = (size_t)d->cfg->max_in_flight - sender_in_flight(d->sender);
 	if (room == 0)
-		return wait_min;
-	if (jobs_due_calls(d->jobs, now_ms / 1000, CANDIDATES_MAX, cand, &n) == -1) {
+		return p.wait_min;
+	if (room > CANDIDATES_MAX)
+		room = CANDIDATES_MAX;
+	if (jobs_due_calls(d->jobs, now_ms / 1000, CANDIDATES_MAX, room, want_call, &p,
+	    cand, &n) == -1) {
 		note_queue_result(d, -1);
-		return wait_min;
+		unpick(&p, 0);
+		return p.wait_min;
 	}
-	for (i = 0; i < n && chosen < room; i++) {
-		struct bot_ctx	*bot = find_bot(d, cand[i].bot);
-		int64_t		 wait = ratelimit_wait(bot->rl, cand[i].chat, now_ms);
-
-		if (wait > 0) {
-			wait_min = wait < wait_min ? wait : wait_min;
-			continue;
-		}
-		/* Count it now, so the next candidate sees this one. */
-		slots[chosen] = ratelimit_sent(bot->rl, now_ms);
-		pick[chosen] = i;
-		ids[chosen++] = cand[i].id;
-	}
-	if (chosen > 0 &&
-	    jobs_take_calls(d->jobs, ids, chosen, now_ms / 1000, taken) == -1) {
+	for (i = 0; i < n; i++)
+		ids[i] = cand[i].id;
+	if (n > 0 && jobs_take_calls(d->jobs, ids, n, now_ms / 1000, taken) == -1) {
 		note_queue_result(d, -1);
-		/* Not sent after all: their places in the windows are free. */
-		for (i = 0; i < chosen; i++)
-			ratelimit_answered(find_bot(d, cand[pick[i]].bot)->rl, NULL,
-			    slots[i], now_ms - 1000);
-		chosen = 0;
+		for (i = 0; i < n; i++)
+			taken[i] = 0;
 	}
-	for (i = 0; i < chosen; i++) {
-		struct outcall	*c = &cand[pick[i]];
-		struct bot_ctx	*bot = find_bot(d, c->bot);
+	for (i = 0; i < n; i++) {
+		struct outcall	*c = &cand[i];
+		struct bot_ctx	*bot = p.bots[i];
 		struct flight	*f = &d->flights[sender_in_flight(d->sender)];
 
 		if (!taken[i] || sender_start(d->sender, c->id, bot->cfg->token,
 		    c->method, c->params, err, sizeof(err)) == -1) {
 			if (taken[i])
 				log_err("call %lld: %s", (long long)c->id, err);
-			/* Its place in the window is free again at once. */
-			ratelimit_answered(bot->rl, NULL, slots[i], now_ms - 1000);
+			ratelimit_answered(bot->rl, NULL, p.slots[i], now_ms - 1000);
 			continue;
 		}
 		f->id = c->id;
 		f->bot = bot;
 		f->attempts = c->attempts;
-		f->rate_slot = slots[i];
+		f->rate_slot = p.slots[i];
 		snprintf(f->chat, sizeof(f->chat), "%s", c->chat);
 		*progress = 1;
 	}
 	for (i = 0; i < n; i++)
 		outcall_free(&cand[i]);
-	return wait_min;
+	return p.wait_min;
 }
 
 static struct flight *
@@ -644,6 +675,8 @@ teardown(struct drain *d)
 {
 	size_t i;
 
+	sqlite3_finalize(d->echo);
+	d->echo = NULL;
 	for (i = 0; i < d->nruns; i++) {
 		handler_abort(d->runs[i].run);
 		claimed_free(&d->runs[i].upd);

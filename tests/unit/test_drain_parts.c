@@ -102,6 +102,7 @@ static void
 test_calls(sqlite3 *db)
 {
 	struct call_list	 l;
+	sqlite3_stmt		*echo = NULL;
 	char			 err[256], *many;
 	const char		*big;
 	size_t			 i;
@@ -151,18 +152,19 @@ test_calls(sqlite3 *db)
 
 	big = "{\"update_id\":1,\"message\":{\"chat\":{\"id\":-77},\"text\":"
 	    "\"hi \\\"there\\\" \xf0\x9f\x98\x80\"}}";
-	CHECK("echo_text", calls_echo(db, big, strlen(big), &l, err,
+	CHECK("echo_text", calls_echo(db, &echo, big, strlen(big), &l, err,
 	    sizeof(err)) == 0 && l.n == 1 &&
 	    strcmp(l.calls[0].method, "sendMessage") == 0 && l.calls[0].chat_int == -77 &&
 	    strcmp(l.calls[0].params, "{\"chat_id\":-77,\"text\":\"hi \\\"there\\\" "
 	    "\xf0\x9f\x98\x80\"}") == 0);
 	calls_free(&l);
 	big = "{\"update_id\":1,\"message\":{\"chat\":{\"id\":1},\"sticker\":{}}}";
-	CHECK("echo_not_text", calls_echo(db, big, strlen(big), &l, err,
+	CHECK("echo_not_text", calls_echo(db, &echo, big, strlen(big), &l, err,
 	    sizeof(err)) == 0 && l.n == 0);
 	big = "{\"update_id\":1,\"callback_query\":{\"id\":\"x\"}}";
-	CHECK("echo_callback_query", calls_echo(db, big, strlen(big), &l, err,
+	CHECK("echo_callback_query", calls_echo(db, &echo, big, strlen(big), &l, err,
 	    sizeof(err)) == 0 && l.n == 0);
+	sqlite3_finalize(echo);
 }
 
 static void
