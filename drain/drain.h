@@ -103,6 +103,15 @@ int	 jobs_open(struct queue *q, const struct config *cfg, struct jobs **out,
 	    char *err, size_t errlen);
 void	 jobs_close(struct jobs *j);
 /* Leases up to max updates that are due and first in their chat's line. */
+/*
+ * Several of the calls below in one transaction (one COMMIT, one fsync): they
+ * nest inside jobs_begin() ... jobs_commit(); a failure inside any of them makes
+ * the whole transaction fail at jobs_commit() (or end it with jobs_rollback()).
+ * Nothing they did may be acted on before jobs_commit() returned 0.
+ */
+int	 jobs_begin(struct jobs *j);
+int	 jobs_commit(struct jobs *j);
+void	 jobs_rollback(struct jobs *j);
 int	 jobs_claim(struct jobs *j, int64_t now, size_t max, struct claimed *out,
 	    size_t *n);
 void	 claimed_free(struct claimed *c);

@@ -116,6 +116,10 @@ struct jobs {
 	char			*bots_json;	/* the configured bots: ["a","b"] */
 	int64_t			 data_version;
 	int			 busy;		/* the last failure was another writer */
+	/* Transactions nest: only the outermost begins and ends one, and a
+	 * failure inside dooms it. */
+	int			 depth;
+	int			 doomed;
 };
 
 static int
@@ -147,6 +151,10 @@ exec(struct jobs *j, const char *sql)
 static int
 begin(struct jobs *j)
 {
+	if (j->depth > 0) {
+		j->depth++;
+		return 0;
+	}
 	j->busy = 0;
 	if (queue_trylock(j->q, JOBS_LOCK_WAIT_MS) == -1) {
 		j->busy = 1;
@@ -156,6 +164,8 @@ begin(struct jobs *j)
 		queue_unlock(j->q);
 		return -1;
 	}
+	j->depth = 1;
+	j->doomed = 0;
 	return 0;
 }
 
@@ -165,23 +175,57 @@ jobs_busy(const struct jobs *j)
 	return j->busy;
 }
 
+static void
+rollback(struct jobs *j)
+{
+	if (j->depth > 1) {
+		j->depth--;
+		j->doomed = 1;
+		return;
+	}
+	j->depth = 0;
+	if (!sqlite3_get_autocommit(j->db))
+		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	queue_unlock(j->q);
+}
+
 static int
 commit(struct jobs *j)
 {
-	int rc = exec(j, "COMMIT");
+	int rc;
 
+	if (j->depth > 1) {
+		j->depth--;
+		return 0;
+	}
+	if (j->doomed) {
+		rollback(j);
+		return -1;
+	}
+	j->depth = 0;
+	rc = exec(j, "COMMIT");
 	if (rc == -1 && !sqlite3_get_autocommit(j->db))
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 	queue_unlock(j->q);
 	return rc;
 }
 
-static void
-rollback(struct jobs *j)
+int
+jobs_begin(struct jobs *j)
 {
-	if (!sqlite3_get_autocommit(j->db))
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-	queue_unlock(j->q);
+	return begin(j);
+}
+
+int
+jobs_commit(struct jobs *j)
+{
+	return commit(j);
+}
+
+void
+jobs_rollback(struct jobs *j)
+{
+	rollback(j);
 }
 
 /* Runs a statement that returns no rows, then resets it. */

@@ -201,59 +201,60 @@ start_one(struct drain *d, struct claimed *c)
 	d->nruns++;
 }
 
-/* The built-in handler needs no process: a whole batch is handled, and
- * recorded in one transaction. */
-static void
+/*
+ * The built-in handler needs no process: a whole batch is handled inside the
+ * transaction that claimed it.  Returns how many were handled, for counting once
+ * that transaction committed.
+ */
+static size_t
 handle_builtin(struct drain *d, struct claimed **batch, size_t n)
 {
 	struct call_list	 calls[CLAIM_MAX];
 	struct claimed		*ok[CLAIM_MAX];
 	int			 lost[CLAIM_MAX];
-	size_t			 i, nok = 0;
+	size_t			 i, nok = 0, handled = 0;
 	char			 err[256];
 	int			 rc;
 
 	for (i = 0; i < n; i++) {
 		if (calls_echo(queue_db(d->q), &d->echo, batch[i]->body,
-		    batch[i]->body_len,
-		    &calls[nok], err, sizeof(err)) == -1) {
+		    batch[i]->body_len, &calls[nok], err, sizeof(err)) == -1) {
 			log_warnx("bot %s update %lld: %s: dead", batch[i]->bot,
 			    (long long)batch[i]->update_id, err);
 			metrics_add(d->metrics, M_UPDATES_DEAD, 1);
-			note_queue_result(d, jobs_fail(d->jobs, batch[i], err, 1,
-			    now_unix()));
+			(void)jobs_fail(d->jobs, batch[i], err, 1, now_unix());
 			continue;
 		}
 		ok[nok++] = batch[i];
 	}
 	rc = jobs_finish_many(d->jobs, ok, calls, lost, nok, now_unix());
-	note_queue_result(d, rc);
 	for (i = 0; i < nok; i++) {
 		if (rc == 0 && lost[i])
 			log_warnx("bot %s update %lld: the lease ran out before it was "
 			    "handled; another drain's result counts", ok[i]->bot,
 			    (long long)ok[i]->update_id);
-		else if (rc == 0) {
-			d->handled++;
-			metrics_add(d->metrics, M_HANDLED, 1);
-		}
+		else if (rc == 0)
+			handled++;
 		calls_free(&calls[i]);
 	}
+	return handled;
 }
 
 /*
  * Claims what can be handled now: as many as the free handler slots take, or,
- * when every bot uses the built-in handler, a batch.  A claim that found fewer
- * than it asked for is not repeated until the queue changes or a second
- * passes (a backoff may have ended): with every chat waiting on an update in
- * progress, a claim reads the whole backlog to find nothing.
+ * when every bot uses the built-in handler, a batch.  The claim and what the
+ * built-in handler made of it are one transaction; handler processes start only
+ * once it committed.  A claim that found fewer than it asked for is not repeated
+ * until the queue changes or a second passes (a backoff may have ended): with
+ * every chat waiting on an update in progress, a claim reads the whole backlog
+ * to find nothing.
  */
 static size_t
 claim_updates(struct drain *d, int64_t now_ms)
 {
 	struct claimed	 claimed[CLAIM_MAX];
 	struct claimed	*builtin[CLAIM_MAX];
-	size_t		 i, n = 0, nbuiltin = 0, room;
+	size_t		 i, n = 0, nbuiltin = 0, room, handled = 0;
 
 	if (jobs_changed(d->jobs) || now_ms - d->last_claim_ms >= FOLLOW_TICK_MS)
 		d->claim_again = 1;
@@ -265,23 +266,36 @@ claim_updates(struct drain *d, int64_t now_ms)
 	if (room > CLAIM_MAX)
 		room = CLAIM_MAX;
 	d->last_claim_ms = now_ms;
-	if (jobs_claim(d->jobs, now_unix(), room, claimed, &n) == -1) {
+	if (jobs_begin(d->jobs) == -1) {
 		note_queue_result(d, -1);
 		return 0;
 	}
-	note_queue_result(d, 0);
-	d->claim_again = n == room;
-	for (i = 0; i < n; i++) {
+	if (jobs_claim(d->jobs, now_unix(), room, claimed, &n) == -1) {
+		jobs_rollback(d->jobs);
+		note_queue_result(d, -1);
+		return 0;
+	}
+	for (i = 0; i < n; i++)
 		if (find_bot(d, claimed[i].bot)->argv[0] == NULL)
 			builtin[nbuiltin++] = &claimed[i];
-		else
-			start_one(d, &claimed[i]);
-	}
-	handle_builtin(d, builtin, nbuiltin);
-	for (i = 0; i < nbuiltin; i++)
-		claimed_free(builtin[i]);
 	if (nbuiltin > 0)
-		d->claim_again = 1;	/* their chats' next updates may be due */
+		handled = handle_builtin(d, builtin, nbuiltin);
+	if (jobs_commit(d->jobs) == -1) {
+		note_queue_result(d, -1);
+		for (i = 0; i < n; i++)
+			claimed_free(&claimed[i]);
+		return 0;
+	}
+	note_queue_result(d, 0);
+	d->claim_again = n == room || nbuiltin > 0;	/* their chats may go on */
+	d->handled += handled;
+	metrics_add(d->metrics, M_HANDLED, handled);
+	for (i = 0; i < n; i++) {
+		if (find_bot(d, claimed[i].bot)->argv[0] != NULL)
+			start_one(d, &claimed[i]);
+		else
+			claimed_free(&claimed[i]);
+	}
 	return n;
 }
 
@@ -372,12 +386,25 @@ unpick(struct picking *p, size_t from)
 	p->chosen = from;
 }
 
+static void
+forget_results(struct drain *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nresults; i++)
+		free(d->result_text[i]);
+	d->nresults = 0;
+}
+
 /*
- * Starts the calls that are due and allowed by the rate limits; returns the ms
- * until a held-back call may go (INT64_MAX when none waits on a limit).
+ * One transaction: the answers that came back, then the calls that are due and
+ * allowed by the rate limits, taken; after its COMMIT those calls start.  (An
+ * answer goes in before its chat's next call is looked for, and a call is marked
+ * as being sent before it goes.)  Returns the ms until a held-back call may go
+ * (INT64_MAX when none waits on a limit).
  */
 static int64_t
-start_calls(struct drain *d, int64_t now_ms, int *progress)
+record_and_start_calls(struct drain *d, int64_t now_ms, int *progress)
 {
 	struct outcall	 cand[CANDIDATES_MAX];
 	int64_t		 ids[CANDIDATES_MAX];
@@ -387,23 +414,30 @@ start_calls(struct drain *d, int64_t now_ms, int *progress)
 	char		 err[256];
 
 	room = (size_t)d->cfg->max_in_flight - sender_in_flight(d->sender);
-	if (room == 0)
-		return p.wait_min;
 	if (room > CANDIDATES_MAX)
 		room = CANDIDATES_MAX;
-	if (jobs_due_calls(d->jobs, now_ms / 1000, CANDIDATES_MAX, room, want_call, &p,
-	    cand, &n) == -1) {
-		note_queue_result(d, -1);
-		unpick(&p, 0);
+	if (room == 0 && d->nresults == 0)
 		return p.wait_min;
+	if (jobs_begin(d->jobs) == -1) {
+		note_queue_result(d, -1);
+		return p.wait_min;
+	}
+	if ((d->nresults > 0 && jobs_record(d->jobs, d->results, d->nresults,
+	    now_unix()) == -1) || (room > 0 && jobs_due_calls(d->jobs, now_ms / 1000,
+	    CANDIDATES_MAX, room, want_call, &p, cand, &n) == -1)) {
+		jobs_rollback(d->jobs);
+		goto fail;
 	}
 	for (i = 0; i < n; i++)
 		ids[i] = cand[i].id;
 	if (n > 0 && jobs_take_calls(d->jobs, ids, n, now_ms / 1000, taken) == -1) {
-		note_queue_result(d, -1);
-		for (i = 0; i < n; i++)
-			taken[i] = 0;
+		jobs_rollback(d->jobs);
+		goto fail;
 	}
+	if (jobs_commit(d->jobs) == -1)
+		goto fail;
+	note_queue_result(d, 0);
+	forget_results(d);
 	for (i = 0; i < n; i++) {
 		struct outcall	*c = &cand[i];
 		struct bot_ctx	*bot = p.bots[i];
@@ -423,6 +457,13 @@ start_calls(struct drain *d, int64_t now_ms, int *progress)
 		snprintf(f->chat, sizeof(f->chat), "%s", c->chat);
 		*progress = 1;
 	}
+	for (i = 0; i < n; i++)
+		outcall_free(&cand[i]);
+	return p.wait_min;
+fail:
+	/* Nothing of it happened: the answers wait, the calls stay queued. */
+	note_queue_result(d, -1);
+	unpick(&p, 0);
 	for (i = 0; i < n; i++)
 		outcall_free(&cand[i]);
 	return p.wait_min;
@@ -537,12 +578,11 @@ collect_answers(struct drain *d)
 	}
 }
 
-/* Answers are kept until the queue has them: losing one would send it twice. */
+/* Answers are kept until the queue has them: losing one would send it twice.
+ * (While the drain works, record_and_start_calls() records them.) */
 static void
 record_answers(struct drain *d)
 {
-	size_t i;
-
 	if (d->nresults == 0)
 		return;
 	if (jobs_record(d->jobs, d->results, d->nresults, now_unix()) == -1) {
@@ -550,9 +590,7 @@ record_answers(struct drain *d)
 		return;
 	}
 	note_queue_result(d, 0);
-	for (i = 0; i < d->nresults; i++)
-		free(d->result_text[i]);
-	d->nresults = 0;
+	forget_results(d);
 }
 
 static int
@@ -781,13 +819,11 @@ run_loop(struct drain *d)
 				d->last_retain_ms = now_ms;
 			}
 			progress |= claim_updates(d, now_ms) > 0;
-			/* Answers not yet in the queue hold new calls back: their
-			 * table is as large as the calls in flight. */
-			if (d->nresults == 0) {
-				rate_wait = start_calls(d, now_unix_ms(), &progress);
-				wait_ms = min64(wait_ms, rate_wait);
-			}
-		}
+			rate_wait = record_and_start_calls(d, now_unix_ms(),
+			    &progress);
+			wait_ms = min64(wait_ms, rate_wait);
+		} else if (d->stopping || d->failures > 0)
+			record_answers(d);
 		if (d->failures > 0)
 			wait_ms = min64(wait_ms, 1000);
 		else if (d->busy_until_ms > now_ms)
@@ -811,7 +847,6 @@ run_loop(struct drain *d)
 		drain_watch(d);
 		step_runs(d, now_unix_ms());
 		collect_answers(d);
-		record_answers(d);
 	}
 	if (d->mode == DRAIN_ONCE)
 		jobs_retain(d->jobs, now_unix());
