@@ -3,10 +3,6 @@
  * writer thread and sleep; the writer stores everything that arrived meanwhile in
  * one transaction (group commit), so one fsync acknowledges many requests, and only
  * after the COMMIT wakes each request thread to answer 200.
- *
- * A checkpointer thread copies the WAL into the database on a connection of its own,
- * so that the writer's COMMITs never wait for that copy (SQLite would otherwise run
- * it inside the COMMIT that fills the WAL, and hold every request of that batch).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,8 +21,6 @@
  * one leaf of the chat index, which the OS's page cache holds anyway.  More cache
  * would be resident memory for nothing. */
 #define STORE_SQLITE_MEMORY (512 * 1024)
-/* SQLite's own auto-checkpoint threshold (4 MiB of 4 KiB pages). */
-#define STORE_CHECKPOINT_PAGES 1000
 
 enum job_type { JOB_PUT, JOB_HEALTH };
 
@@ -54,12 +48,6 @@ struct store {
 	pthread_cond_t		 work_cv;
 	struct job		*head, **tail;
 	int			 stopping;
-
-	pthread_t		 checkpointer;
-	pthread_mutex_t		 checkpoint_mu;
-	pthread_cond_t		 checkpoint_cv;
-	int			 checkpoint_wanted;
-	int			 checkpoint_stopping;
 };
 
 static void
@@ -86,20 +74,6 @@ note_result(struct store *s, enum queue_status status, const char *err)
 	s->failing = 1;
 }
 
-/* Called by the writer after each COMMIT. */
-static void
-wal_grew(void *arg, int pages)
-{
-	struct store *s = arg;
-
-	if (pages < STORE_CHECKPOINT_PAGES)
-		return;
-	pthread_mutex_lock(&s->checkpoint_mu);
-	s->checkpoint_wanted = 1;
-	pthread_cond_signal(&s->checkpoint_cv);
-	pthread_mutex_unlock(&s->checkpoint_mu);
-}
-
 static enum queue_status
 ensure_open(struct store *s, char *err, size_t errlen)
 {
@@ -116,8 +90,6 @@ ensure_open(struct store *s, char *err, size_t errlen)
 	if (queue_open(s->cfg->database, s->cfg->durability, s->cfg->busy_timeout_ms,
 	    &s->queue, err, errlen) == -1)
 		return QUEUE_UNAVAILABLE;
-	if (s->threaded)
-		queue_defer_checkpoints(s->queue, wal_grew, s);
 	return QUEUE_OK;
 }
 
@@ -187,41 +159,6 @@ writer_main(void *arg)
 	return NULL;
 }
 
-/* Copies the WAL into the database whenever the writer found it large; on a
- * connection of its own, opened when first needed and again after a failure. */
-static void *
-checkpointer_main(void *arg)
-{
-	struct store	*s = arg;
-	struct queue	*q = NULL;
-	char		 err[512];
-	int64_t		 last_log_ms = 0;
-
-	pthread_mutex_lock(&s->checkpoint_mu);
-	for (;;) {
-		while (!s->checkpoint_wanted && !s->checkpoint_stopping)
-			pthread_cond_wait(&s->checkpoint_cv, &s->checkpoint_mu);
-		if (s->checkpoint_stopping)
-			break;
-		s->checkpoint_wanted = 0;
-		pthread_mutex_unlock(&s->checkpoint_mu);
-		if ((q != NULL || queue_open(s->cfg->database, s->cfg->durability,
-		    s->cfg->busy_timeout_ms, &q, err, sizeof(err)) == 0) &&
-		    queue_checkpoint(q, err, sizeof(err)) == QUEUE_OK)
-			err[0] = '\0';
-		if (err[0] != '\0' && now_unix_ms() - last_log_ms >=
-		    STORE_FAILURE_LOG_INTERVAL_MS) {
-			/* Not fatal: the writer copies the WAL itself if it grows far. */
-			log_warnx("%s", err);
-			last_log_ms = now_unix_ms();
-		}
-		pthread_mutex_lock(&s->checkpoint_mu);
-	}
-	pthread_mutex_unlock(&s->checkpoint_mu);
-	queue_close(q);
-	return NULL;
-}
-
 static enum queue_status
 submit(struct store *s, struct job *job)
 {
@@ -274,8 +211,6 @@ destroy(struct store *s)
 	if (s->threaded) {
 		pthread_cond_destroy(&s->work_cv);
 		pthread_mutex_destroy(&s->mu);
-		pthread_cond_destroy(&s->checkpoint_cv);
-		pthread_mutex_destroy(&s->checkpoint_mu);
 	}
 	queue_close(s->queue);
 	free(s);
@@ -301,8 +236,6 @@ store_start(const struct config *cfg, int threaded, struct store **out, char *er
 		queue_limit_memory(STORE_SQLITE_MEMORY);
 		pthread_mutex_init(&s->mu, NULL);
 		pthread_cond_init(&s->work_cv, NULL);
-		pthread_mutex_init(&s->checkpoint_mu, NULL);
-		pthread_cond_init(&s->checkpoint_cv, NULL);
 	}
 	/* Opening now reports a wrong path at start-up; failing is not fatal: the
 	 * database may come back, and meanwhile Telegram gets 503s and retries. */
@@ -317,11 +250,6 @@ store_start(const struct config *cfg, int threaded, struct store **out, char *er
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	if ((rc = pthread_create(&s->writer, NULL, writer_main, s)) != 0)
 		snprintf(err, errlen, "writer thread: %s", strerror(rc));
-	else if ((rc = pthread_create(&s->checkpointer, NULL, checkpointer_main,
-	    s)) != 0) {
-		snprintf(err, errlen, "checkpoint thread: %s", strerror(rc));
-		stop_writer(s);
-	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
 		destroy(s);
@@ -337,13 +265,7 @@ store_stop(struct store *s)
 {
 	if (s == NULL)
 		return;
-	if (s->threaded) {
+	if (s->threaded)
 		stop_writer(s);
-		pthread_mutex_lock(&s->checkpoint_mu);
-		s->checkpoint_stopping = 1;
-		pthread_cond_signal(&s->checkpoint_cv);
-		pthread_mutex_unlock(&s->checkpoint_mu);
-		pthread_join(s->checkpointer, NULL);
-	}
 	destroy(s);
 }

@@ -31,9 +31,6 @@ struct queue {
 	 * on a kernel lock instead of SQLite's sleeping busy handler; -1 without. */
 	int		 lockfd;
 	int		 needs_reconnect;
-	/* Set by queue_defer_checkpoints(): told the WAL's size after each commit. */
-	void		(*wal_grew)(void *arg, int pages);
-	void		*wal_grew_arg;
 };
 
 static const char schema_v1[] =
@@ -286,23 +283,6 @@ disconnect(struct queue *q)
 	q->db = NULL;
 }
 
-/* Replaces SQLite's auto-checkpoint (a wal hook too).  A WAL that grew this far
- * means the checkpoints asked for are not happening: copy it here rather than let
- * it grow without end. */
-#define QUEUE_WAL_RUNAWAY_PAGES 20000
-
-static int
-on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
-{
-	struct queue *q = arg;
-
-	q->wal_grew(q->wal_grew_arg, pages);
-	if (pages >= QUEUE_WAL_RUNAWAY_PAGES)
-		(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE,
-		    NULL, NULL);
-	return SQLITE_OK;
-}
-
 static int
 connect_db(struct queue *q, char *err, size_t errlen)
 {
@@ -341,8 +321,6 @@ connect_db(struct queue *q, char *err, size_t errlen)
 	    "(SELECT min(received_at) FROM updates WHERE state IN ('new', 'leased'))",
 	    &q->health, err, errlen) == -1)
 		goto fail;
-	if (q->wal_grew != NULL)
-		sqlite3_wal_hook(q->db, on_wal_commit, q);
 	q->needs_reconnect = 0;
 	return 0;
 fail:
@@ -627,35 +605,6 @@ void
 queue_limit_memory(int64_t bytes)
 {
 	(void)sqlite3_soft_heap_limit64(bytes);
-}
-
-void
-queue_defer_checkpoints(struct queue *q, void (*wal_grew)(void *arg, int pages),
-    void *arg)
-{
-	q->wal_grew = wal_grew;
-	q->wal_grew_arg = arg;
-	if (q->db != NULL)
-		sqlite3_wal_hook(q->db, on_wal_commit, q);
-}
-
-enum queue_status
-queue_checkpoint(struct queue *q, char *err, size_t errlen)
-{
-	enum queue_status	 status;
-	int			 rc;
-
-	if ((status = ensure_connected(q, err, errlen)) != QUEUE_OK)
-		return status;
-	rc = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
-	    NULL);
-	if (rc == SQLITE_OK)
-		return QUEUE_OK;
-	snprintf(err, errlen, "%s: checkpoint: %s", q->path, sqlite3_errstr(rc));
-	status = classify(rc);
-	if (status == QUEUE_UNAVAILABLE)
-		q->needs_reconnect = 1;
-	return status;
 }
 
 enum queue_status

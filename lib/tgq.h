@@ -201,19 +201,9 @@ enum queue_status queue_put_batch(struct queue *q, struct queue_item *items, siz
 	    char *err, size_t errlen);
 enum queue_status queue_health(struct queue *q, struct queue_health *h, char *err,
 	    size_t errlen);
-/*
- * For a process with one busy writer connection: that connection stops copying the
- * WAL into the database at its commits (SQLite's auto-checkpoint, which holds the
- * committer for the whole copy) and reports the WAL's size in pages after each
- * commit instead; another connection copies it with queue_checkpoint(), which
- * waits for no reader or writer (a PASSIVE checkpoint).
- */
 /* Caps what SQLite keeps in memory in this process (page caches), all
  * connections together; a soft limit: SQLite frees cache pages to stay below. */
 void	 queue_limit_memory(int64_t bytes);
-void	 queue_defer_checkpoints(struct queue *q,
-	    void (*wal_grew)(void *arg, int pages), void *arg);
-enum queue_status queue_checkpoint(struct queue *q, char *err, size_t errlen);
 /* `tgq poll`: stores polled updates and the bot's next getUpdates offset in one
  * transaction, and reads that offset back (0 when the bot never polled). */
 enum queue_status queue_put_polled(struct queue *q, struct queue_item *items,

@@ -191,14 +191,14 @@ def case_idle_kept_connections_do_not_block(stack):
 
 def case_pool_shrinks(stack):
     """Once the kept connections close, the threads that served them leave: at
-    most 16 stay waiting for new connections (plus main, writer, checkpointer)."""
+    most 16 stay waiting for new connections (plus the main and writer threads)."""
     for c in stack.open:
         c.close()
     stack.open = []
     deadline = time.monotonic() + 10
-    while stack.threads() > 16 + 3 and time.monotonic() < deadline:
+    while stack.threads() > 16 + 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    check(stack.threads() <= 16 + 3, "%d threads 10 s after every connection "
+    check(stack.threads() <= 16 + 2, "%d threads 10 s after every connection "
           "closed" % stack.threads())
     # and it still serves
     c = stack.connect()
@@ -240,7 +240,7 @@ def case_thread_limit_holds(stack):
         stack.post(c)
         check(c.answer() == 200, "update not 200")
         kept.append(c)
-    check(stack.threads() <= 4 + 3, "%d threads with threads = 4" % stack.threads())
+    check(stack.threads() <= 4 + 2, "%d threads with threads = 4" % stack.threads())
     fifth = stack.connect(keep=False, timeout=1)
     stack.post(fifth)
     try:
