@@ -8,7 +8,9 @@
  * A fixed number of threads would let idle kept connections hold every thread while
  * new connections wait in the listen queue; so the pool grows whenever fewer than
  * POOL_MIN_SPARE threads wait for a new connection (up to `threads`), and a thread
- * whose connection closed leaves when POOL_MAX_SPARE others already wait.
+ * whose connection closed leaves when POOL_MAX_SPARE others already wait.  When
+ * every thread is taken, a connection idle for POOL_FULL_IDLE_MS is closed (nginx
+ * drops it from its pool), so that a new connection is never kept waiting for long.
  */
 #define _GNU_SOURCE	/* pthread_tryjoin_np */
 #include <sys/socket.h>
@@ -34,6 +36,7 @@
 #define POOL_START 4
 #define POOL_MIN_SPARE 2
 #define POOL_MAX_SPARE 16
+#define POOL_FULL_IDLE_MS 1000
 
 struct pool {
 	const struct webhook	*wh;
@@ -84,20 +87,36 @@ wake_handler(int sig)
 
 static int pool_spawn_locked(struct pool *p);
 
+static int
+pool_full(struct pool *p)
+{
+	int full;
+
+	pthread_mutex_lock(&p->mu);
+	full = p->live >= p->max && p->waiting == 0;
+	pthread_mutex_unlock(&p->mu);
+	return full;
+}
+
 /*
- * Waits until a kept connection brings its next request (1), or the web server
- * closed it (0).  libfcgi would notice the close only inside FCGX_Accept_r and then
- * go on to accept a new connection there, unseen by the pool's count of waiters.
+ * Waits until a kept connection brings its next request (1), or until it is to
+ * be closed (0): the web server closed it, the process stops, or it sat idle
+ * while every thread was taken.  libfcgi would notice a close only inside
+ * FCGX_Accept_r and then go on to accept a new connection there, unseen by the
+ * pool's count of waiters.
  */
 static int
-kept_connection_ready(int fd)
+kept_connection_ready(struct pool *p, int fd)
 {
 	struct pollfd	 pfd = { fd, POLLIN, 0 };
 	char		 c;
 	ssize_t		 n;
+	int		 rc;
 
-	while (poll(&pfd, 1, -1) == -1) {
-		if (errno != EINTR || atomic_load(&shutting_down))
+	while ((rc = poll(&pfd, 1, POOL_FULL_IDLE_MS)) <= 0) {
+		if (atomic_load(&shutting_down) || (rc == -1 && errno != EINTR))
+			return 0;
+		if (rc == 0 && pool_full(p))
 			return 0;
 	}
 	while ((n = recv(fd, &c, 1, MSG_PEEK)) == -1 && errno == EINTR &&
@@ -145,8 +164,12 @@ worker_main(void *arg)
 	/* FCGI_FAIL_ACCEPT_ON_INTR: the shutdown signal ends a waiting accept(). */
 	FCGX_InitRequest(&req, 0, FCGI_FAIL_ACCEPT_ON_INTR);
 	while (!atomic_load(&shutting_down)) {
-		if (req.ipcFd >= 0 && !kept_connection_ready(req.ipcFd))
-			FCGX_Free(&req, 1);
+		if (req.ipcFd >= 0 && !kept_connection_ready(p, req.ipcFd)) {
+			/* Idle, or closed by the peer: nothing unread to linger for
+			 * (FCGX_Free would wait up to 2 s for the peer's close). */
+			close(req.ipcFd);
+			req.ipcFd = -1;
+		}
 		fresh = req.ipcFd < 0;
 		if (fresh && pool_wait_for_connection(p, 1) == -1)
 			break;

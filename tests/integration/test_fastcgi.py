@@ -232,8 +232,10 @@ def case_sigterm_with_idle_kept_connections(stack):
 
 
 def case_thread_limit_holds(stack):
-    """threads = 4: four idle kept connections take every thread, a fifth waits
-    (the limit holds), and is served as soon as one of the four closes."""
+    """threads = 4: four idle kept connections take every thread, and no fifth
+    thread starts; a fifth connection is served once one of the four has been
+    idle for a second (tgq-webhook closes it: nginx drops a closed connection
+    from its pool), not after nginx's keepalive_timeout."""
     kept = []
     for _ in range(4):
         c = stack.connect()
@@ -241,16 +243,42 @@ def case_thread_limit_holds(stack):
         check(c.answer() == 200, "update not 200")
         kept.append(c)
     check(stack.threads() <= 4 + 2, "%d threads with threads = 4" % stack.threads())
-    fifth = stack.connect(keep=False, timeout=1)
+    fifth = stack.connect(keep=False, timeout=0.3)
+    t0 = time.monotonic()
     stack.post(fifth)
     try:
         fifth.answer()
-        raise AssertionError("a fifth connection was served with 4 threads, all held")
+        raise AssertionError("a fifth connection was served at once with 4 "
+                             "threads, all held")
     except socket.timeout:
         pass
-    kept[0].close()
     fifth.sock.settimeout(5)
-    check(fifth.answer() == 200, "the fifth connection not served after one closed")
+    check(fifth.answer() == 200, "the fifth connection not served")
+    waited = time.monotonic() - t0
+    check(waited < 3, "the fifth connection waited %.1f s" % waited)
+    check(stack.threads() <= 4 + 2, "%d threads with threads = 4" % stack.threads())
+    closed = 0
+    for c in kept:
+        c.sock.settimeout(0.5)
+        try:
+            closed += c.sock.recv(1) == b""
+        except socket.timeout:
+            pass
+    check(closed >= 1, "no idle kept connection was closed")
+    stack.notes.append("threads = 4, all held by idle kept connections: a fifth "
+                       "connection served after %.2f s; %d idle ones closed" %
+                       (waited, closed))
+
+
+def case_idle_kept_connections_stay_open(stack):
+    """While threads are left, an idle kept connection stays open (3 s here) and
+    serves its next update."""
+    c = stack.connect()
+    stack.post(c)
+    check(c.answer() == 200, "update not 200")
+    time.sleep(3)
+    stack.post(c)
+    check(c.answer() == 200, "the kept connection did not serve after 3 s idle")
 
 
 def groups(ctx):
@@ -259,6 +287,7 @@ def groups(ctx):
          [("kept_connection_serves_many", case_kept_connection_serves_many),
           ("idle_kept_connections_do_not_block", case_idle_kept_connections_do_not_block),
           ("pool_shrinks", case_pool_shrinks),
+          ("idle_kept_connections_stay_open", case_idle_kept_connections_stay_open),
           ("sigterm_with_idle_kept_connections", case_sigterm_with_idle_kept_connections)]),
         ("fastcgi-limit", lambda: Stack(ctx, 4),
          [("thread_limit_holds", case_thread_limit_holds)]),
