@@ -289,8 +289,10 @@ connect_db(struct queue *q, char *err, size_t errlen)
 	char	 sql[64];
 	int	 rc;
 
+	/* NOMUTEX: a struct queue is used by one thread at a time (the webhook's
+	 * writer, the drain's loop), so SQLite need not lock around every call. */
 	rc = sqlite3_open_v2(q->path, &q->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE, NULL);
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		if (q->db == NULL) {
 			snprintf(err, errlen, "%s: out of memory", q->path);

@@ -171,6 +171,7 @@ const struct bot_config *config_bot(const struct config *cfg, const char *name,
 /* A retried delivery within this window is a duplicate; after it, Telegram may have
  * started update_id afresh, so the same id is a new update. */
 #define QUEUE_DEDUPE_WINDOW_S (24 * 60 * 60)
+/* A queue is used by one thread at a time (its connection is opened NOMUTEX). */
 struct queue;
 enum queue_status {
 	QUEUE_OK = 0,
