@@ -27,6 +27,7 @@
 #define BUSY_RETRY_MS 50
 #define CLAIM_MAX 64
 #define GIVE_UP_FAILURES 30
+#define GATHER_MS 1		/* longest wait for more answers before recording */
 
 struct bot_ctx {
 	const struct bot_config	*cfg;
@@ -72,6 +73,7 @@ struct drain {
 	int			 claim_again;	/* a claim may find something */
 	int64_t			 last_claim_ms;
 	int64_t			 busy_until_ms;	/* another writer holds the queue */
+	int64_t			 first_result_ms;	/* when results[0] came */
 	int64_t			 last_recover_ms, last_retain_ms;
 	uint64_t		 handled, sent;
 	struct metrics		*metrics;	/* shared with the webhook's /metrics */
@@ -556,7 +558,8 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 		r->error = d->result_text[d->nresults] ? d->result_text[d->nresults] :
 		    "out of memory";
 	}
-	d->nresults++;
+	if (d->nresults++ == 0)
+		d->first_result_ms = now_unix_ms();
 }
 
 static void
@@ -781,6 +784,19 @@ wait_for_events(struct drain *d, int64_t wait_ms)
 	return sender_wait(d->sender, fds, n, (int)min64(wait_ms, INT_MAX));
 }
 
+/*
+ * Answers that arrive close together are recorded together: while fewer have
+ * come than are still in flight, the loop waits for the others, GATHER_MS at
+ * most.  One transaction then records them and starts as many new calls, where
+ * recording each as it came would cost a COMMIT (an fsync) per answer or two.
+ */
+static int
+gathering(struct drain *d, int64_t now_ms)
+{
+	return d->nresults > 0 && d->nresults < sender_in_flight(d->sender) &&
+	    now_ms - d->first_result_ms < GATHER_MS;
+}
+
 static int
 run_loop(struct drain *d)
 {
@@ -819,16 +835,20 @@ run_loop(struct drain *d)
 				d->last_retain_ms = now_ms;
 			}
 			progress |= claim_updates(d, now_ms) > 0;
-			rate_wait = record_and_start_calls(d, now_unix_ms(),
-			    &progress);
-			wait_ms = min64(wait_ms, rate_wait);
+			if (gathering(d, now_ms))
+				wait_ms = min64(wait_ms, GATHER_MS);
+			else {
+				rate_wait = record_and_start_calls(d, now_unix_ms(),
+				    &progress);
+				wait_ms = min64(wait_ms, rate_wait);
+			}
 		} else if (d->stopping || d->failures > 0)
 			record_answers(d);
 		if (d->failures > 0)
 			wait_ms = min64(wait_ms, 1000);
 		else if (d->busy_until_ms > now_ms)
 			wait_ms = min64(wait_ms, d->busy_until_ms - now_ms);
-		else if (d->nresults > 0)
+		else if (d->nresults > 0 && !gathering(d, now_ms))
 			wait_ms = 0;
 		if (d->stopping && d->nruns == 0 && sender_in_flight(d->sender) == 0 &&
 		    d->nresults == 0)
