@@ -46,6 +46,7 @@ struct pool {
 	int			 live;		/* threads started and not yet gone */
 	int			 waiting;	/* of those, waiting for a new connection */
 	int			 peak;
+	int			 spawn_failing;	/* logged once until a start works */
 	pthread_t		*slots;		/* max entries; a thread owns its slot */
 	unsigned char		*used;
 };
@@ -219,18 +220,23 @@ pool_spawn_locked(struct pool *p)
 	w->pool = p;
 	w->slot = slot;
 	if ((rc = pthread_create(&p->slots[slot], &p->attr, worker_main, w)) != 0) {
-		log_err("request thread: %s", strerror(rc));
+		if (!p->spawn_failing)
+			log_err("starting a request thread: %s (%d threads run)",
+			    strerror(rc), p->live);
+		p->spawn_failing = 1;
 		free(w);
 		return -1;
 	}
+	p->spawn_failing = 0;
 	p->used[slot] = 1;
 	if (++p->live > p->peak)
 		p->peak = p->live;
 	return 0;
 }
 
-/* Wakes the request threads until each has finished its request and returned. */
-static void
+/* Wakes the request threads until each has finished its request and returned;
+ * returns how many did not, in SHUTDOWN_GRACE_MS. */
+static int
 stop_workers(struct pool *p)
 {
 	struct timespec	 tick = { 0, 10 * 1000 * 1000 };
@@ -256,16 +262,19 @@ stop_workers(struct pool *p)
 		}
 		pthread_mutex_unlock(&p->mu);
 		if (running == 0)
-			return;
+			return 0;
 		nanosleep(&tick, NULL);
 	}
 	log_warnx("%d request threads did not finish in time", running);
+	return running;
 }
 
 int
 serve_fastcgi(const struct webhook *wh)
 {
-	struct pool	 p;
+	/* static: threads that outlive a timed-out stop still use it until the
+	 * process exits. */
+	static struct pool p;
 	struct sigaction sa;
 	sigset_t	 stop, all;
 	int		 i, sig, started = 0;
@@ -311,7 +320,8 @@ serve_fastcgi(const struct webhook *wh)
 				sig = SIGTERM;
 		} while (sig == SIGHUP);	/* configuration is read once */
 		log_info("signal %d: finishing the requests in progress", sig);
-		stop_workers(&p);
+		if (stop_workers(&p) > 0)
+			return 1;	/* the process exits; the pool stays */
 		log_info("stopped; at most %d request threads ran at once", p.peak);
 	}
 	pthread_attr_destroy(&p.attr);
