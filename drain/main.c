@@ -9,6 +9,10 @@
 
 #include "drain.h"
 
+/* SQLite's caches (its default is 2 MiB per connection): the drain's statements
+ * walk indexes in order, and the OS's page cache holds the rest. */
+#define DRAIN_SQLITE_MEMORY (1024 * 1024)
+
 static void
 usage(FILE *out)
 {
@@ -59,6 +63,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_init("tgq-drain", cfg.log_level);
+	queue_limit_memory(DRAIN_SQLITE_MEMORY);
 	if (queue_open(cfg.database, cfg.durability, cfg.busy_timeout_ms, &q, err,
 	    sizeof(err)) == -1) {
 		log_err("%s", err);
