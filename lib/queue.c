@@ -283,11 +283,42 @@ disconnect(struct queue *q)
 	q->db = NULL;
 }
 
+#define QUEUE_SETUP_RETRY_MS 10
+
+/*
+ * WAL mode, the pragmas and the schema.  Two processes opening a new file at the
+ * same moment both want the exclusive lock that switching to WAL takes, and
+ * SQLite answers "locked" to one of them at once (its busy handler does not wait
+ * there), so that step is tried again, for busy_timeout at most.
+ */
+static int
+set_up(struct queue *q, char *err, size_t errlen)
+{
+	struct timespec	 pause = { 0, QUEUE_SETUP_RETRY_MS * 1000 * 1000 };
+	char		 sql[64];
+	int64_t		 waited_ms;
+	int		 code;
+
+	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s",
+	    q->durability == DURABILITY_FULL ? "FULL" : "NORMAL");
+	for (waited_ms = 0;; waited_ms += QUEUE_SETUP_RETRY_MS) {
+		if (switch_to_wal(q, err, errlen) == 0 &&
+		    exec_sql(q, sql, err, errlen) == 0 &&
+		    exec_sql(q, "PRAGMA foreign_keys = ON", err, errlen) == 0 &&
+		    migrate(q, err, errlen) == 0)
+			return 0;
+		code = sqlite3_errcode(q->db) & 0xff;
+		if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) ||
+		    waited_ms >= q->busy_timeout_ms)
+			return -1;
+		nanosleep(&pause, NULL);
+	}
+}
+
 static int
 connect_db(struct queue *q, char *err, size_t errlen)
 {
-	char	 sql[64];
-	int	 rc;
+	int rc;
 
 	/* NOMUTEX: a struct queue is used by one thread at a time (the webhook's
 	 * writer, the drain's loop), so SQLite need not lock around every call. */
@@ -304,13 +335,7 @@ connect_db(struct queue *q, char *err, size_t errlen)
 	sqlite3_extended_result_codes(q->db, 1);
 	sqlite3_db_config(q->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	sqlite3_busy_timeout(q->db, (int)q->busy_timeout_ms);
-	if (switch_to_wal(q, err, errlen) == -1)
-		goto fail;
-	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s",
-	    q->durability == DURABILITY_FULL ? "FULL" : "NORMAL");
-	if (exec_sql(q, sql, err, errlen) == -1 ||
-	    exec_sql(q, "PRAGMA foreign_keys = ON", err, errlen) == -1 ||
-	    migrate(q, err, errlen) == -1)
+	if (set_up(q, err, errlen) == -1)
 		goto fail;
 	if (prepare(q, "INSERT INTO updates (bot, update_id, received_at, kind, "
 	    "chat_id, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -297,6 +298,52 @@ test_store_unavailable(void)
 	store_stop(s);
 }
 
+/*
+ * Two processes (tgq-webhook workers started together by spawn-fcgi or lighttpd)
+ * open a new queue file at the same moment: both must succeed.  Switching to WAL
+ * made SQLite answer "locked" at once to one of them (111 of 150 pairs of
+ * tgq-webhook --check under ASan).
+ */
+static void
+test_open_together(void)
+{
+	char		 path[PATH_MAX];
+	struct queue	*q;
+	char		 err[256];
+	int		 i, status, failed = 0, tries = 100;
+
+	for (i = 0; i < tries; i++) {
+		pid_t	child;
+		int	ok, go[2];
+		char	c = 0;
+
+		snprintf(path, sizeof(path), "%s/together%d.db", dir, i);
+		if (pipe(go) == -1)
+			break;
+		if ((child = fork()) == -1)
+			break;
+		/* Both start at once: the child when the parent says so. */
+		if (child == 0)
+			ok = read(go[0], &c, 1) == 1;
+		else
+			ok = write(go[1], &c, 1) == 1;
+		close(go[0]);
+		close(go[1]);
+		ok = ok && queue_open(path, DURABILITY_FULL, 2000, &q, err, sizeof(err)) == 0;
+		if (ok)
+			queue_close(q);
+		if (child == 0)
+			_exit(ok ? 0 : 1);
+		if (waitpid(child, &status, 0) == -1 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			ok = 0;
+		failed += !ok;
+	}
+	CHECK("open_together_both_succeed", i == tries && failed == 0);
+	if (failed > 0)
+		fprintf(stderr, "# %d of %d pairs had a failed open\n", failed, tries);
+}
+
 int
 main(void)
 {
@@ -311,6 +358,7 @@ main(void)
 	test_put();
 	test_store_threads();
 	test_store_unavailable();
+	test_open_together();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
