@@ -224,6 +224,17 @@ def base_env(extra=None):
     return env
 
 
+class Skip(Exception):
+    """A group or case that cannot run here: tests/run.py counts it as skipped
+    (each test module names it as its Skip)."""
+
+
+def check(cond, msg):
+    """A case's assertion: tests/run.py reports msg as the failure."""
+    if not cond:
+        raise AssertionError(msg)
+
+
 class TempStack:
     """A group's stack with no server of its own: a temp folder, notes, and the
     hooks tests/run.py calls.  Subclasses add what they check."""

@@ -22,13 +22,8 @@ URL = "https://bot.example.org/telegram/webhook"
 GOLDEN = os.path.join(h.ROOT, "tests", "golden", "cli")
 
 
-class Skip(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
+Skip = h.Skip
+check = h.check
 
 
 class Stack:

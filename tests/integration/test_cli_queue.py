@@ -41,13 +41,8 @@ SPAN = 4 * 3600                  # the fixture's last times are B + SPAN - ...
 COMMANDS = ["status", "ls", "show", "retry", "purge"]
 
 
-class Skip(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
+Skip = h.Skip
+check = h.check
 
 
 def message(uid, chat, text, kind="message"):

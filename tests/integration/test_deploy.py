@@ -12,8 +12,7 @@ import subprocess
 import harness as h
 
 
-class Skip(Exception):
-    pass
+Skip = h.Skip
 
 
 UNITS = os.path.join(h.ROOT, "deploy", "systemd")

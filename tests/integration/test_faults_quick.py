@@ -20,8 +20,7 @@ faults = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(faults)
 
 
-class Skip(Exception):
-    pass
+Skip = h.Skip
 
 
 class FaultStack:

@@ -21,8 +21,7 @@ KEY_LINE = re.compile(r"invariant violated|ERROR: AddressSanitizer|ERROR: LeakSa
                       r"|runtime error:|^SUMMARY:|FAIL")
 
 
-class Skip(Exception):
-    pass
+Skip = h.Skip
 
 
 class Stack(h.TempStack):

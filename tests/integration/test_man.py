@@ -11,8 +11,7 @@ import tempfile
 import harness as h
 
 
-class Skip(Exception):
-    pass
+Skip = h.Skip
 
 
 MANDIR = os.path.join(h.ROOT, "man")

@@ -9,8 +9,7 @@ import subprocess
 import harness as h
 
 
-class Skip(Exception):
-    pass
+Skip = h.Skip
 
 
 class Stack(h.TempStack):

@@ -30,17 +30,8 @@ MiB = 1 << 20
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-class Skip(Exception):
-    pass
-
-
-class Fail(AssertionError):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
+Skip = h.Skip
+check = h.check
 
 
 # ---------------------------------------------------------------- update bodies
@@ -527,7 +518,7 @@ def case_server_limit_413(stack):
         status = r.status
     except (ConnectionError, http.client.HTTPException) as e:
         # A server may answer 413 and close before it has read the whole body.
-        raise Fail("1 MiB + 1: connection failed before an answer: %s" % e)
+        raise AssertionError("1 MiB + 1: connection failed before an answer: %s" % e)
     check(status == 413, "1 MiB + 1: expected 413, got %d" % status)
     check(stack.queue.count() == before, "1 MiB + 1: a row was added")
 
@@ -636,7 +627,7 @@ def case_health(stack):
     try:
         doc = json.loads(r.body)
     except ValueError:
-        raise Fail("health: not JSON: %r" % r.body[:200])
+        raise AssertionError("health: not JSON: %r" % r.body[:200])
     check(isinstance(doc, dict) and doc.get("status") == "ok",
           "health: %r" % (doc,))
     for k in ("pending", "dead", "oldest_pending_age_s"):
@@ -1018,7 +1009,7 @@ def case_broken_database(stack):
     try:
         doc = json.loads(r.body)
     except ValueError:
-        raise Fail("health on a broken file: not JSON: %r" % r.body[:80])
+        raise AssertionError("health on a broken file: not JSON: %r" % r.body[:80])
     check(doc == {"status": "unavailable"}, "health on a broken file: %r" % (doc,))
     check(r.header("Retry-After") is not None, "health 503 without Retry-After")
     uid = next_uid(stack)
