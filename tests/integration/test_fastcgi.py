@@ -135,6 +135,17 @@ class Stack(h.TempStack):
                    "HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN": self.secret}, body)
         return self.next_id
 
+    def kept_connections(self, n):
+        """n kept connections, each with one update answered 200 and then idle;
+        returns (connections, update_ids)."""
+        kept, ids = [], []
+        for _ in range(n):
+            c = self.connect()
+            ids.append(self.post(c))
+            check(c.answer() == 200, "a kept connection's first update not 200")
+            kept.append(c)
+        return kept, ids
+
     def rows(self):
         return self.queue.query("SELECT count(*) FROM updates")[0][0]
 
@@ -162,12 +173,7 @@ def case_idle_kept_connections_do_not_block(stack):
     """40 kept connections each send an update and then stay open, idle (more than
     the pool starts with, and than the 16 fixed threads of old); a new connection
     is still answered at once, and the kept ones answer again afterwards."""
-    kept = []
-    for _ in range(40):
-        c = stack.connect()
-        stack.post(c)
-        check(c.answer() == 200, "a kept connection's first update not 200")
-        kept.append(c)
+    kept, _ = stack.kept_connections(40)
     peak = stack.threads()
     fresh = stack.connect(keep=False, timeout=5)
     t0 = time.monotonic()
@@ -206,12 +212,7 @@ def case_pool_shrinks(stack):
 def case_sigterm_with_idle_kept_connections(stack):
     """SIGTERM while threads wait on idle kept connections: the process exits
     within the grace period, the updates it answered are stored."""
-    kept, ids = [], []
-    for _ in range(8):
-        c = stack.connect()
-        ids.append(stack.post(c))
-        check(c.answer() == 200, "update not 200")
-        kept.append(c)
+    kept, ids = stack.kept_connections(8)
     pid = stack.webhook.pids[0]
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 8
@@ -233,12 +234,7 @@ def case_thread_limit_holds(stack):
     thread starts; a fifth connection is served once one of the four has been
     idle for a second (tgq-webhook closes it: nginx drops a closed connection
     from its pool), not after nginx's keepalive_timeout."""
-    kept = []
-    for _ in range(4):
-        c = stack.connect()
-        stack.post(c)
-        check(c.answer() == 200, "update not 200")
-        kept.append(c)
+    kept, _ = stack.kept_connections(4)
     check(stack.threads() <= 4 + 2, "%d threads with threads = 4" % stack.threads())
     fifth = stack.connect(keep=False, timeout=0.3)
     t0 = time.monotonic()
