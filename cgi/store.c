@@ -196,16 +196,6 @@ store_health(struct store *s, struct queue_health *h)
 }
 
 static void
-stop_writer(struct store *s)
-{
-	pthread_mutex_lock(&s->mu);
-	s->stopping = 1;
-	pthread_cond_signal(&s->work_cv);
-	pthread_mutex_unlock(&s->mu);
-	pthread_join(s->writer, NULL);
-}
-
-static void
 destroy(struct store *s)
 {
 	if (s->threaded) {
@@ -265,7 +255,12 @@ store_stop(struct store *s)
 {
 	if (s == NULL)
 		return;
-	if (s->threaded)
-		stop_writer(s);
+	if (s->threaded) {
+		pthread_mutex_lock(&s->mu);
+		s->stopping = 1;
+		pthread_cond_signal(&s->work_cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->writer, NULL);
+	}
 	destroy(s);
 }
