@@ -224,6 +224,15 @@ def base_env(extra=None):
     return env
 
 
+def read_text(path):
+    """A log file's text so far ("" when it does not exist yet)."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 class Skip(Exception):
     """A group or case that cannot run here: tests/run.py counts it as skipped
     (each test module names it as its Skip)."""
@@ -305,11 +314,7 @@ class Webhook:
         return left
 
     def log_text(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.log)
 
     def log_tail(self, n=10):
         return "".join(self.log_text().splitlines(True)[-n:])

@@ -169,11 +169,7 @@ class Workers:
             self.sock = None
 
     def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return h.read_text(self.log_path)
 
 
 class Drain:
@@ -245,11 +241,7 @@ class Drain:
                 return "did not stop within 30 s of SIGTERM"
 
     def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return h.read_text(self.log_path)
 
 
 def mount(*args, cmd="mount", tries=1):

@@ -212,12 +212,7 @@ class LighttpdSpawnStack(Stack):
         return self
 
     def logs(self):
-        try:
-            with open(os.path.join(self.tmpdir, "lighttpd-error.log"),
-                      errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return h.read_text(os.path.join(self.tmpdir, "lighttpd-error.log"))
 
 
 def lighttpd_env_array(env):
