@@ -224,6 +224,17 @@ def base_env(extra=None):
     return env
 
 
+def write_token_file(folder, token):
+    """<folder>/bot-token holding the token, readable by the user the servers run
+    as and nobody else (as the drain wants a token file); returns its path."""
+    path = os.path.join(folder, "bot-token")
+    with open(path, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, 0o600)
+    chown_run_user(path)
+    return path
+
+
 def read_text(path):
     """A log file's text so far ("" when it does not exist yet)."""
     try:

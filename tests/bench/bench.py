@@ -368,11 +368,7 @@ class Bench:
         at_exit(lambda: shutil.rmtree(self.bindir, ignore_errors=True))
         self.noop = self.find_noop()
         self.secret = h.new_secret()
-        self.token_file = os.path.join(self.tmp, "bot-token")
-        with open(self.token_file, "w") as f:
-            f.write(TOKEN + "\n")
-        os.chmod(self.token_file, 0o600)
-        h.chown_run_user(self.token_file)
+        self.token_file = h.write_token_file(self.tmp, TOKEN)
         self.wrk = Wrk(self.tmp, self.secret)
         self.grammy_dir = None
         self.grammy_skip = None

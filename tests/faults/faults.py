@@ -402,11 +402,7 @@ class Rig:
         self.db_dir = db_dir
         self.db = os.path.join(db_dir, "queue.db")
         self.queue = h.Queue(self.db)
-        self.token_file = os.path.join(self.tmpdir, "bot-token")
-        with open(self.token_file, "w") as f:
-            f.write(TOKEN + "\n")
-        os.chmod(self.token_file, 0o600)
-        h.chown_run_user(self.token_file)
+        self.token_file = h.write_token_file(self.tmpdir, TOKEN)
         self.api = FakeBotAPI(tokens={TOKEN: "default"}, limits=False)
         env = self.base_env()
         env.update(webhook_env or {})

@@ -105,11 +105,7 @@ class Stack:
         self.tmpdir = h.make_tmpdir("tgq-drain-%s-" % name)
         self.db = os.path.join(self.tmpdir, "queue.db")
         self.queue = h.Queue(self.db)
-        self.token_file = os.path.join(self.tmpdir, "bot-token")
-        with open(self.token_file, "w") as f:
-            f.write(TOKEN + "\n")
-        os.chmod(self.token_file, 0o600)
-        h.chown_run_user(self.token_file)
+        self.token_file = h.write_token_file(self.tmpdir, TOKEN)
         self.handler = os.path.join(self.tmpdir, "handler.sh")
         with open(self.handler, "w") as f:
             f.write(HANDLER)
