@@ -26,6 +26,11 @@ struct webhook {
 	struct metrics		*metrics;	/* NULL: not counted */
 };
 
+/* fcgi_frame.c */
+enum fcgi_frame { FCGI_FRAME_NOT_OURS = -1, FCGI_FRAME_PARTIAL, FCGI_FRAME_WHOLE };
+/* Whether buf[0..len) starts with a whole FastCGI responder request. */
+enum fcgi_frame fcgi_whole_request(const unsigned char *buf, size_t len);
+
 /* fastcgi.c */
 /* Serves FastCGI requests on fd 0 until SIGTERM, SIGINT or SIGUSR1; 0 or 1. */
 int	 serve_fastcgi(const struct webhook *wh);

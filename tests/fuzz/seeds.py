@@ -311,7 +311,32 @@ def config_seeds():
         write("config", name, text.encode())
 
 
+def fcgi_record(rtype, content, request_id=1, padding=0):
+    return struct.pack(">BBHHBB", 1, rtype, request_id, len(content), padding, 0) + \
+        content + b"\0" * padding
+
+
+def fcgi_request(request_id=1, role=1, body=b'{"update_id":1}'):
+    """BEGIN_REQUEST, PARAMS, STDIN, each ended by its empty record (frame)."""
+    pairs = b"\x0e\x04REQUEST_METHODPOST\x0e\x02CONTENT_LENGTH%02d" % len(body)
+    return (fcgi_record(1, struct.pack(">HB5x", role, 1), request_id) +
+            fcgi_record(4, pairs, request_id, padding=3) + fcgi_record(4, b"", request_id) +
+            fcgi_record(5, body, request_id) + fcgi_record(5, b"", request_id))
+
+
+def frame_seeds():
+    whole = fcgi_request()
+    write("frame", "whole", whole)
+    write("frame", "half", whole[:len(whole) // 2])
+    write("frame", "two_at_once", whole + fcgi_request(2))
+    write("frame", "get_values_first",
+          fcgi_record(9, b"\x0e\x00FCGI_MAX_CONNS", 0) + whole)
+    write("frame", "authorizer", fcgi_request(role=2))
+    write("frame", "abort", whole[:-8] + fcgi_record(2, b""))
+
+
 def main():
+    frame_seeds()
     json_seeds()
     request_seeds()
     answer_seeds()

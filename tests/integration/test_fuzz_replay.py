@@ -14,7 +14,7 @@ import subprocess
 
 import harness as h
 
-TARGETS = ["request", "json", "config", "calls", "answer"]
+TARGETS = ["request", "json", "config", "calls", "answer", "frame"]
 FUZZ = os.path.join(h.ROOT, "tests", "fuzz")
 TIMEOUT = 300
 KEY_LINE = re.compile(r"invariant violated|ERROR: AddressSanitizer|ERROR: LeakSanitizer"
