@@ -1,74 +1,111 @@
 /*
- * The FastCGI side of tgq-webhook: request threads in libfcgi's accept loop.
+ * The FastCGI side of tgq-webhook: a few request threads, each serving many
+ * connections.
  *
- * nginx may keep its FastCGI connections open (fastcgi_keep_conn on, an upstream
+ * nginx keeps its FastCGI connections open (fastcgi_keep_conn on, an upstream
  * keepalive pool), which saves a connect, an accept and a close per request: more
- * than the whole SQLite write costs.  libfcgi serves a kept connection with the
- * thread that accepted it, and that thread then waits on it for the next request.
- * A fixed number of threads would let idle kept connections hold every thread while
- * new connections wait in the listen queue; so the pool grows whenever fewer than
- * POOL_MIN_SPARE threads wait for a new connection (up to `threads`), and a thread
- * whose connection closed leaves when POOL_MAX_SPARE others already wait.  When
- * every thread is taken, a connection idle for POOL_FULL_IDLE_MS is closed (nginx
- * drops it from its pool), so that a new connection is never kept waiting for long.
+ * than the whole SQLite write costs.  libfcgi's own model, a thread per connection,
+ * then runs a hundred threads at c = 100, each woken twice per request (its request
+ * arrives; its COMMIT is done), and on two cores the p99 was the scheduler's.
+ *
+ * Here an acceptor thread hands each new connection to one of `threads` request
+ * threads.  A request thread waits in epoll on all of its connections and lets
+ * libfcgi read a request only once all of it has arrived (fcgi_frame.c), so that
+ * libfcgi's blocking reads never wait on a slow peer.  It reads every request that
+ * has arrived, stores their updates in one transaction (store.c: group commit),
+ * and answers them all after the COMMIT; what arrives meanwhile makes the next
+ * batch.  No request changes threads on its way, and an idle kept connection
+ * costs a file descriptor and a few hundred bytes, never a thread.
  */
-#define _GNU_SOURCE	/* pthread_tryjoin_np */
+#define _GNU_SOURCE	/* accept4, pthread_timedjoin_np */
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <malloc.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <fastcgi.h>
 #include <fcgiapp.h>
 
 #include "webhook.h"
 
-#define WORKER_STACK_SIZE (256 * 1024)
+/* A request larger than this is not waited for whole: libfcgi reads it while it
+ * arrives (nginx sends a request it has buffered, at memory speed). */
+#define PEEK_MAX (64 * 1024)
+/* libfcgi's blocking reads and writes give up after this. */
+#define IO_TIMEOUT_S 5
+/* A connection whose request has begun but not ended in this time is closed. */
+#define PARTIAL_TIMEOUT_MS 10000
 #define SHUTDOWN_GRACE_MS 10000
-#define POOL_START 4
-#define POOL_MIN_SPARE 2
-#define POOL_MAX_SPARE 16
-#define POOL_FULL_IDLE_MS 1000
+#define TICK_MS 1000
+#define MAX_EVENTS 64
 
-struct pool {
-	const struct webhook	*wh;
-	pthread_attr_t		 attr;
-	pthread_mutex_t		 mu;
-	int			 max;		/* the configured `threads` */
-	int			 live;		/* threads started and not yet gone */
-	int			 waiting;	/* of those, waiting for a new connection */
-	int			 peak;
-	int			 spawn_failing;	/* logged once until a start works */
-	pthread_t		*slots;		/* max entries; a thread owns its slot */
-	unsigned char		*used;
+struct worker;
+
+struct conn {
+	/* req.ipcFd is the socket; -1 once libfcgi has closed it. */
+	FCGX_Request		 req;
+	struct request_io	 io;
+	struct worker		*w;
+	int			 in_request;	/* read, not yet answered */
+	int			 deferred;	/* its update is in the batch */
+	int			 hangup;	/* the peer closed its side */
+	int64_t			 partial_since_ms;	/* 0: no request begun */
+	struct store_job	 job;
+	struct queue_item	 item;
+	char			 kind[JSON_KIND_MAX];
+	char			*body;
+	struct conn		*prev, *next;	/* the worker's connections */
+	struct conn		*queued;	/* the incoming list */
 };
 
 struct worker {
-	struct pool	*pool;
-	int		 slot;
+	const struct webhook	*wh;
+	pthread_t		 thread;
+	int			 epfd, wakefd;
+	unsigned char		*peek;
+	struct conn		*conns;
+	struct conn		*batch[STORE_MAX_BATCH];	/* to store */
+	size_t			 nbatch;
+	pthread_mutex_t		 mu;		/* guards incoming */
+	int			 mu_ready;
+	struct conn		*incoming;	/* accepted, not yet watched */
 };
 
-static atomic_int shutting_down;
+struct server {
+	const struct webhook	*wh;
+	struct worker		*workers;
+	int			 nworkers, started;
+	pthread_t		 acceptor;
+	const char		*web_servers;	/* FCGI_WEB_SERVER_ADDRS */
+};
+
+static atomic_int stopping;
+static atomic_int open_conns, peak_conns;
 
 static const char *
 fcgi_param(void *ctx, const char *name)
 {
-	return FCGX_GetParam(name, ((FCGX_Request *)ctx)->envp);
+	return FCGX_GetParam(name, ((struct conn *)ctx)->req.envp);
 }
 
 static ssize_t
 fcgi_read(void *ctx, char *buf, size_t len)
 {
 	int n = FCGX_GetStr(buf, len > 65536 ? 65536 : (int)len,
-	    ((FCGX_Request *)ctx)->in);
+	    ((struct conn *)ctx)->req.in);
 
 	return n < 0 ? -1 : n;
 }
@@ -76,208 +113,466 @@ fcgi_read(void *ctx, char *buf, size_t len)
 static int
 fcgi_write(void *ctx, const char *buf, size_t len)
 {
-	return FCGX_PutStr(buf, (int)len, ((FCGX_Request *)ctx)->out) == (int)len ?
-	    0 : -1;
+	return FCGX_PutStr(buf, (int)len, ((struct conn *)ctx)->req.out) ==
+	    (int)len ? 0 : -1;
 }
 
 static void
 wake_handler(int sig)
 {
-	(void)sig;	/* only there to make accept(), read() and poll() return EINTR */
+	(void)sig;	/* only there to make the acceptor's accept() return EINTR */
 }
 
-static int pool_spawn_locked(struct pool *p);
-
-static int
-pool_full(struct pool *p)
+static void
+wake(struct worker *w)
 {
-	int full;
+	uint64_t one = 1;
 
-	pthread_mutex_lock(&p->mu);
-	full = p->live >= p->max && p->waiting == 0;
-	pthread_mutex_unlock(&p->mu);
-	return full;
+	/* EAGAIN: the counter is full, so the worker wakes anyway. */
+	while (write(w->wakefd, &one, sizeof(one)) == -1 && errno == EINTR)
+		continue;
+}
+
+static void
+conn_close(struct worker *w, struct conn *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else if (w->conns == c)
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	if (c->req.ipcFd >= 0)
+		close(c->req.ipcFd);	/* which also takes it out of epoll */
+	c->req.ipcFd = -1;
+	FCGX_Free(&c->req, 0);
+	free(c->body);
+	free(c);
+	atomic_fetch_sub(&open_conns, 1);
+}
+
+static void
+defer_update(void *ctx, const struct queue_item *item, char *body)
+{
+	struct conn *c = ctx;
+
+	c->item = *item;
+	snprintf(c->kind, sizeof(c->kind), "%s", item->kind);
+	c->item.kind = c->kind;
+	c->body = body;
+	memset(&c->job, 0, sizeof(c->job));
+	c->job.type = STORE_PUT;
+	c->job.item = &c->item;
+	c->deferred = 1;
+	c->w->batch[c->w->nbatch++] = c;
 }
 
 /*
- * Waits until a kept connection brings its next request (1), or until it is to
- * be closed (0): the web server closed it, the process stops, or it sat idle
- * while every thread was taken.  libfcgi would notice a close only inside
- * FCGX_Accept_r and then go on to accept a new connection there, unseen by the
- * pool's count of waiters.
+ * Ends the request: sends the answer and keeps or closes the connection as the
+ * web server asked.  Returns -1 when the connection is closed (and freed).
  */
 static int
-kept_connection_ready(struct pool *p, int fd)
+conn_finish(struct worker *w, struct conn *c)
 {
-	struct pollfd	 pfd = { fd, POLLIN, 0 };
-	char		 c;
-	ssize_t		 n;
-	int		 rc;
+	char		 sink[1024];
+	int64_t		 budget = w->wh->cfg->max_body + PEEK_MAX;
+	int		 keep, n;
 
-	while ((rc = poll(&pfd, 1, POOL_FULL_IDLE_MS)) <= 0) {
-		if (atomic_load(&shutting_down) || (rc == -1 && errno != EINTR))
-			return 0;
-		if (rc == 0 && pool_full(p))
-			return 0;
+	keep = c->req.keepConnection && !c->hangup && !atomic_load(&stopping);
+	/* What is left of the body would be read as the next request's start. */
+	while (budget > 0 && (n = FCGX_GetStr(sink, sizeof(sink), c->req.in)) > 0)
+		budget -= n;
+	if (!FCGX_HasSeenEOF(c->req.in))
+		keep = 0;
+	c->req.keepConnection = 1;	/* see conn_new() */
+	FCGX_Finish_r(&c->req);
+	c->in_request = 0;
+	c->deferred = 0;
+	free(c->body);
+	c->body = NULL;
+	if (!keep || c->req.ipcFd < 0) {
+		conn_close(w, c);
+		return -1;
 	}
-	while ((n = recv(fd, &c, 1, MSG_PEEK)) == -1 && errno == EINTR &&
-	    !atomic_load(&shutting_down))
-		continue;
-	return n > 0;
+	return 0;
 }
 
-/* Counts a thread in or out of the waiters; starts one more when too few are left.
- * Returns -1 when the thread should leave instead of waiting. */
-static int
-pool_wait_for_connection(struct pool *p, int starting_to_wait)
+/*
+ * Serves what the connection has sent: each whole request in turn (nginx sends
+ * one at a time, and the next only after the answer).  Returns when an update
+ * joined the batch, when nothing whole is left, or when the connection closed.
+ */
+static void
+conn_serve(struct worker *w, struct conn *c)
 {
-	int rc = 0;
+	ssize_t n;
 
-	pthread_mutex_lock(&p->mu);
-	if (starting_to_wait) {
-		if (p->waiting >= POOL_MAX_SPARE)
-			rc = -1;
-		else
-			p->waiting++;
-	} else {
-		p->waiting--;
-		if (p->waiting < POOL_MIN_SPARE && p->live < p->max &&
-		    !atomic_load(&shutting_down))
-			(void)pool_spawn_locked(p);
+	for (;;) {
+		n = recv(c->req.ipcFd, w->peek, PEEK_MAX, MSG_PEEK | MSG_DONTWAIT);
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINTR))
+			return;
+		if (n <= 0) {
+			conn_close(w, c);	/* closed by the peer, or failed */
+			return;
+		}
+		switch (fcgi_whole_request(w->peek, (size_t)n)) {
+		case FCGI_FRAME_NOT_OURS:
+			log_warnx("closing a FastCGI connection that sent something "
+			    "other than one responder request at a time");
+			conn_close(w, c);
+			return;
+		case FCGI_FRAME_PARTIAL:
+			if (n < PEEK_MAX) {
+				if (c->hangup)
+					conn_close(w, c);	/* the rest never comes */
+				else if (c->partial_since_ms == 0)
+					c->partial_since_ms = now_unix_ms();
+				return;
+			}
+			break;
+		case FCGI_FRAME_WHOLE:
+			break;
+		}
+		c->partial_since_ms = 0;
+		if (FCGX_Accept_r(&c->req) < 0) {
+			conn_close(w, c);	/* libfcgi refused it, and closed it */
+			return;
+		}
+		c->in_request = 1;
+		request_handle(&c->io, w->wh);
+		if (c->deferred || conn_finish(w, c) == -1)
+			return;
 	}
-	pthread_mutex_unlock(&p->mu);
-	return rc;
+}
+
+static void
+conn_event(struct worker *w, struct conn *c, uint32_t events)
+{
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->hangup = 1;
+	if (c->in_request)
+		return;	/* closed after its answer if the peer left */
+	if (atomic_load(&stopping))
+		conn_close(w, c);
+	else
+		conn_serve(w, c);
+}
+
+static struct conn *
+take_list(struct worker *w, struct conn **list)
+{
+	struct conn *head, *fifo = NULL, *next;
+
+	pthread_mutex_lock(&w->mu);
+	head = *list;
+	*list = NULL;
+	pthread_mutex_unlock(&w->mu);
+	for (; head != NULL; head = next) {	/* pushed last first */
+		next = head->queued;
+		head->queued = fifo;
+		fifo = head;
+	}
+	return fifo;
+}
+
+/* Stores the batch in one transaction, then answers each of its requests. */
+static void
+commit_batch(struct worker *w)
+{
+	struct store_job	*jobs[STORE_MAX_BATCH];
+	size_t			 i, n = w->nbatch;
+
+	for (i = 0; i < n; i++)
+		jobs[i] = &w->batch[i]->job;
+	store_run(w->wh->store, jobs, n);
+	w->nbatch = 0;
+	for (i = 0; i < n; i++) {
+		struct conn *c = w->batch[i];
+
+		request_answer_stored(&c->io, w->wh, &c->item, c->job.status);
+		(void)conn_finish(w, c);
+	}
+}
+
+static void
+watch_incoming(struct worker *w)
+{
+	struct epoll_event	 ev;
+	struct conn		*c, *next;
+
+	for (c = take_list(w, &w->incoming); c != NULL; c = next) {
+		next = c->queued;
+		c->prev = NULL;
+		c->next = w->conns;
+		if (w->conns != NULL)
+			w->conns->prev = c;
+		w->conns = c;
+		if (atomic_load(&stopping)) {
+			conn_close(w, c);
+			continue;
+		}
+		/* Edge-triggered: an event per arrival.  A request is read whole
+		 * when it is there, and nothing may arrive before its answer. */
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+		ev.data.ptr = c;
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->req.ipcFd, &ev) == -1) {
+			log_err("watching a FastCGI connection: %s", strerror(errno));
+			conn_close(w, c);
+		}
+	}
+}
+
+/* Closes connections whose request began long ago and has not arrived whole. */
+static void
+close_partial(struct worker *w, int64_t now)
+{
+	struct conn *c, *next;
+
+	for (c = w->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->partial_since_ms != 0 &&
+		    now - c->partial_since_ms >= PARTIAL_TIMEOUT_MS) {
+			log_warnx("closing a FastCGI connection whose request did not "
+			    "arrive whole in %d s", PARTIAL_TIMEOUT_MS / 1000);
+			conn_close(w, c);
+		}
+	}
 }
 
 static void *
 worker_main(void *arg)
 {
 	struct worker		*w = arg;
-	struct pool		*p = w->pool;
-	FCGX_Request		 req;
-	struct request_io	 io = { fcgi_param, fcgi_read, fcgi_write, &req };
-	sigset_t		 wake;
-	int			 warned = 0, fresh, rc;
+	struct epoll_event	 ev[MAX_EVENTS];
+	int64_t			 now, last_check = now_unix_ms();
+	uint64_t		 count;
+	int			 i, n;
 
-	sigemptyset(&wake);
-	sigaddset(&wake, SIGUSR2);
-	pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
-	/* FCGI_FAIL_ACCEPT_ON_INTR: the shutdown signal ends a waiting accept(). */
-	FCGX_InitRequest(&req, 0, FCGI_FAIL_ACCEPT_ON_INTR);
-	while (!atomic_load(&shutting_down)) {
-		if (req.ipcFd >= 0 && !kept_connection_ready(p, req.ipcFd)) {
-			/* Idle, or closed by the peer: nothing unread to linger for
-			 * (FCGX_Free would wait up to 2 s for the peer's close). */
-			close(req.ipcFd);
-			req.ipcFd = -1;
-		}
-		fresh = req.ipcFd < 0;
-		if (fresh && pool_wait_for_connection(p, 1) == -1)
-			break;
-		rc = FCGX_Accept_r(&req);
-		if (fresh)
-			(void)pool_wait_for_connection(p, 0);
-		if (rc < 0) {
-			/* Interrupted for shutdown, or the socket failed: do not spin. */
-			if (!atomic_load(&shutting_down)) {
-				struct timespec pause = { 0, 10 * 1000 * 1000 };
-
-				if (!warned)
-					log_warnx("accept on the FastCGI socket failed");
-				warned = 1;
-				nanosleep(&pause, NULL);
+	while (!atomic_load(&stopping)) {
+		n = epoll_wait(w->epfd, ev, MAX_EVENTS, TICK_MS);
+		for (i = 0; i < n; i++) {
+			if (ev[i].data.ptr == NULL) {
+				/* A wake-up: for the incoming list, or to stop. */
+				while (read(w->wakefd, &count, sizeof(count)) == -1 &&
+				    errno == EINTR)
+					continue;
+				continue;
 			}
-			continue;
+			conn_event(w, ev[i].data.ptr, ev[i].events);
+			if (w->nbatch == STORE_MAX_BATCH)
+				commit_batch(w);
 		}
-		request_handle(&io, p->wh);
-		FCGX_Finish_r(&req);
+		if (w->nbatch > 0)
+			commit_batch(w);
+		watch_incoming(w);
+		now = now_unix_ms();
+		if (now - last_check >= TICK_MS) {
+			close_partial(w, now);
+			last_check = now;
+		}
 	}
-	FCGX_Free(&req, 1);
-	pthread_mutex_lock(&p->mu);
-	p->live--;
-	p->used[w->slot] = 0;
-	/* Once stopping has begun, stop_workers() joins the thread; before, nobody
-	 * will, and its slot is free for the next one. */
-	if (!atomic_load(&shutting_down)) {
-		pthread_detach(pthread_self());
-		memset(&p->slots[w->slot], 0, sizeof(p->slots[w->slot]));
-	}
-	pthread_mutex_unlock(&p->mu);
-	free(w);
+	/* Between two turns no request is in progress: every one was answered. */
+	while (w->conns != NULL)
+		conn_close(w, w->conns);
 	return NULL;
 }
 
+/* libfcgi's rule, kept: over TCP, FCGI_WEB_SERVER_ADDRS (addresses separated by
+ * commas) lists the web servers that may connect. */
 static int
-pool_spawn_locked(struct pool *p)
+peer_allowed(const struct sockaddr_storage *sa, const char *allowed)
 {
-	struct worker	*w;
-	int		 slot, rc;
+	char		 addr[INET6_ADDRSTRLEN];
+	const void	*raw;
+	const char	*p, *end;
+	size_t		 len;
 
-	for (slot = 0; slot < p->max && p->used[slot]; slot++)
-		continue;
-	if (slot == p->max || (w = malloc(sizeof(*w))) == NULL)
-		return -1;
-	w->pool = p;
-	w->slot = slot;
-	if ((rc = pthread_create(&p->slots[slot], &p->attr, worker_main, w)) != 0) {
-		if (!p->spawn_failing)
-			log_err("starting a request thread: %s (%d threads run)",
-			    strerror(rc), p->live);
-		p->spawn_failing = 1;
-		free(w);
-		return -1;
+	if (allowed == NULL)
+		return 1;
+	if (sa->ss_family == AF_INET)
+		raw = &((const struct sockaddr_in *)sa)->sin_addr;
+	else if (sa->ss_family == AF_INET6)
+		raw = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	else
+		return 1;
+	if (inet_ntop(sa->ss_family, raw, addr, sizeof(addr)) == NULL)
+		return 0;
+	len = strlen(addr);
+	for (p = allowed; *p != '\0'; p = *end ? end + 1 : end) {
+		if ((end = strchr(p, ',')) == NULL)
+			end = p + strlen(p);
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		if ((size_t)(end - p) >= len && memcmp(p, addr, len) == 0 &&
+		    strspn(p + len, " \t") == (size_t)(end - p) - len)
+			return 1;
 	}
-	p->spawn_failing = 0;
-	p->used[slot] = 1;
-	if (++p->live > p->peak)
-		p->peak = p->live;
 	return 0;
 }
 
-/* Wakes the request threads until each has finished its request and returned;
- * returns how many did not, in SHUTDOWN_GRACE_MS. */
-static int
-stop_workers(struct pool *p)
+static struct conn *
+conn_new(struct worker *w, int fd)
 {
-	struct timespec	 tick = { 0, 10 * 1000 * 1000 };
-	int		 i, running = 0, waited_ms;
+	struct timeval	 timeout = { IO_TIMEOUT_S, 0 };
+	struct conn	*c;
 
-	pthread_mutex_lock(&p->mu);
-	atomic_store(&shutting_down, 1);
-	pthread_mutex_unlock(&p->mu);
-	FCGX_ShutdownPending();
-	for (waited_ms = 0; waited_ms < SHUTDOWN_GRACE_MS; waited_ms += 10) {
-		pthread_mutex_lock(&p->mu);
-		running = 0;
-		for (i = 0; i < p->max; i++) {
-			if (p->slots[i] == 0)
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	/* listen_sock -1: when libfcgi fails to read a request, its FCGX_Accept_r
+	 * goes on to accept a connection of its own; it then fails at once. */
+	FCGX_InitRequest(&c->req, -1, 0);
+	c->req.ipcFd = fd;
+	/* libfcgi closes an unkept connection at the end of its request; this file
+	 * does that itself (conn_finish), so libfcgi is told to keep every one.
+	 * When it still closes one (a stream failed), detached makes that a plain
+	 * close(), not a wait of up to 2 s for the peer's. */
+	c->req.keepConnection = 1;
+	(void)FCGX_Detach(&c->req);
+	c->io.param = fcgi_param;
+	c->io.read = fcgi_read;
+	c->io.write = fcgi_write;
+	c->io.defer = defer_update;
+	c->io.ctx = c;
+	c->w = w;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+	return c;
+}
+
+static void *
+acceptor_main(void *arg)
+{
+	struct server		*sv = arg;
+	struct sockaddr_storage	 sa;
+	socklen_t		 salen;
+	struct conn		*c;
+	struct worker		*w;
+	sigset_t		 wakeup;
+	unsigned		 next = 0;
+	int			 fd, warned = 0, n;
+
+	sigemptyset(&wakeup);
+	sigaddset(&wakeup, SIGUSR2);
+	pthread_sigmask(SIG_UNBLOCK, &wakeup, NULL);
+	while (!atomic_load(&stopping)) {
+		salen = sizeof(sa);
+		fd = accept4(FCGI_LISTENSOCK_FILENO, (struct sockaddr *)&sa, &salen,
+		    SOCK_CLOEXEC);
+		if (fd == -1) {
+			struct timespec pause = { 0, 100 * 1000 * 1000 };
+
+			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 				continue;
-			if (!p->used[i] && pthread_tryjoin_np(p->slots[i], NULL) == 0) {
-				p->slots[i] = 0;
-				continue;
-			}
-			running++;
-			if (p->used[i])
-				pthread_kill(p->slots[i], SIGUSR2);
+			/* Out of descriptors, or the socket failed: do not spin. */
+			if (!warned)
+				log_err("accepting a FastCGI connection: %s",
+				    strerror(errno));
+			warned = 1;
+			nanosleep(&pause, NULL);
+			continue;
 		}
-		pthread_mutex_unlock(&p->mu);
-		if (running == 0)
-			return 0;
+		warned = 0;
+		w = &sv->workers[next++ % (unsigned)sv->nworkers];
+		if (!peer_allowed(&sa, sv->web_servers) || (c = conn_new(w, fd)) == NULL) {
+			close(fd);
+			continue;
+		}
+		n = atomic_fetch_add(&open_conns, 1) + 1;
+		if (n > atomic_load(&peak_conns))
+			atomic_store(&peak_conns, n);
+		pthread_mutex_lock(&w->mu);
+		c->queued = w->incoming;
+		w->incoming = c;
+		pthread_mutex_unlock(&w->mu);
+		wake(w);
+	}
+	return NULL;
+}
+
+static void
+worker_free(struct worker *w)
+{
+	if (w->epfd >= 0)
+		close(w->epfd);
+	if (w->wakefd >= 0)
+		close(w->wakefd);
+	free(w->peek);
+	if (w->mu_ready)
+		pthread_mutex_destroy(&w->mu);
+}
+
+static int
+worker_start(struct worker *w, const struct webhook *wh)
+{
+	struct epoll_event	 ev;
+	int			 rc;
+
+	w->wh = wh;
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	w->peek = malloc(PEEK_MAX);
+	if (w->epfd == -1 || w->wakefd == -1 || w->peek == NULL) {
+		log_err("starting a request thread: %s", strerror(errno));
+		return -1;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.ptr = NULL;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev) == -1) {
+		log_err("starting a request thread: %s", strerror(errno));
+		return -1;
+	}
+	pthread_mutex_init(&w->mu, NULL);
+	w->mu_ready = 1;
+	if ((rc = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
+		log_err("starting a request thread: %s", strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* Stops accepting, lets each request thread finish its turn; returns how many
+ * threads did not stop in SHUTDOWN_GRACE_MS. */
+static int
+stop_server(struct server *sv, int acceptor_running)
+{
+	struct timespec	 tick = { 0, 10 * 1000 * 1000 }, deadline;
+	int		 i, waited_ms, late = 0;
+
+	atomic_store(&stopping, 1);
+	for (waited_ms = 0; acceptor_running; waited_ms += 10) {
+		/* A signal before accept() is entered is lost: send it again. */
+		pthread_kill(sv->acceptor, SIGUSR2);
+		if (pthread_tryjoin_np(sv->acceptor, NULL) == 0)
+			break;
+		if (waited_ms >= SHUTDOWN_GRACE_MS) {
+			log_warnx("the acceptor thread did not stop in time");
+			late++;
+			break;
+		}
 		nanosleep(&tick, NULL);
 	}
-	log_warnx("%d request threads did not finish in time", running);
-	return running;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += SHUTDOWN_GRACE_MS / 1000 + 1;
+	for (i = 0; i < sv->started; i++)
+		wake(&sv->workers[i]);
+	for (i = 0; i < sv->started; i++)
+		if (pthread_timedjoin_np(sv->workers[i].thread, NULL, &deadline) != 0)
+			late++;
+	return late;
 }
 
 int
 serve_fastcgi(const struct webhook *wh)
 {
-	/* static: threads that outlive a timed-out stop still use it until the
-	 * process exits. */
-	static struct pool p;
+	/* static: a request thread that outlives a timed-out stop (its COMMIT held
+	 * up by a failing disk) still uses it until the process exits. */
+	static struct server sv;
 	struct sigaction sa;
 	sigset_t	 stop, all;
-	int		 i, sig, started = 0;
+	int		 i, sig, rc, acceptor_running = 0;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = wake_handler;	/* no SA_RESTART: accept() must return */
@@ -292,42 +587,42 @@ serve_fastcgi(const struct webhook *wh)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 
-	/* Each thread mallocs a little per request (libfcgi's buffers); an arena per
-	 * thread would keep its free memory resident, many times over. */
+	/* libfcgi mallocs its stream buffers per request, in several threads; an
+	 * arena per thread would keep their free memory resident. */
 	mallopt(M_ARENA_MAX, 1);
-	memset(&p, 0, sizeof(p));
-	p.wh = wh;
-	p.max = (int)wh->cfg->threads;
-	p.slots = calloc((size_t)p.max, sizeof(*p.slots));
-	p.used = calloc((size_t)p.max, sizeof(*p.used));
-	if (p.slots == NULL || p.used == NULL) {
+	memset(&sv, 0, sizeof(sv));
+	sv.wh = wh;
+	sv.web_servers = getenv("FCGI_WEB_SERVER_ADDRS");
+	sv.nworkers = (int)wh->cfg->threads;
+	if ((sv.workers = calloc((size_t)sv.nworkers, sizeof(*sv.workers))) == NULL) {
 		log_err("out of memory");
-		goto out;
+		return 1;
 	}
-	pthread_mutex_init(&p.mu, NULL);
-	pthread_attr_init(&p.attr);
-	pthread_attr_setstacksize(&p.attr, WORKER_STACK_SIZE);
-	pthread_mutex_lock(&p.mu);
-	for (i = 0; i < POOL_START && i < p.max; i++)
-		if (pool_spawn_locked(&p) == 0)
-			started++;
-	pthread_mutex_unlock(&p.mu);
-	if (started > 0) {
-		log_info("serving FastCGI with up to %d threads, database %s", p.max,
-		    wh->cfg->database);
+	for (i = 0; i < sv.nworkers; i++)
+		sv.workers[i].epfd = sv.workers[i].wakefd = -1;
+	for (i = 0; i < sv.nworkers && worker_start(&sv.workers[i], wh) == 0; i++)
+		sv.started++;
+	if (sv.started == sv.nworkers) {
+		if ((rc = pthread_create(&sv.acceptor, NULL, acceptor_main, &sv)) != 0)
+			log_err("starting the acceptor thread: %s", strerror(rc));
+		acceptor_running = rc == 0;
+	}
+	if (acceptor_running) {
+		log_info("serving FastCGI with %d request threads, database %s",
+		    sv.nworkers, wh->cfg->database);
 		do {
 			if (sigwait(&stop, &sig) != 0)
 				sig = SIGTERM;
 		} while (sig == SIGHUP);	/* configuration is read once */
 		log_info("signal %d: finishing the requests in progress", sig);
-		if (stop_workers(&p) > 0)
-			return 1;	/* the process exits; the pool stays */
-		log_info("stopped; at most %d request threads ran at once", p.peak);
 	}
-	pthread_attr_destroy(&p.attr);
-	pthread_mutex_destroy(&p.mu);
-out:
-	free(p.slots);
-	free(p.used);
-	return started > 0 ? 0 : 1;
+	if (stop_server(&sv, acceptor_running) > 0)
+		return 1;	/* the process exits; the threads stay */
+	if (acceptor_running)
+		log_info("stopped; at most %d FastCGI connections were open at once",
+		    atomic_load(&peak_conns));
+	for (i = 0; i < sv.nworkers; i++)
+		worker_free(&sv.workers[i]);
+	free(sv.workers);
+	return acceptor_running ? 0 : 1;
 }

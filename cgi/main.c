@@ -1,8 +1,8 @@
 /*
  * tgq-webhook: Telegram POSTs each update here.  A FastCGI responder (request
- * threads accepting on the socket libfcgi finds on fd 0: fastcgi.c) or, when fd 0
- * is not a socket, a plain CGI program answering one request.  See request.c for
- * what a request does.
+ * threads serving the connections accepted on the socket on fd 0: fastcgi.c) or,
+ * when fd 0 is not a socket, a plain CGI program answering one request.  See
+ * request.c for what a request does.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -52,7 +52,7 @@ cgi_write(void *ctx, const char *buf, size_t len)
 static int
 serve_cgi(const struct webhook *wh)
 {
-	struct request_io io = { cgi_param, cgi_read, cgi_write, NULL };
+	struct request_io io = { cgi_param, cgi_read, cgi_write, NULL, NULL };
 
 	request_handle(&io, wh);
 	return fflush(stdout) == 0 ? 0 : 1;
@@ -155,7 +155,7 @@ main(int argc, char *argv[])
 	if (adopt_systemd_socket() == -1)
 		goto fail;
 	cgi = FCGX_IsCGI() || check_only;
-	if (store_start(&cfg, !cgi, &wh.store, err, sizeof(err)) == -1) {
+	if (store_start(&cfg, &wh.store, err, sizeof(err)) == -1) {
 		log_err("%s", err);
 		goto fail;
 	}

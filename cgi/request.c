@@ -300,7 +300,26 @@ handle_health(const struct request_io *io, const struct webhook *wh, int head_on
 	respond(io, "200 OK", "", "application/json", body, head_only);
 }
 
-static void
+void
+request_answer_stored(const struct request_io *io, const struct webhook *wh,
+    const struct queue_item *item, enum queue_status status)
+{
+	if (status != QUEUE_OK) {
+		/* The store logged why; Telegram keeps the update and retries. */
+		metrics_add(wh->metrics, M_UNAVAILABLE, 1);
+		respond_unavailable(io, wh, "text/plain; charset=utf-8",
+		    "service unavailable\n", 0);
+		return;
+	}
+	metrics_add(wh->metrics, item->duplicate ? M_DUPLICATES : M_RECEIVED, 1);
+	log_debug("bot %s: update %lld (%s) %s", item->bot, (long long)item->update_id,
+	    *item->kind ? item->kind : "-", item->duplicate ? "was a duplicate" :
+	    "stored");
+	respond_text(io, "200 OK", "", "ok\n");
+}
+
+/* Returns 1 when the body went to io->defer (which owns it now), else 0. */
+static int
 handle_update(const struct request_io *io, const struct webhook *wh,
     const char *client, const struct bot_config *bot, char *body, size_t len)
 {
@@ -313,7 +332,7 @@ handle_update(const struct request_io *io, const struct webhook *wh,
 		snprintf(answer, sizeof(answer), "bad request: %s\n", reason);
 		reject(io, wh, client, M_REJECTED_BODY, "400 Bad Request", "", answer,
 		    reason);
-		return;
+		return 0;
 	}
 	memset(&item, 0, sizeof(item));
 	item.bot = bot->name;
@@ -324,18 +343,12 @@ handle_update(const struct request_io *io, const struct webhook *wh,
 	item.has_chat_id = info.has_chat_id;
 	item.chat_id = info.chat_id;
 	item.received_at = now_unix();
-	if (store_put(wh->store, &item) != QUEUE_OK) {
-		/* The store logged why; Telegram keeps the update and retries. */
-		metrics_add(wh->metrics, M_UNAVAILABLE, 1);
-		respond_unavailable(io, wh, "text/plain; charset=utf-8",
-		    "service unavailable\n", 0);
-		return;
+	if (io->defer != NULL) {
+		io->defer(io->ctx, &item, body);
+		return 1;
 	}
-	metrics_add(wh->metrics, item.duplicate ? M_DUPLICATES : M_RECEIVED, 1);
-	log_debug("bot %s: update %lld (%s) %s", bot->name, (long long)info.update_id,
-	    *info.kind ? info.kind : "-", item.duplicate ? "was a duplicate" :
-	    "stored");
-	respond_text(io, "200 OK", "", "ok\n");
+	request_answer_stored(io, wh, &item, store_put(wh->store, &item));
+	return 0;
 }
 
 static void
@@ -395,8 +408,8 @@ handle_webhook(const struct request_io *io, const struct webhook *wh,
 		reject(io, wh, client, M_REJECTED_LENGTH, "400 Bad Request", "",
 		    "bad request: body shorter than Content-Length\n",
 		    "body shorter than Content-Length");
-	else
-		handle_update(io, wh, client, bot, body, (size_t)length);
+	else if (handle_update(io, wh, client, bot, body, (size_t)length))
+		body = NULL;
 	free(body);
 }
 

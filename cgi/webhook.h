@@ -1,6 +1,7 @@
 /*
- * tgq-webhook's own interface: the request checks (request.c), the one writer of a
- * process (store.c) and the two ways requests arrive (fastcgi.c, main.c).
+ * tgq-webhook's own interface: the request checks (request.c), group commit
+ * (store.c), when a FastCGI request has arrived whole (fcgi_frame.c) and the two
+ * ways requests arrive (fastcgi.c, main.c).
  */
 #ifndef WEBHOOK_H
 #define WEBHOOK_H
@@ -16,6 +17,13 @@ struct request_io {
 	ssize_t		 (*read)(void *ctx, char *buf, size_t len);
 	int		 (*write)(void *ctx, const char *buf, size_t len);
 	void		*ctx;
+	/*
+	 * Optional.  Takes an update to store, with its body (malloc'd; the callee
+	 * frees it), and returns at once; the caller then answers the request with
+	 * request_answer_stored() once store_run() has stored it with others.
+	 * NULL: the request stores its update alone, in place.
+	 */
+	void		 (*defer)(void *ctx, const struct queue_item *item, char *body);
 };
 
 struct store;
@@ -28,7 +36,8 @@ struct webhook {
 
 /* fcgi_frame.c */
 enum fcgi_frame { FCGI_FRAME_NOT_OURS = -1, FCGI_FRAME_PARTIAL, FCGI_FRAME_WHOLE };
-/* Whether buf[0..len) starts with a whole FastCGI responder request. */
+/* Whether buf[0..len), all that a FastCGI connection has sent, is one whole
+ * responder request (see fcgi_frame.c). */
 enum fcgi_frame fcgi_whole_request(const unsigned char *buf, size_t len);
 
 /* fastcgi.c */
@@ -38,6 +47,9 @@ int	 serve_fastcgi(const struct webhook *wh);
 /* request.c */
 /* Answers one request: routes, checks, and stores the update before the 200. */
 void	 request_handle(const struct request_io *io, const struct webhook *wh);
+/* The answer to a deferred update: 200 once stored, else 503. */
+void	 request_answer_stored(const struct request_io *io, const struct webhook *wh,
+	    const struct queue_item *item, enum queue_status status);
 
 /* metrics_page.c */
 /* GET /metrics in Prometheus' text format: the shared counters, and the queue's
@@ -46,14 +58,28 @@ char	*metrics_render(const struct webhook *wh, size_t *len);
 
 /* store.c */
 /*
- * With threaded set, a writer thread commits the updates of all request threads in
- * shared transactions (group commit) and each caller waits for the COMMIT that holds
- * its row; without, every call writes in the caller's thread.  The database is
- * opened lazily and reopened after failures, so a process outlives a broken disk.
+ * The process's one database connection: store_run() stores the updates of a
+ * batch in one transaction (group commit), callers in several threads taking
+ * turns.  The database is opened lazily and reopened after failures, so a
+ * process outlives a broken disk.
  */
-int	 store_start(const struct config *cfg, int threaded, struct store **out,
-	    char *err, size_t errlen);
+#define STORE_MAX_BATCH 512
+
+enum store_job_type { STORE_PUT, STORE_HEALTH };
+
+struct store_job {
+	enum store_job_type	 type;
+	struct queue_item	*item;		/* STORE_PUT: in, and out: duplicate */
+	struct queue_health	*health;	/* STORE_HEALTH: out */
+	enum queue_status	 status;	/* out */
+};
+
+int	 store_start(const struct config *cfg, struct store **out, char *err,
+	    size_t errlen);
 void	 store_stop(struct store *s);
+/* Stores the updates of the jobs, in one transaction per STORE_MAX_BATCH, and
+ * answers the health checks among them; sets each job's status. */
+void	 store_run(struct store *s, struct store_job **jobs, size_t n);
 enum queue_status store_put(struct store *s, struct queue_item *item);
 enum queue_status store_health(struct store *s, struct queue_health *h);
 

@@ -124,7 +124,7 @@ static const struct number_key tgq_numbers[] = {
 	{ K_MAX_BODY, NUM_SIZE, 1024, 64 * 1024 * 1024, "1K to 64M" },
 	{ K_BUSY_TIMEOUT, NUM_INT, 0, 60000, "0 to 60000 ms" },
 	{ K_RETRY_AFTER, NUM_DURATION, 1, 3600, "1 s to 1 h" },
-	{ K_THREADS, NUM_INT, 1, 512, "1 to 512" },
+	{ K_THREADS, NUM_INT, 1, 64, "1 to 64" },
 	{ K_MAX_ATTEMPTS, NUM_INT, 1, 1000, "1 to 1000" },
 	{ K_HANDLER_TIMEOUT, NUM_DURATION, 1, 3600, "1 s to 1 h" },
 	{ K_MAX_OUTPUT, NUM_SIZE, 1024, 64 * 1024 * 1024, "1K to 64M" },
@@ -645,7 +645,7 @@ set_defaults(struct config *cfg)
 	cfg->max_body = 1024 * 1024;
 	cfg->busy_timeout_ms = 5000;
 	cfg->retry_after_s = 5;
-	cfg->threads = 256;
+	cfg->threads = 1;
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->max_attempts = 5;
 	cfg->handler_timeout_s = 10;

@@ -383,6 +383,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	io.read = fake_read;
 	io.write = fake_write;
 	io.ctx = f;
+	io.defer = NULL;
 	current = f;
 
 	request_handle(&io, f->use_ips ? &wh_ips : &wh);

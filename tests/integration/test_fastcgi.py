@@ -1,18 +1,21 @@
-"""tgq-webhook's request threads, seen from a FastCGI client of our own: kept
-connections (FCGI_KEEP_CONN, what nginx's fastcgi_keep_conn sends) serve request
-after request; idle kept connections never keep a new connection waiting, up to the
-`threads` limit; the pool shrinks again when they close; SIGTERM ends a process
-whose threads wait on idle kept connections.
+"""tgq-webhook's request threads, seen from a FastCGI client of our own: a
+request thread serves many connections, so idle kept connections (FCGI_KEEP_CONN,
+what nginx's fastcgi_keep_conn sends) cost no thread and never keep a new
+connection waiting; requests that arrived together are answered after one COMMIT;
+a request is read only once all of it has arrived, so a peer that stops halfway
+holds nobody up (and is closed after 10 s); what FastCGI does not allow closes the
+connection; SIGTERM ends a process with idle kept connections.
 
-nginx cannot be made to hold a given number of idle connections, so these cases
-talk FastCGI to the socket themselves (tests/harness.py runs nginx with the shipped
-keepalive upstream in every other group)."""
+nginx cannot be made to hold a given number of idle connections or to send half a
+request, so these cases talk FastCGI to the socket themselves (tests/harness.py
+runs nginx with the shipped keepalive upstream in every other group)."""
 
 import json
 import os
 import signal
 import socket
 import struct
+import subprocess
 import time
 
 import harness as h
@@ -22,7 +25,7 @@ Skip = h.Skip
 
 
 FCGI_BEGIN_REQUEST, FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT = 1, 3, 4, 5, 6
-FCGI_RESPONDER, FCGI_KEEP_CONN = 1, 1
+FCGI_RESPONDER, FCGI_AUTHORIZER, FCGI_KEEP_CONN = 1, 2, 1
 
 
 check = h.check
@@ -48,15 +51,28 @@ class FcgiConnection:
         self.sock.connect(path)
         self.keep = keep
 
-    def send(self, params, body):
+    def request(self, params, body, role=FCGI_RESPONDER):
+        """The bytes of one request, the way nginx sends it."""
         flags = FCGI_KEEP_CONN if self.keep else 0
-        out = _record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", FCGI_RESPONDER, flags))
+        out = _record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", role, flags))
         pairs = b"".join(_pair(k, v) for k, v in params.items())
         out += _record(FCGI_PARAMS, pairs) + _record(FCGI_PARAMS, b"")
-        if body:
-            out += _record(FCGI_STDIN, body)
-        out += _record(FCGI_STDIN, b"")
-        self.sock.sendall(out)
+        for i in range(0, len(body), 65535):
+            out += _record(FCGI_STDIN, body[i:i + 65535])
+        return out + _record(FCGI_STDIN, b"")
+
+    def send(self, params, body):
+        self.sock.sendall(self.request(params, body))
+
+    def closed(self, timeout):
+        """Whether the server closes the connection within timeout seconds."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
 
     def _read(self, n):
         buf = b""
@@ -87,6 +103,53 @@ class FcgiConnection:
         self.sock.close()
 
 
+class DirectWebhook:
+    """One tgq-webhook process on a listening unix socket this test makes (fd 0,
+    as spawn-fcgi hands it over), with its stderr in <tmpdir>/webhook.log;
+    spawn-fcgi's fork mode would drop the log lines checked here."""
+
+    def __init__(self, binary, tmpdir, env):
+        self.binary = binary
+        self.tmpdir = tmpdir
+        self.env = h.base_env(env)
+        self.socket = os.path.join(tmpdir, "webhook.sock")
+        self.log = os.path.join(tmpdir, "webhook.log")
+        self.proc = None
+        self.pids = []
+
+    def start(self):
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.socket)
+        os.chmod(self.socket, 0o666)
+        listener.listen(128)
+        kw = {}
+        if h.IS_ROOT:
+            uid, gid = h.run_ids()
+            kw = {"user": uid, "group": gid, "extra_groups": []}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([self.binary], stdin=listener.fileno(),
+                                         stdout=log, stderr=log, env=self.env,
+                                         cwd=self.tmpdir, **kw)
+        listener.close()
+        self.pids = [self.proc.pid]
+        deadline = time.monotonic() + 10
+        while "serving FastCGI" not in self.log_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise h.HarnessError("tgq-webhook did not start: %s" %
+                                     self.log_text()[-300:])
+            time.sleep(0.02)
+        return self
+
+    def stop(self):
+        h.stop_popen(self.proc)
+        self.pids = []
+
+    def log_text(self):
+        return h.read_text(self.log)
+
+
 class Stack(h.TempStack):
     def __init__(self, ctx, threads):
         super().__init__(ctx, "tgq-fastcgi-")
@@ -97,8 +160,7 @@ class Stack(h.TempStack):
                "TGQ_THREADS": threads}     # None: the default
         if ctx.asan:
             env.update(h.sanitizer_options(self.tmpdir))
-        self.webhook = h.Webhook(ctx.binary, self.tmpdir, env, 1, "webhook")
-        self.webhooks = [self.webhook]
+        self.webhook = DirectWebhook(ctx.binary, self.tmpdir, env)
         self.next_id = 1000
         self.open = []
 
@@ -123,17 +185,28 @@ class Stack(h.TempStack):
         self.open.append(c)
         return c
 
-    def post(self, conn):
-        """Sends one update on conn; returns its update_id."""
+    def update_request(self, conn, text="hi", role=FCGI_RESPONDER):
+        """The bytes of a request carrying a new update, for conn; returns
+        (bytes, update_id)."""
         self.next_id += 1
         body = json.dumps({"update_id": self.next_id, "message": {
-            "message_id": 1, "date": 1718000000, "text": "hi",
+            "message_id": 1, "date": 1718000000, "text": text,
             "chat": {"id": 42, "type": "private"}}}).encode()
-        conn.send({"REQUEST_METHOD": "POST", "SCRIPT_NAME": "/telegram/webhook",
-                   "REQUEST_URI": "/telegram/webhook", "CONTENT_TYPE": "application/json",
-                   "CONTENT_LENGTH": str(len(body)), "REMOTE_ADDR": "127.0.0.1",
-                   "HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN": self.secret}, body)
-        return self.next_id
+        params = {"REQUEST_METHOD": "POST", "SCRIPT_NAME": "/telegram/webhook",
+                  "REQUEST_URI": "/telegram/webhook", "CONTENT_TYPE": "application/json",
+                  "CONTENT_LENGTH": str(len(body)), "REMOTE_ADDR": "127.0.0.1",
+                  "HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN": self.secret}
+        return conn.request(params, body, role), self.next_id
+
+    def post(self, conn, text="hi"):
+        """Sends one update on conn; returns its update_id."""
+        data, uid = self.update_request(conn, text)
+        conn.sock.sendall(data)
+        return uid
+
+    def stored(self, uid):
+        return self.queue.query("SELECT count(*) FROM updates WHERE update_id = ?",
+                                (uid,))[0][0] == 1
 
     def kept_connections(self, n):
         """n kept connections, each with one update answered 200 and then idle;
@@ -170,102 +243,144 @@ def case_kept_connection_serves_many(stack):
 
 
 def case_idle_kept_connections_do_not_block(stack):
-    """40 kept connections each send an update and then stay open, idle (more than
-    the pool starts with, and than the 16 fixed threads of old); a new connection
-    is still answered at once, and the kept ones answer again afterwards."""
-    kept, _ = stack.kept_connections(40)
-    peak = stack.threads()
+    """200 kept connections each send an update and then stay open, idle; a new
+    connection is still answered at once, the kept ones answer again afterwards,
+    and the process runs no more threads for them (main, acceptor, one request
+    thread)."""
+    kept, _ = stack.kept_connections(200)
+    threads = stack.threads()
     fresh = stack.connect(keep=False, timeout=5)
     t0 = time.monotonic()
     stack.post(fresh)
     try:
         code = fresh.answer()
     except socket.timeout:
-        raise AssertionError("a new connection waited over 5 s behind 40 idle ones")
+        raise AssertionError("a new connection waited over 5 s behind 200 idle ones")
     waited = time.monotonic() - t0
     check(code == 200, "new connection answered %d" % code)
     for c in kept:
         stack.post(c)
         check(c.answer() == 200, "a kept connection's second update not 200")
-    check(peak >= 40, "%d threads for 40 open connections" % peak)
-    stack.notes.append("40 idle kept connections: %d threads; a new connection "
-                       "answered in %.1f ms" % (peak, waited * 1000))
+    check(threads == 3, "%d threads with 200 open connections (want 3)" % threads)
+    stack.notes.append("200 idle kept connections: %d threads; a new connection "
+                       "answered in %.1f ms" % (threads, waited * 1000))
 
 
-def case_pool_shrinks(stack):
-    """Once the kept connections close, the threads that served them leave: at
-    most 16 stay waiting for new connections (plus the main and writer threads)."""
-    for c in stack.open:
-        c.close()
-    stack.open = []
-    deadline = time.monotonic() + 10
-    while stack.threads() > 16 + 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    check(stack.threads() <= 16 + 2, "%d threads 10 s after every connection "
-          "closed" % stack.threads())
-    # and it still serves
+def case_requests_sent_together(stack):
+    """60 connections send an update each at the same moment: sixty 200s, sixty
+    rows, and the connections stay open for more."""
+    conns = [stack.connect() for _ in range(60)]
+    sent = [stack.update_request(c) for c in conns]
+    for c, (data, _) in zip(conns, sent):
+        c.sock.sendall(data)
+    codes = [c.answer() for c in conns]
+    check(codes == [200] * 60, "answers %r" % sorted(set(codes)))
+    missing = [uid for _, uid in sent if not stack.stored(uid)]
+    check(not missing, "%d of 60 answered updates not stored" % len(missing))
+    for c in conns[:5]:
+        stack.post(c)
+        check(c.answer() == 200, "a connection did not serve its next update")
+
+
+def case_half_a_request_holds_nobody(stack):
+    """A connection sends the first half of a request and stops: another
+    connection's update is still answered at once, and the first is answered
+    once its second half arrives."""
+    slow = stack.connect()
+    data, uid = stack.update_request(slow)
+    half = len(data) // 2
+    slow.sock.sendall(data[:half])
+    time.sleep(0.3)
+    other = stack.connect(timeout=3)
+    stack.post(other)
+    check(other.answer() == 200, "the other connection not answered")
+    check(not stack.stored(uid), "half an update stored")
+    slow.sock.sendall(data[half:])
+    check(slow.answer() == 200, "the completed request not answered")
+    check(stack.stored(uid), "the completed update not stored")
+
+
+def case_half_a_request_is_closed(stack):
+    """A connection that stops halfway through a request is closed after 10 s,
+    with a log line; nothing of it is stored."""
+    slow = stack.connect()
+    data, uid = stack.update_request(slow)
+    slow.sock.sendall(data[:len(data) // 2])
+    t0 = time.monotonic()
+    check(slow.closed(14), "not closed 14 s after half a request")
+    waited = time.monotonic() - t0
+    check(9 <= waited, "closed after %.1f s, before the 10 s" % waited)
+    check("did not arrive whole" in stack.logs(), "no log line for the close")
+    check(not stack.stored(uid), "half an update stored")
+
+
+def case_large_request_on_kept_connection(stack):
+    """An update of 300 KiB (larger than what is waited for whole) is read as it
+    arrives and stored; the kept connection then serves a small one."""
+    c = stack.connect()
+    data, uid = stack.update_request(c, text="x" * (300 * 1024))
+    c.sock.sendall(data)
+    check(c.answer() == 200, "the large update not answered 200")
+    length = stack.queue.query("SELECT length(body) FROM updates WHERE update_id = ?",
+                               (uid,))
+    check(length and length[0][0] > 300 * 1024, "the large update not stored whole")
+    stack.post(c)
+    check(c.answer() == 200, "no 200 after the large update")
+
+
+def case_not_fastcgi_allowed_closes(stack):
+    """What FastCGI without multiplexing does not allow closes the connection,
+    with a log line, before anything is stored: two requests sent at once, and a
+    role other than responder.  Other connections are served meanwhile."""
+    two = stack.connect()
+    first, uid1 = stack.update_request(two)
+    second, uid2 = stack.update_request(two)
+    two.sock.sendall(first + second)
+    check(two.closed(5), "two requests at once: connection not closed")
+    authorizer = stack.connect()
+    data, uid3 = stack.update_request(authorizer, role=FCGI_AUTHORIZER)
+    authorizer.sock.sendall(data)
+    check(authorizer.closed(5), "an authorizer request: connection not closed")
+    for uid in (uid1, uid2, uid3):
+        check(not stack.stored(uid), "update %d stored" % uid)
+    check("other than one responder request at a time" in stack.logs(),
+          "no log line for the close")
     c = stack.connect()
     stack.post(c)
-    check(c.answer() == 200, "no 200 after the pool shrank")
+    check(c.answer() == 200, "no 200 afterwards")
+
+
+def case_unkept_connection_closed_after_answer(stack):
+    """Without FCGI_KEEP_CONN (lighttpd, nginx without keepalive) the connection
+    is closed right after the answer."""
+    c = stack.connect(keep=False)
+    stack.post(c)
+    check(c.answer() == 200, "update not 200")
+    check(c.closed(2), "connection still open 2 s after the answer")
 
 
 def case_sigterm_with_idle_kept_connections(stack):
-    """SIGTERM while threads wait on idle kept connections: the process exits
-    within the grace period, the updates it answered are stored."""
+    """SIGTERM with idle kept connections: the process exits at once, closing
+    them, and the updates it answered are stored."""
     kept, ids = stack.kept_connections(8)
-    pid = stack.webhook.pids[0]
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 8
-    while not h._pid_gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    check(h._pid_gone(pid), "still running 8 s after SIGTERM")
+    proc = stack.webhook.proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=8)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("still running 8 s after SIGTERM")
+    check(proc.returncode == 0, "exit status %d after SIGTERM" % proc.returncode)
+    check("stopped; at most" in stack.logs(), "no log line for the stop")
     for c in kept:
-        got = c.sock.recv(1)
-        check(got == b"", "a kept connection not closed by the exit")
+        check(c.closed(2), "a kept connection not closed by the exit")
     stored = stack.queue.query("SELECT count(*) FROM updates WHERE update_id "
                                "BETWEEN ? AND ?", (ids[0], ids[-1]))[0][0]
     check(stored == 8, "%d of the 8 answered updates stored" % stored)
-    stack.webhook.pids = []
     stack.webhook.start()
 
 
-def case_thread_limit_holds(stack):
-    """threads = 4: four idle kept connections take every thread, and no fifth
-    thread starts; a fifth connection is served once one of the four has been
-    idle for a second (tgq-webhook closes it: nginx drops a closed connection
-    from its pool), not after nginx's keepalive_timeout."""
-    kept, _ = stack.kept_connections(4)
-    check(stack.threads() <= 4 + 2, "%d threads with threads = 4" % stack.threads())
-    fifth = stack.connect(keep=False, timeout=0.3)
-    t0 = time.monotonic()
-    stack.post(fifth)
-    try:
-        fifth.answer()
-        raise AssertionError("a fifth connection was served at once with 4 "
-                             "threads, all held")
-    except socket.timeout:
-        pass
-    fifth.sock.settimeout(5)
-    check(fifth.answer() == 200, "the fifth connection not served")
-    waited = time.monotonic() - t0
-    check(waited < 3, "the fifth connection waited %.1f s" % waited)
-    check(stack.threads() <= 4 + 2, "%d threads with threads = 4" % stack.threads())
-    closed = 0
-    for c in kept:
-        c.sock.settimeout(0.5)
-        try:
-            closed += c.sock.recv(1) == b""
-        except socket.timeout:
-            pass
-    check(closed >= 1, "no idle kept connection was closed")
-    stack.notes.append("threads = 4, all held by idle kept connections: a fifth "
-                       "connection served after %.2f s; %d idle ones closed" %
-                       (waited, closed))
-
-
 def case_idle_kept_connections_stay_open(stack):
-    """While threads are left, an idle kept connection stays open (3 s here) and
-    serves its next update."""
+    """An idle kept connection stays open (3 s here) and serves its next update."""
     c = stack.connect()
     stack.post(c)
     check(c.answer() == 200, "update not 200")
@@ -274,14 +389,38 @@ def case_idle_kept_connections_stay_open(stack):
     check(c.answer() == 200, "the kept connection did not serve after 3 s idle")
 
 
+def case_three_request_threads(stack):
+    """threads = 3: 90 connections spread over three request threads, each
+    sending two updates at once with the others; all answered and stored, and
+    the process runs five threads (main, acceptor, three request threads)."""
+    conns = [stack.connect() for _ in range(90)]
+    uids = []
+    for _ in range(2):
+        sent = [stack.update_request(c) for c in conns]
+        for c, (data, _) in zip(conns, sent):
+            c.sock.sendall(data)
+        codes = [c.answer() for c in conns]
+        check(codes == [200] * 90, "answers %r" % sorted(set(codes)))
+        uids += [uid for _, uid in sent]
+    missing = [uid for uid in uids if not stack.stored(uid)]
+    check(not missing, "%d of 180 answered updates not stored" % len(missing))
+    check(stack.threads() == 5, "%d threads with threads = 3" % stack.threads())
+
+
 def groups(ctx):
     return [
-        ("fastcgi-pool", lambda: Stack(ctx, None),
+        ("fastcgi-conns", lambda: Stack(ctx, None),
          [("kept_connection_serves_many", case_kept_connection_serves_many),
           ("idle_kept_connections_do_not_block", case_idle_kept_connections_do_not_block),
-          ("pool_shrinks", case_pool_shrinks),
+          ("requests_sent_together", case_requests_sent_together),
+          ("half_a_request_holds_nobody", case_half_a_request_holds_nobody),
+          ("half_a_request_is_closed", case_half_a_request_is_closed),
+          ("large_request_on_kept_connection", case_large_request_on_kept_connection),
+          ("not_fastcgi_allowed_closes", case_not_fastcgi_allowed_closes),
+          ("unkept_connection_closed_after_answer",
+           case_unkept_connection_closed_after_answer),
           ("idle_kept_connections_stay_open", case_idle_kept_connections_stay_open),
           ("sigterm_with_idle_kept_connections", case_sigterm_with_idle_kept_connections)]),
-        ("fastcgi-limit", lambda: Stack(ctx, 4),
-         [("thread_limit_holds", case_thread_limit_holds)]),
+        ("fastcgi-threads", lambda: Stack(ctx, 3),
+         [("three_request_threads", case_three_request_threads)]),
     ]

@@ -219,7 +219,7 @@ test_errors(void)
 	expect_error("max_body_small", "[tgq]\nmax_body = 10\n",
 	    "max_body: too small");
 	expect_error("threads_zero", "[tgq]\nthreads = 0\n", "threads: too small");
-	expect_error("threads_513", "[tgq]\nthreads = 513\n", "threads: too large");
+	expect_error("threads_65", "[tgq]\nthreads = 65\n", "threads: too large");
 	expect_error("threads_words", "[tgq]\nthreads = four\n",
 	    "threads: not a number");
 	expect_error("busy_timeout", "[tgq]\nbusy_timeout = -5\n",

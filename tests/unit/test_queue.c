@@ -255,7 +255,7 @@ test_store_threads(void)
 	cfg.database = (char *)db_path("store.db");
 	cfg.durability = DURABILITY_FULL;
 	cfg.busy_timeout_ms = 5000;
-	if (store_start(&cfg, 1, &s, err, sizeof(err)) == -1) {
+	if (store_start(&cfg, &s, err, sizeof(err)) == -1) {
 		CHECK("store_start", 0);
 		return;
 	}
@@ -289,7 +289,7 @@ test_store_unavailable(void)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.database = "/nonexistent/dir/q.db";
 	cfg.busy_timeout_ms = 100;
-	CHECK("store_starts_without_database", store_start(&cfg, 0, &s, err,
+	CHECK("store_starts_without_database", store_start(&cfg, &s, err,
 	    sizeof(err)) == 0);
 	if (s == NULL)
 		return;

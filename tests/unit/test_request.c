@@ -173,7 +173,7 @@ static void
 run_row(const struct row *r, const struct webhook *wh)
 {
 	struct fake		 f;
-	struct request_io	 io = { fake_param, fake_read, fake_write, &f };
+	struct request_io	 io = { fake_param, fake_read, fake_write, &f, NULL };
 	char			 len_text[32], name[96], status_line[32];
 	int			 i = 0;
 	int64_t			 before = count_rows(wh->cfg->database);
@@ -241,7 +241,7 @@ main(void)
 	snprintf(cfg.bots[0].name, sizeof(cfg.bots[0].name), "default");
 	cfg.bots[0].secret = SECRET;
 	cfg.bots[0].secret_len = strlen(SECRET);
-	if (store_start(&cfg, 0, &wh.store, err, sizeof(err)) == -1) {
+	if (store_start(&cfg, &wh.store, err, sizeof(err)) == -1) {
 		printf("request_setup: FAIL %s\n", err);
 		return 1;
 	}
