@@ -284,6 +284,14 @@ disconnect(struct queue *q)
 }
 
 #define QUEUE_SETUP_RETRY_MS 10
+/*
+ * WAL pages after which a COMMIT also checkpoints (SQLite's default is 1000).  The
+ * checkpoint runs inside the COMMIT of whichever request batch crosses the mark,
+ * and that batch (and the one waiting behind it) waits for it: at c = 100 the
+ * webhook's p99 was 10.6 ms with 1000, 7.5 ms with 200 and 8.0 ms with no
+ * checkpoints at all (make bench, side by side); 100 cost a tenth of the rate.
+ */
+#define QUEUE_WAL_AUTOCHECKPOINT 200
 
 /*
  * WAL mode, the pragmas and the schema.  Two processes opening a new file at the
@@ -295,15 +303,18 @@ static int
 set_up(struct queue *q, char *err, size_t errlen)
 {
 	struct timespec	 pause = { 0, QUEUE_SETUP_RETRY_MS * 1000 * 1000 };
-	char		 sql[64];
+	char		 sql[64], checkpoint[64];
 	int64_t		 waited_ms;
 	int		 code;
 
 	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s",
 	    q->durability == DURABILITY_FULL ? "FULL" : "NORMAL");
+	snprintf(checkpoint, sizeof(checkpoint), "PRAGMA wal_autocheckpoint = %d",
+	    QUEUE_WAL_AUTOCHECKPOINT);
 	for (waited_ms = 0;; waited_ms += QUEUE_SETUP_RETRY_MS) {
 		if (switch_to_wal(q, err, errlen) == 0 &&
 		    exec_sql(q, sql, err, errlen) == 0 &&
+		    exec_sql(q, checkpoint, err, errlen) == 0 &&
 		    exec_sql(q, "PRAGMA foreign_keys = ON", err, errlen) == 0 &&
 		    migrate(q, err, errlen) == 0)
 			return 0;
