@@ -19,6 +19,14 @@
  * of the chat index, which the OS's page cache holds anyway.  More cache would be
  * resident memory for nothing. */
 #define STORE_SQLITE_MEMORY (512 * 1024)
+/*
+ * WAL pages after which a COMMIT also checkpoints (SQLite's default is 1000).  The
+ * checkpoint runs inside the COMMIT of the batch that crosses the mark, and that
+ * batch and the next wait for it.  The bench's ingest at c = 100, p99 medians of
+ * alternated rounds: 10.6-11.2 ms with 1000, 8.0-8.3 ms with no checkpoint at
+ * all, 7.5-9.4 ms with 200-300; 100 cost 12 % of the rate.
+ */
+#define STORE_CHECKPOINT_PAGES 200
 
 struct store {
 	const struct config	*cfg;
@@ -71,6 +79,11 @@ ensure_open(struct store *s, char *err, size_t errlen)
 	if (queue_open(s->cfg->database, s->cfg->durability, s->cfg->busy_timeout_ms,
 	    &s->queue, err, errlen) == -1)
 		return QUEUE_UNAVAILABLE;
+	if (queue_set_checkpoint(s->queue, STORE_CHECKPOINT_PAGES, err, errlen) == -1) {
+		queue_close(s->queue);
+		s->queue = NULL;
+		return QUEUE_UNAVAILABLE;
+	}
 	return QUEUE_OK;
 }
 

@@ -31,6 +31,7 @@ struct queue {
 	 * on a kernel lock instead of SQLite's sleeping busy handler; -1 without. */
 	int		 lockfd;
 	int		 needs_reconnect;
+	int		 checkpoint_pages;	/* 0: SQLite's default */
 };
 
 static const char schema_v1[] =
@@ -284,14 +285,6 @@ disconnect(struct queue *q)
 }
 
 #define QUEUE_SETUP_RETRY_MS 10
-/*
- * WAL pages after which a COMMIT also checkpoints (SQLite's default is 1000).  The
- * checkpoint runs inside the COMMIT of whichever request batch crosses the mark,
- * and that batch (and the one waiting behind it) waits for it: at c = 100 the
- * webhook's p99 was 10.6 ms with 1000, 7.5 ms with 200 and 8.0 ms with no
- * checkpoints at all (make bench, side by side); 100 cost a tenth of the rate.
- */
-#define QUEUE_WAL_AUTOCHECKPOINT 200
 
 /*
  * WAL mode, the pragmas and the schema.  Two processes opening a new file at the
@@ -303,14 +296,15 @@ static int
 set_up(struct queue *q, char *err, size_t errlen)
 {
 	struct timespec	 pause = { 0, QUEUE_SETUP_RETRY_MS * 1000 * 1000 };
-	char		 sql[64], checkpoint[64];
+	char		 sql[64], checkpoint[64] = "SELECT 1";
 	int64_t		 waited_ms;
 	int		 code;
 
 	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s",
 	    q->durability == DURABILITY_FULL ? "FULL" : "NORMAL");
-	snprintf(checkpoint, sizeof(checkpoint), "PRAGMA wal_autocheckpoint = %d",
-	    QUEUE_WAL_AUTOCHECKPOINT);
+	if (q->checkpoint_pages > 0)
+		snprintf(checkpoint, sizeof(checkpoint),
+		    "PRAGMA wal_autocheckpoint = %d", q->checkpoint_pages);
 	for (waited_ms = 0;; waited_ms += QUEUE_SETUP_RETRY_MS) {
 		if (switch_to_wal(q, err, errlen) == 0 &&
 		    exec_sql(q, sql, err, errlen) == 0 &&
@@ -403,6 +397,18 @@ queue_open(const char *path, enum durability durability, int64_t busy_timeout_ms
 	open_lock(q);
 	*out = q;
 	return 0;
+}
+
+int
+queue_set_checkpoint(struct queue *q, int pages, char *err, size_t errlen)
+{
+	char sql[64];
+
+	q->checkpoint_pages = pages;
+	if (q->db == NULL)
+		return 0;	/* set_up() applies it when it reconnects */
+	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d", pages);
+	return exec_sql(q, sql, err, errlen);
 }
 
 void

@@ -202,6 +202,9 @@ enum queue_status queue_put_batch(struct queue *q, struct queue_item *items, siz
 	    char *err, size_t errlen);
 enum queue_status queue_health(struct queue *q, struct queue_health *h, char *err,
 	    size_t errlen);
+/* WAL pages after which a COMMIT also checkpoints (SQLite's default: 1000); kept
+ * across reconnects.  0 on success, -1 with err. */
+int	 queue_set_checkpoint(struct queue *q, int pages, char *err, size_t errlen);
 /* Caps what SQLite keeps in memory in this process (page caches), all
  * connections together; a soft limit: SQLite frees cache pages to stay below. */
 void	 queue_limit_memory(int64_t bytes);
