@@ -2,7 +2,7 @@
  * GET /metrics: Prometheus' text exposition format.  Counters come from the
  * shared metrics file (every webhook process and the drain add to it); the
  * queue's depth is read on a read-only connection opened for the scrape, so a
- * scrape never waits behind, or holds up, the writer thread's group commits.
+ * scrape never waits behind, or holds up, the group commits.
  */
 #include <stdio.h>
 #include <stdlib.h>

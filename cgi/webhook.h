@@ -53,7 +53,7 @@ void	 request_answer_stored(const struct request_io *io, const struct webhook *w
 
 /* metrics_page.c */
 /* GET /metrics in Prometheus' text format: the shared counters, and the queue's
- * depth read on a connection of its own (never the writer's). */
+ * depth read on a connection of its own (never the one that stores updates). */
 char	*metrics_render(const struct webhook *wh, size_t *len);
 
 /* store.c */
