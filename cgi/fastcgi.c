@@ -59,7 +59,6 @@ struct conn {
 	FCGX_Request		 req;
 	struct request_io	 io;
 	struct worker		*w;
-	int			 in_request;	/* read, not yet answered */
 	int			 deferred;	/* its update is in the batch */
 	int			 hangup;	/* the peer closed its side */
 	int64_t			 partial_since_ms;	/* 0: no request begun */
@@ -186,7 +185,6 @@ conn_finish(struct worker *w, struct conn *c)
 		keep = 0;
 	c->req.keepConnection = 1;	/* see conn_new() */
 	FCGX_Finish_r(&c->req);
-	c->in_request = 0;
 	c->deferred = 0;
 	free(c->body);
 	c->body = NULL;
@@ -239,7 +237,6 @@ conn_serve(struct worker *w, struct conn *c)
 			conn_close(w, c);	/* libfcgi refused it, and closed it */
 			return;
 		}
-		c->in_request = 1;
 		request_handle(&c->io, w->wh);
 		if (c->deferred || conn_finish(w, c) == -1)
 			return;
@@ -251,7 +248,7 @@ conn_event(struct worker *w, struct conn *c, uint32_t events)
 {
 	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->hangup = 1;
-	if (c->in_request)
+	if (c->deferred)
 		return;	/* closed after its answer if the peer left */
 	if (atomic_load(&stopping))
 		conn_close(w, c);

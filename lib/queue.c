@@ -286,6 +286,19 @@ disconnect(struct queue *q)
 
 #define QUEUE_SETUP_RETRY_MS 10
 
+/* The connection's own checkpoint interval, when one was set. */
+static int
+set_checkpoint(struct queue *q, char *err, size_t errlen)
+{
+	char sql[64];
+
+	if (q->checkpoint_pages <= 0)
+		return 0;
+	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d",
+	    q->checkpoint_pages);
+	return exec_sql(q, sql, err, errlen);
+}
+
 /*
  * WAL mode, the pragmas and the schema.  Two processes opening a new file at the
  * same moment both want the exclusive lock that switching to WAL takes, and
@@ -296,19 +309,16 @@ static int
 set_up(struct queue *q, char *err, size_t errlen)
 {
 	struct timespec	 pause = { 0, QUEUE_SETUP_RETRY_MS * 1000 * 1000 };
-	char		 sql[64], checkpoint[64] = "SELECT 1";
+	char		 sql[64];
 	int64_t		 waited_ms;
 	int		 code;
 
 	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s",
 	    q->durability == DURABILITY_FULL ? "FULL" : "NORMAL");
-	if (q->checkpoint_pages > 0)
-		snprintf(checkpoint, sizeof(checkpoint),
-		    "PRAGMA wal_autocheckpoint = %d", q->checkpoint_pages);
 	for (waited_ms = 0;; waited_ms += QUEUE_SETUP_RETRY_MS) {
 		if (switch_to_wal(q, err, errlen) == 0 &&
 		    exec_sql(q, sql, err, errlen) == 0 &&
-		    exec_sql(q, checkpoint, err, errlen) == 0 &&
+		    set_checkpoint(q, err, errlen) == 0 &&
 		    exec_sql(q, "PRAGMA foreign_keys = ON", err, errlen) == 0 &&
 		    migrate(q, err, errlen) == 0)
 			return 0;
@@ -326,7 +336,8 @@ connect_db(struct queue *q, char *err, size_t errlen)
 	int rc;
 
 	/* NOMUTEX: a struct queue is used by one thread at a time (the webhook's
-	 * writer, the drain's loop), so SQLite need not lock around every call. */
+	 * batches take turns on a mutex, the drain has one loop), so SQLite need not
+	 * lock around every call. */
 	rc = sqlite3_open_v2(q->path, &q->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
@@ -402,13 +413,10 @@ queue_open(const char *path, enum durability durability, int64_t busy_timeout_ms
 int
 queue_set_checkpoint(struct queue *q, int pages, char *err, size_t errlen)
 {
-	char sql[64];
-
 	q->checkpoint_pages = pages;
 	if (q->db == NULL)
 		return 0;	/* set_up() applies it when it reconnects */
-	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d", pages);
-	return exec_sql(q, sql, err, errlen);
+	return set_checkpoint(q, err, errlen);
 }
 
 void

@@ -344,33 +344,35 @@ test_open_together(void)
 		fprintf(stderr, "# %d of %d pairs had a failed open\n", failed, tries);
 }
 
+static int
+autocheckpoint_of(struct queue *q)
+{
+	sqlite3_stmt	*st;
+	int		 pages = -1;
+
+	if (sqlite3_prepare_v2(queue_db(q), "PRAGMA wal_autocheckpoint", -1, &st,
+	    NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		pages = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return pages;
+}
+
 /* The checkpoint interval the webhook sets holds on its connection, and the
  * other programs keep SQLite's default. */
 static void
 test_checkpoint_pages(void)
 {
 	struct queue	*q = NULL;
-	sqlite3_stmt	*st;
 	char		 err[256];
-	int		 pages = -1;
 
 	if (queue_open(db_path("ckpt.db"), DURABILITY_FULL, 1000, &q, err,
 	    sizeof(err)) == -1) {
 		CHECK("checkpoint_open", 0);
 		return;
 	}
-	if (sqlite3_prepare_v2(queue_db(q), "PRAGMA wal_autocheckpoint", -1, &st,
-	    NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		pages = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	CHECK("checkpoint_default_1000", pages == 1000);
+	CHECK("checkpoint_default_1000", autocheckpoint_of(q) == 1000);
 	CHECK("checkpoint_set", queue_set_checkpoint(q, 200, err, sizeof(err)) == 0);
-	pages = -1;
-	if (sqlite3_prepare_v2(queue_db(q), "PRAGMA wal_autocheckpoint", -1, &st,
-	    NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		pages = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	CHECK("checkpoint_200", pages == 200);
+	CHECK("checkpoint_200", autocheckpoint_of(q) == 200);
 	queue_close(q);
 }
 
