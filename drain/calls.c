@@ -14,11 +14,17 @@
 #define LINE_ERR(err, errlen, line, why) \
 	snprintf((err), (errlen), "handler output line %zu: %s", (line), (why))
 
+/*
+ * Every call leaves as UTF-8 JSON that any parser takes: an escaped unpaired
+ * surrogate, which RFC 8259's grammar allows and the webhook therefore stores,
+ * is not a character, and strict parsers refuse it.  It becomes U+FFFD here.
+ */
 static int
 push_call(struct call_list *list, const struct call *c)
 {
 	struct call *grown;
 
+	json_replace_lone_surrogates(c->params, strlen(c->params));
 	grown = realloc(list->calls, (list->n + 1) * sizeof(*grown));
 	if (grown == NULL)
 		return -1;
@@ -133,6 +139,12 @@ calls_parse(sqlite3 *db, const char *out, size_t len, struct call_list *list,
 			LINE_ERR(err, errlen, lineno, "contains a NUL byte");
 			goto fail;
 		}
+		/* SQLite's JSON functions pass broken UTF-8 through, and
+		 * Telegram refuses a call that holds it. */
+		if (!utf8_valid(line, n)) {
+			LINE_ERR(err, errlen, lineno, "not valid UTF-8");
+			goto fail;
+		}
 		if (list->n == CALLS_MAX) {
 			snprintf(err, errlen, "handler output: more than %d calls",
 			    CALLS_MAX);
@@ -157,9 +169,12 @@ calls_echo(sqlite3 *db, sqlite3_stmt **cached, const char *body, size_t len,
 	int		 rc = -1;
 
 	memset(list, 0, sizeof(*list));
+	/* The text is copied as JSON (->), escapes and all: json_extract would
+	 * decode a lone surrogate such as \ud800 into bytes that are not UTF-8,
+	 * where push_call can no longer find it. */
 	if (*cached == NULL && sqlite3_prepare_v3(db,
 	    "SELECT 'sendMessage', json_object('chat_id', json_extract(?1,"
-	    "   '$.message.chat.id'), 'text', json_extract(?1, '$.message.text')),"
+	    "   '$.message.chat.id'), 'text', json(?1 -> '$.message.text')),"
 	    " json_extract(?1, '$.message.chat.id')"
 	    " WHERE json_valid(?1)"
 	    "   AND json_type(?1, '$.message.text') = 'text'"

@@ -225,6 +225,94 @@ utf8_sequence_length(const unsigned char *p, size_t avail)
 	return n;
 }
 
+/* The one strict UTF-8 check: ASCII, or sequences of table 3-7. */
+int
+utf8_valid(const char *buf, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)buf;
+	size_t			 at = 0, n;
+
+	while (at < len) {
+		if (p[at] < 0x80) {
+			at++;
+			continue;
+		}
+		if ((n = utf8_sequence_length(p + at, len - at)) == 0)
+			return 0;
+		at += n;
+	}
+	return 1;
+}
+
+static int
+hex4(const char *p, unsigned *out)
+{
+	unsigned	 v = 0;
+	int		 i;
+
+	for (i = 0; i < 4; i++) {
+		char c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (unsigned)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * A \uXXXX escape at buf[at] (inside len): its code unit, or -1 when there is none.
+ */
+static long
+escaped_unit(const char *buf, size_t len, size_t at)
+{
+	unsigned u;
+
+	if (len - at < 6 || buf[at] != '\\' || buf[at + 1] != 'u' ||
+	    hex4(buf + at + 2, &u) == -1)
+		return -1;
+	return (long)u;
+}
+
+size_t
+json_replace_lone_surrogates(char *buf, size_t len)
+{
+	size_t	 at = 0, replaced = 0;
+	long	 u, next;
+
+	while (at < len) {
+		if (buf[at] != '\\' || at + 1 >= len) {
+			at++;
+			continue;
+		}
+		if ((u = escaped_unit(buf, len, at)) == -1) {
+			at += 2;	/* \" \\ \n ...: the next byte is not an escape */
+			continue;
+		}
+		if (u >= 0xd800 && u <= 0xdbff) {
+			next = escaped_unit(buf, len, at + 6);
+			if (next >= 0xdc00 && next <= 0xdfff) {
+				at += 12;	/* a pair: one character */
+				continue;
+			}
+		} else if (u < 0xdc00 || u > 0xdfff) {
+			at += 6;
+			continue;
+		}
+		memcpy(buf + at, "\\ufffd", 6);
+		replaced++;
+		at += 6;
+	}
+	return replaced;
+}
+
 /*
  * The escape after a backslash.  Any four hex digits are accepted, lone surrogates
  * (\ud800 without its pair) included: SQLite's JSON functions accept them too, and

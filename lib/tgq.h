@@ -71,6 +71,14 @@ struct update_info {
 	int64_t	 chat_id;
 };
 /*
+ * Rewrites each escaped unpaired surrogate (\ud800 with no low half after it, or a
+ * low half alone) in the JSON text buf[0..len) as \ufffd, in place: the same six
+ * bytes.  Returns how many it replaced.
+ */
+size_t	 json_replace_lone_surrogates(char *buf, size_t len);
+/* 1 when buf[0..len) is well-formed UTF-8 (no surrogates, no overlong forms). */
+int	 utf8_valid(const char *buf, size_t len);
+/*
  * Validates buf[0..len) as strict RFC 8259 JSON in UTF-8, nested at most max_depth
  * deep, whose top level is an object with exactly one "update_id" key holding an
  * integer that fits in 64 bits.  Fills *info.  On failure returns -1 and writes a

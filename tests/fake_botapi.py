@@ -859,7 +859,10 @@ class FakeBotAPI:
                 kind = "json"
                 try:
                     obj = json.loads(body.decode("utf-8"))
-                except (UnicodeDecodeError, ValueError):
+                    # An escaped unpaired surrogate (\ud800) is no character:
+                    # strict parsers refuse it, and so does this one.
+                    json.dumps(obj, ensure_ascii=False).encode("utf-8")
+                except (UnicodeDecodeError, UnicodeEncodeError, ValueError):
                     raise _ApiError(400, "Bad Request: can't parse JSON object")
                 if not isinstance(obj, dict):
                     raise _ApiError(400, "Bad Request: can't parse JSON object")

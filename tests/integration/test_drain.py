@@ -304,6 +304,21 @@ def case_token_not_logged(stack):
     token_not_logged(stack)
 
 
+def case_echo_lone_surrogate(stack):
+    """The webhook accepts an escaped lone surrogate (RFC 8259's grammar allows
+    it); echo sends it as U+FFFD, in UTF-8 JSON that a strict parser (the fake's
+    too) takes."""
+    chat = random.randrange(10**6, 10**9)
+    (uid,) = stack.uids(1)
+    stack.post(uid, chat, "a\\ud800b")
+    stack.run_once()
+    rows = stack.outbox("update_id = ?", (uid,))
+    check(len(rows) == 1 and rows[0][1] == "sent",
+          "the echo of a lone surrogate: %r" % (rows,))
+    sent = [c["params"].get("text") for c in stack.calls_to(chat)]
+    check(sent == ["a\ufffdb"], "the fake got %r" % (sent,))
+
+
 # ------------------------------------------------------------------ handlers
 
 def case_handlers(stack):
@@ -569,7 +584,8 @@ def groups(ctx):
         return []
     return [
         ("drain-answers", lambda: Stack(ctx, "answers"),
-         ANSWERS + [("token_not_logged", case_token_not_logged)]),
+         ANSWERS + [("token_not_logged", case_token_not_logged),
+                    ("echo_lone_surrogate", case_echo_lone_surrogate)]),
         ("drain-handlers", lambda: Stack(ctx, "handlers"),
          [("exec_outcomes", case_handlers)]),
         ("drain-order", lambda: Stack(ctx, "order"),

@@ -140,6 +140,15 @@ test_calls(sqlite3 *db)
 	    sizeof(err)) == -1);
 	CHECK("calls_rejects_float_chat", parse(db,
 	    "{\"method\":\"sendMessage\",\"chat_id\":1.5}", &l, err, sizeof(err)) == -1);
+	CHECK("calls_rejects_broken_utf8", parse(db, "{\"method\":\"sendMessage\","
+	    "\"chat_id\":1,\"text\":\"a\xed\xa0\x80\"}", &l, err,
+	    sizeof(err)) == -1 && strcmp(err,
+	    "handler output line 1: not valid UTF-8") == 0);
+	CHECK("calls_replace_lone_surrogate", parse(db,
+	    "{\"method\":\"sendMessage\",\"chat_id\":1,\"text\":\"\\ud800\"}", &l,
+	    err, sizeof(err)) == 0 && l.n == 1 &&
+	    strcmp(l.calls[0].params, "{\"chat_id\":1,\"text\":\"\\ufffd\"}") == 0);
+	calls_free(&l);
 	CHECK("calls_rejects_nul", calls_parse(db, "{\"method\":\"a\"}\0x", 16, &l, err,
 	    sizeof(err)) == -1 && strstr(err, "NUL") != NULL);
 	many = malloc(200 * 40);
@@ -157,6 +166,15 @@ test_calls(sqlite3 *db)
 	    strcmp(l.calls[0].method, "sendMessage") == 0 && l.calls[0].chat_int == -77 &&
 	    strcmp(l.calls[0].params, "{\"chat_id\":-77,\"text\":\"hi \\\"there\\\" "
 	    "\xf0\x9f\x98\x80\"}") == 0);
+	calls_free(&l);
+	/* A lone surrogate is sent as U+FFFD, escaped: decoded, it is not UTF-8. */
+	big = "{\"update_id\":1,\"message\":{\"chat\":{\"id\":3},\"text\":"
+	    "\"a\\ud800b\\u00e9\"}}";
+	CHECK("echo_lone_surrogate_replaced", calls_echo(db, &echo, big,
+	    strlen(big), &l, err, sizeof(err)) == 0 && l.n == 1 &&
+	    utf8_valid(l.calls[0].params, strlen(l.calls[0].params)) &&
+	    strcmp(l.calls[0].params,
+	    "{\"chat_id\":3,\"text\":\"a\\ufffdb\\u00e9\"}") == 0);
 	calls_free(&l);
 	big = "{\"update_id\":1,\"message\":{\"chat\":{\"id\":1},\"sticker\":{}}}";
 	CHECK("echo_not_text", calls_echo(db, &echo, big, strlen(big), &l, err,

@@ -391,6 +391,67 @@ test_utf8(void)
 	    LIT("{\"update_id\":1,\"a\":\"caf\xe9\"}"), "invalid UTF-8");
 }
 
+static void
+test_lone_surrogates(void)
+{
+	static const struct {
+		const char	*name, *in, *out;
+		size_t		 replaced;
+	} cases[] = {
+		{ "surrogate_pair_kept", "\"\\ud83d\\ude00\"", "\"\\ud83d\\ude00\"", 0 },
+		{ "surrogate_high_alone", "\"a\\ud800b\"", "\"a\\ufffdb\"", 1 },
+		{ "surrogate_low_alone", "\"\\uDC00\"", "\"\\ufffd\"", 1 },
+		{ "surrogate_high_at_end", "\\ud800", "\\ufffd", 1 },
+		{ "surrogate_two_highs", "\"\\ud800\\ud800\\udc00\"",
+		    "\"\\ufffd\\ud800\\udc00\"", 1 },
+		{ "surrogate_escaped_backslash", "\"\\\\ud800\"", "\"\\\\ud800\"", 0 },
+		{ "surrogate_other_escapes", "\"\\u00e9\\n\\\"\\u0000\"",
+		    "\"\\u00e9\\n\\\"\\u0000\"", 0 },
+		{ "surrogate_cut_escape", "\\ud8", "\\ud8", 0 },
+	};
+	char	 buf[64];
+	size_t	 i, n, replaced;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		n = strlen(cases[i].in);
+		memcpy(buf, cases[i].in, n + 1);
+		replaced = json_replace_lone_surrogates(buf, n);
+		if (replaced == cases[i].replaced && strcmp(buf, cases[i].out) == 0)
+			pass_case(cases[i].name);
+		else
+			fail_case(cases[i].name, "got %s (%zu replaced)", buf, replaced);
+	}
+}
+
+/* utf8_valid is the same table 3-7 check, on bytes that need not be JSON. */
+static void
+test_utf8_valid(void)
+{
+	static const struct {
+		const char	*name, *bytes;
+		size_t		 len;
+		int		 valid;
+	} cases[] = {
+		{ "utf8_valid_ascii", LIT("plain \x01 text"), 1 },
+		{ "utf8_valid_empty", LIT(""), 1 },
+		{ "utf8_valid_nul_inside", LIT("a\0b"), 1 },
+		{ "utf8_valid_mixed", LIT("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"), 1 },
+		{ "utf8_valid_surrogate", LIT("a\xed\xa0\x80" "b"), 0 },
+		{ "utf8_valid_overlong", LIT("\xc0\xaf"), 0 },
+		{ "utf8_valid_cut_at_end", LIT("ok\xe2\x82"), 0 },
+		{ "utf8_valid_lone_continuation", LIT("\x80"), 0 },
+		{ "utf8_valid_above_max", LIT("\xf4\x90\x80\x80"), 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (utf8_valid(cases[i].bytes, cases[i].len) == cases[i].valid)
+			pass_case(cases[i].name);
+		else
+			fail_case(cases[i].name, "want %d", cases[i].valid);
+	}
+}
+
 /* {"update_id":1,"a": then levels-1 arrays: the object makes `levels` in all. */
 static char *
 nested(int levels, size_t *len)
@@ -540,6 +601,8 @@ main(void)
 	test_update_id();
 	test_invalid_json();
 	test_utf8();
+	test_utf8_valid();
+	test_lone_surrogates();
 	test_depth();
 	test_caller_errors();
 	test_large_body();
