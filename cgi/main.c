@@ -127,6 +127,7 @@ main(int argc, char *argv[])
 	char		 err[1024];
 	int		 i, check_only = 0, cgi, rc;
 
+	tgq_umask();
 	log_init("tgq-webhook", LOG_LVL_INFO);
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
@@ -144,8 +145,10 @@ main(int argc, char *argv[])
 			return 2;
 		}
 	}
-	if (config_load_for(config_path, CONFIG_NEED_SECRETS, &cfg, err,
-	    sizeof(err)) == -1) {
+	/* The webhook runs no handler: a missing program must not stop updates being
+	 * stored; --check reports it, as the drain would refuse it. */
+	if (config_load_for(config_path, CONFIG_NEED_SECRETS |
+	    (check_only ? CONFIG_NEED_HANDLERS : 0), &cfg, err, sizeof(err)) == -1) {
 		log_err("configuration: %s", err);
 		return 1;
 	}
@@ -165,8 +168,9 @@ main(int argc, char *argv[])
 
 		rc = store_health(wh.store, &h) == QUEUE_OK ? 0 : 1;
 		if (rc == 0)
-			printf("configuration and database ok: %lld pending\n",
-			    (long long)h.pending);
+			printf("configuration %s and database %s ok: %lld pending\n",
+			    cfg.path != NULL ? cfg.path : "(none: the environment)",
+			    cfg.database, (long long)h.pending);
 	} else
 		rc = cgi ? serve_cgi(&wh) : serve_fastcgi(&wh);
 	store_stop(wh.store);

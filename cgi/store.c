@@ -6,10 +6,13 @@
  * database is opened lazily and reopened after failures, so a process outlives a
  * broken disk.
  */
+#include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "webhook.h"
 
@@ -39,6 +42,30 @@ struct store {
 	uint64_t		 failures_unlogged;
 };
 
+/*
+ * What the operator changes when the queue cannot be written for want of
+ * permission (the usual cause when a failure is there from the first update):
+ * names the path, the user this process runs as and the fix.  Empty otherwise.
+ */
+static void
+access_hint(const char *database, char *hint, size_t len)
+{
+	char	copy[PATH_MAX], user[64];
+	const char *dir;
+
+	hint[0] = '\0';
+	snprintf(copy, sizeof(copy), "%s", database);
+	dir = dirname(copy);
+	if (access(dir, W_OK | X_OK) == -1)
+		snprintf(hint, len, "; user %s cannot write the folder %s: give it to "
+		    "that user (chown %s %s; chmod 0750 %s)", running_user(user,
+		    sizeof(user)), dir, user, dir, dir);
+	else if (access(database, F_OK) == 0 && access(database, R_OK | W_OK) == -1)
+		snprintf(hint, len, "; user %s cannot write %s: give the queue's files "
+		    "to that user (chown %s %s*)", running_user(user, sizeof(user)),
+		    database, user, database);
+}
+
 static void
 note_result(struct store *s, enum queue_status status, const char *err)
 {
@@ -53,8 +80,11 @@ note_result(struct store *s, enum queue_status status, const char *err)
 		return;
 	}
 	if (!s->failing || now - s->last_failure_log_ms >= STORE_FAILURE_LOG_INTERVAL_MS) {
-		log_err("%s (answering 503; %llu similar failures since the last line)",
-		    err, (unsigned long long)s->failures_unlogged);
+		char hint[PATH_MAX * 3 + 256];
+
+		access_hint(s->cfg->database, hint, sizeof(hint));
+		log_err("%s (answering 503; %llu similar failures since the last "
+		    "line)%s", err, (unsigned long long)s->failures_unlogged, hint);
 		s->last_failure_log_ms = now;
 		s->failures_unlogged = 0;
 	} else {

@@ -18,6 +18,8 @@
 
 struct cli {
 	struct config		 cfg;
+	const char		*config_path;	/* -c, NULL when not given */
+	const char		*bot_name;	/* --bot, NULL when not given */
 	const struct bot_config	*bot;	/* --bot, or the only / "default" bot */
 	int			 json;	/* --json: machine-readable output */
 	struct queue		*queue;	/* opened by cli_queue() */
@@ -32,6 +34,9 @@ struct command {
 	const char	*usage;		/* the arguments, after the name */
 	const char	*summary;	/* one line */
 	int		 (*run)(struct cli *c, int argc, char **argv);
+	/* The secrets it reads (CONFIG_NEED_*): the queue commands read none, so an
+	 * operator who may read the queue but not the bot token can run them. */
+	unsigned	 need;
 };
 
 /* cli.c */
@@ -56,6 +61,9 @@ int	 cli_fail(struct cli *c, const char *fmt, ...) TGQ_PRINTF(2, 3);
 struct jsonw;
 void	 cli_json_begin(struct jsonw *w, int ok);
 void	 cli_json_end(struct jsonw *w);
+/* Selects --bot NAME (NULL: the only bot, else "default") as c->bot; -1 after
+ * saying why when there is no such bot. */
+int	 cli_select_bot(struct cli *c, const char *name);
 /* The selected bot's token, or NULL after saying how to configure it. */
 const char *cli_token(struct cli *c);
 /* Opens the configured queue, which must exist; NULL after saying why. */

@@ -2,9 +2,14 @@
  * tgq doctor: looks at everything a working setup needs, in the order it is
  * needed, and says for each what is wrong and how to fix it.
  */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +23,32 @@
 
 #define STALE_PENDING_S 300
 
+#define MAX_GROUPS 64
+
 enum verdict { V_OK, V_WARNING, V_ERROR };
+
+/* The user tgq-webhook runs as: what the queue's permissions are checked for. */
+struct service_user {
+	char	 name[64];
+	char	 group[64];
+	uid_t	 uid;
+	gid_t	 groups[MAX_GROUPS];
+	int	 ngroups;
+	const char *how;	/* how it was found, for the messages */
+};
+
+/* A running tgq-webhook of this queue: the oldest one, found in /proc. */
+struct webhook_proc {
+	pid_t	 pid;		/* 0 when none runs */
+	uid_t	 uid;
+	int64_t	 started;	/* unix time */
+};
+
+/* What doctor could not read of the secrets (empty when all was read). */
+struct secret_errors {
+	char	 token[1024];
+	char	 secret[1024];
+};
 
 struct report {
 	struct jsonw	 w;
@@ -92,27 +122,294 @@ cmd_doctor_broken_config(struct cli *c, const char *err)
 	return report_end(&r);
 }
 
+/*
+ * tgq loaded the configuration without secrets; read them now, each on its own,
+ * so that one that cannot be read is reported as its check, not as a broken
+ * configuration.  Replaces c->cfg with the configuration holding what was read.
+ */
 static void
-check_bot(struct cli *c, struct report *r)
+load_secrets(struct cli *c, struct secret_errors *se)
 {
+	struct config	 probe, full;
+	unsigned	 need = 0;
+	char		 err[1024];
+
+	memset(se, 0, sizeof(*se));
+	if (config_load_for(c->config_path, CONFIG_NEED_TOKENS, &probe,
+	    se->token, sizeof(se->token)) == 0) {
+		need |= CONFIG_NEED_TOKENS;
+		config_free(&probe);
+	}
+	if (config_load_for(c->config_path, CONFIG_NEED_SECRETS, &probe,
+	    se->secret, sizeof(se->secret)) == 0) {
+		need |= CONFIG_NEED_SECRETS;
+		config_free(&probe);
+	}
+	if (need == 0 || config_load_for(c->config_path, need, &full, err,
+	    sizeof(err)) == -1)
+		return;
+	config_free(&c->cfg);
+	c->cfg = full;
+	if (cli_select_bot(c, c->bot_name) == -1)
+		c->bot = NULL;
+}
+
+static void
+check_bot(struct cli *c, struct report *r, const struct secret_errors *se)
+{
+	char err[1024];
+
 	if (c->bot == NULL) {
 		check(r, "bot", V_ERROR, "set TGQ_BOT_TOKEN_FILE and "
 		    "TGQ_WEBHOOK_SECRET_FILE, or add a [bot NAME] section",
 		    "no bot is configured");
 		return;
 	}
-	if (c->bot->token == NULL)
+	if (se->token[0] != '\0')
+		check(r, "bot", V_ERROR, "run tgq doctor as root, or make token_file "
+		    "readable (the services get it through LoadCredential=)", "bot %s: "
+		    "the token cannot be read: %s", c->bot->name, se->token);
+	else if (c->bot->token == NULL)
 		check(r, "bot", V_ERROR, "set token_file (or TGQ_BOT_TOKEN_FILE)",
 		    "bot %s has no token", c->bot->name);
 	else
 		check(r, "bot", V_OK, NULL, "bot %s has a token", c->bot->name);
-	if (c->bot->secret == NULL)
+	if (se->secret[0] != '\0')
+		check(r, "secret", V_ERROR, "run tgq doctor as root, or make "
+		    "secret_file readable (tgq-webhook gets it through "
+		    "LoadCredential=)", "bot %s: the webhook secret cannot be read: %s",
+		    c->bot->name, se->secret);
+	else if (c->bot->secret == NULL && c->bot->webhook_url == NULL)
+		check(r, "secret", V_OK, NULL, "no webhook secret, and none needed: "
+		    "no webhook_url is configured (tgq poll)");
+	else if (c->bot->secret == NULL)
 		check(r, "secret", V_ERROR, "set secret_file (or "
 		    "TGQ_WEBHOOK_SECRET_FILE), then tgq set-webhook", "bot %s has no "
 		    "webhook secret: tgq-webhook refuses its updates", c->bot->name);
 	else
 		check(r, "secret", V_OK, NULL, "a webhook secret of %zu characters",
 		    c->bot->secret_len);
+	if (config_check_handler(c->bot, err, sizeof(err)) == -1)
+		check(r, "handler", V_ERROR, "install the program, or correct the "
+		    "bot's handler; tgq-drain refuses to start until then", "%s", err);
+	else
+		check(r, "handler", V_OK, NULL, "%s", c->bot->handler != NULL &&
+		    strncmp(c->bot->handler, "exec:", 5) == 0 ? "the exec: program "
+		    "is there and executable" : "echo");
+}
+
+/* 1 when the link (or maps line's path) names path, path-wal or path-shm. */
+static int
+names_queue(const char *text, const char *path, size_t pathlen)
+{
+	return strncmp(text, path, pathlen) == 0 && (text[pathlen] == '\0' ||
+	    strcmp(text + pathlen, "-wal") == 0 || strcmp(text + pathlen, "-shm") == 0 ||
+	    strcmp(text + pathlen, "-metrics") == 0);
+}
+
+/* 1 when process pid has the queue (or its metrics file, which it maps even
+ * when it could not open the queue) open. */
+static int
+proc_uses_queue(const char *pid, const char *real)
+{
+	char		 path[PATH_MAX], link[PATH_MAX], line[PATH_MAX + 256];
+	size_t		 reallen = strlen(real);
+	struct dirent	*de;
+	DIR		*d;
+	FILE		*fp;
+	ssize_t		 n;
+	int		 found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%s/fd", pid);
+	if ((d = opendir(path)) != NULL) {
+		while (!found && (de = readdir(d)) != NULL) {
+			snprintf(path, sizeof(path), "/proc/%s/fd/%s", pid, de->d_name);
+			if ((n = readlink(path, link, sizeof(link) - 1)) > 0) {
+				link[n] = '\0';
+				found = names_queue(link, real, reallen);
+			}
+		}
+		closedir(d);
+	}
+	snprintf(path, sizeof(path), "/proc/%s/maps", pid);
+	if (!found && (fp = fopen(path, "re")) != NULL) {
+		while (!found && fgets(line, sizeof(line), fp) != NULL) {
+			char *slash = strchr(line, '/');
+
+			line[strcspn(line, "\n")] = '\0';
+			found = slash != NULL && names_queue(slash, real, reallen);
+		}
+		fclose(fp);
+	}
+	return found;
+}
+
+/* When process pid started, in unix time; -1 when unknown. */
+static int64_t
+proc_started(const char *pid)
+{
+	char		 path[PATH_MAX], buf[1024], *p;
+	long long	 btime = -1, ticks;
+	long		 hz = sysconf(_SC_CLK_TCK);
+	FILE		*fp;
+	int		 field;
+
+	if ((fp = fopen("/proc/stat", "re")) == NULL)
+		return -1;
+	while (fgets(buf, sizeof(buf), fp) != NULL)
+		if (sscanf(buf, "btime %lld", &btime) == 1)
+			break;
+	fclose(fp);
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	if (btime == -1 || hz <= 0 || (fp = fopen(path, "re")) == NULL)
+		return -1;
+	p = fgets(buf, sizeof(buf), fp);
+	fclose(fp);
+	/* The name, in parentheses, may hold blanks: count fields after it. */
+	if (p == NULL || (p = strrchr(buf, ')')) == NULL)
+		return -1;
+	for (field = 2; field < 22 && p != NULL; field++)
+		p = strchr(p + 1, ' ');
+	if (p == NULL || sscanf(p, "%lld", &ticks) != 1)
+		return -1;
+	return btime + ticks / hz;
+}
+
+static void
+find_webhook(const char *database, struct webhook_proc *w)
+{
+	char		 real[PATH_MAX * 2 + 2], path[PATH_MAX], comm[64];
+	struct dirent	*de;
+	struct stat	 st;
+	DIR		*d;
+	FILE		*fp;
+	int64_t		 started;
+
+	memset(w, 0, sizeof(*w));
+	/* The queue may not exist yet: its folder's real path and its name. */
+	{
+		char copy[PATH_MAX], dirreal[PATH_MAX], base[PATH_MAX];
+
+		snprintf(copy, sizeof(copy), "%s", database);
+		snprintf(base, sizeof(base), "%s", basename(copy));
+		snprintf(copy, sizeof(copy), "%s", database);
+		if (realpath(dirname(copy), dirreal) == NULL)
+			return;
+		snprintf(real, sizeof(real), "%s/%s", strcmp(dirreal, "/") == 0 ? "" :
+		    dirreal, base);
+	}
+	if ((d = opendir("/proc")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		if ((fp = fopen(path, "re")) == NULL)
+			continue;
+		if (fgets(comm, sizeof(comm), fp) == NULL)
+			comm[0] = '\0';
+		fclose(fp);
+		if (strcmp(comm, "tgq-webhook\n") != 0 ||
+		    !proc_uses_queue(de->d_name, real))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s", de->d_name);
+		if (stat(path, &st) == -1 || (started = proc_started(de->d_name)) == -1)
+			continue;
+		if (w->pid == 0 || started < w->started) {
+			w->pid = (pid_t)strtol(de->d_name, NULL, 10);
+			w->uid = st.st_uid;
+			w->started = started;
+		}
+	}
+	closedir(d);
+}
+
+/* The running webhook's user, else the user tgq the shipped units name, else
+ * the user running doctor. */
+static void
+service_user(const struct webhook_proc *w, struct service_user *u)
+{
+	struct passwd	*pw = NULL;
+	struct group	*gr;
+
+	memset(u, 0, sizeof(*u));
+	if (w->pid != 0 && (pw = getpwuid(w->uid)) != NULL)
+		u->how = "the user tgq-webhook runs as";
+	else if ((pw = getpwnam("tgq")) != NULL)
+		u->how = "the user the tgq units run as";
+	else if ((pw = getpwuid(geteuid())) != NULL)
+		u->how = "this user";
+	if (pw == NULL) {
+		u->uid = w->pid != 0 ? w->uid : geteuid();
+		snprintf(u->name, sizeof(u->name), "%lu", (unsigned long)u->uid);
+		snprintf(u->group, sizeof(u->group), "%lu", (unsigned long)getegid());
+		u->groups[0] = getegid();
+		u->ngroups = 1;
+		u->how = "this user";
+		return;
+	}
+	u->uid = pw->pw_uid;
+	snprintf(u->name, sizeof(u->name), "%s", pw->pw_name);
+	if ((gr = getgrgid(pw->pw_gid)) != NULL)
+		snprintf(u->group, sizeof(u->group), "%s", gr->gr_name);
+	else
+		snprintf(u->group, sizeof(u->group), "%lu", (unsigned long)pw->pw_gid);
+	u->ngroups = MAX_GROUPS;
+	if (getgrouplist(pw->pw_name, pw->pw_gid, u->groups, &u->ngroups) == -1) {
+		u->groups[0] = pw->pw_gid;
+		u->ngroups = 1;
+	}
+}
+
+/* 1 when the user may do all of want (S_IROTH, S_IWOTH, S_IXOTH bits) to st. */
+static int
+user_may(const struct service_user *u, const struct stat *st, mode_t want)
+{
+	int i;
+
+	if (u->uid == 0)
+		return 1;
+	if (st->st_uid == u->uid)
+		return ((st->st_mode >> 6) & want) == want;
+	for (i = 0; i < u->ngroups; i++)
+		if (st->st_gid == u->groups[i])
+			return ((st->st_mode >> 3) & want) == want;
+	return (st->st_mode & want) == want;
+}
+
+static const char *
+owner_text(const struct stat *st, char *buf, size_t len)
+{
+	struct passwd	*pw = getpwuid(st->st_uid);
+	struct group	*gr = getgrgid(st->st_gid);
+	char		 u[32], g[32];
+
+	snprintf(u, sizeof(u), "%lu", (unsigned long)st->st_uid);
+	snprintf(g, sizeof(g), "%lu", (unsigned long)st->st_gid);
+	snprintf(buf, len, "%s:%s %04o", pw ? pw->pw_name : u, gr ? gr->gr_name : g,
+	    (unsigned)(st->st_mode & 07777));
+	return buf;
+}
+
+/* The secret tgq-webhook checks is read at its start: a file changed since is
+ * not what it checks. */
+static int
+check_secret_age(struct cli *c, struct report *r, const struct webhook_proc *w)
+{
+	struct stat st;
+
+	if (w->pid == 0 || c->bot == NULL || c->bot->secret_path == NULL ||
+	    stat(c->bot->secret_path, &st) == -1)
+		return 0;
+	/* started is whole seconds: a file written in the second of the start is
+	 * older than it. */
+	if ((int64_t)st.st_mtime <= w->started + 1)
+		return 0;
+	check(r, "secret", V_ERROR, "restart tgq-webhook (systemctl restart "
+	    "tgq-webhook.service): it reads the secret when it starts", "%s changed "
+	    "after tgq-webhook (pid %ld) started: it still checks the secret it "
+	    "read then", c->bot->secret_path, (long)w->pid);
+	return 1;
 }
 
 static int64_t
@@ -129,39 +426,70 @@ db_int(sqlite3 *db, const char *sql, int64_t def)
 	return v;
 }
 
+/*
+ * The queue's folder and files as tgq-webhook's user sees them: a file it cannot
+ * write answers 503 to every update, so it is an error whoever runs doctor.
+ */
+static int
+check_queue_access(struct report *r, const char *path, const char *dir,
+    const struct service_user *u)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	char		 file[PATH_MAX + 8], owner[160], fix[PATH_MAX * 3 + 256];
+	struct stat	 st;
+	size_t		 i;
+
+	if (stat(dir, &st) == -1) {
+		check(r, "database", V_ERROR, "create it, or check database in the "
+		    "configuration", "the folder %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!user_may(u, &st, S_IWOTH | S_IXOTH)) {
+		snprintf(fix, sizeof(fix), "give the folder to %s: chown %s:%s %s && "
+		    "chmod 0750 %s", u->name, u->name, u->group, dir, dir);
+		check(r, "database", V_ERROR, fix, "the folder %s (%s) is not writable "
+		    "by %s, %s: it cannot create the queue, its -wal and -shm there",
+		    dir, owner_text(&st, owner, sizeof(owner)), u->name, u->how);
+		return -1;
+	}
+	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		snprintf(file, sizeof(file), "%s%s", path, suffixes[i]);
+		if (stat(file, &st) == -1 || user_may(u, &st, S_IROTH | S_IWOTH))
+			continue;
+		snprintf(fix, sizeof(fix), "give the queue's files to %s: chown %s:%s "
+		    "%s*", u->name, u->name, u->group, path);
+		check(r, "database", V_ERROR, fix, "%s (%s) is not writable by %s, %s: "
+		    "every update is answered 503", file, owner_text(&st, owner,
+		    sizeof(owner)), u->name, u->how);
+		return -1;
+	}
+	return 0;
+}
+
 /* Returns 1 when the queue can be looked into. */
 static int
-check_database(struct cli *c, struct report *r)
+check_database(struct cli *c, struct report *r, const struct service_user *u)
 {
 	const char	*path = c->cfg.database;
-	char		 copy[PATH_MAX], dir[PATH_MAX], fix[PATH_MAX + 128];
+	char		 copy[PATH_MAX], dir[PATH_MAX];
 	struct stat	 st;
 	sqlite3		*db = NULL;
 	int64_t		 version;
-	int		 ok;
+	int		 ok, access_ok;
 
 	snprintf(copy, sizeof(copy), "%s", path);
 	snprintf(dir, sizeof(dir), "%s", dirname(copy));	/* points into copy */
+	access_ok = check_queue_access(r, path, dir, u) == 0;
 	if (stat(path, &st) == -1) {
-		check(r, "database", V_ERROR, "start tgq-webhook once (it creates the "
-		    "file), or check database in the configuration", "%s does not "
-		    "exist", path);
+		if (access_ok)
+			check(r, "database", V_ERROR, "start tgq-webhook once (it creates "
+			    "the file), or check database in the configuration", "%s does "
+			    "not exist", path);
 		return 0;
 	}
-	/* SQLite writes the -wal and -shm files beside the queue. */
-	snprintf(fix, sizeof(fix), "give the queue's folder and file to the user "
-	    "tgq-webhook runs as: chown -R tgq:tgq %s", dir);
-	if (access(dir, W_OK | X_OK) != 0)
-		check(r, "database", V_ERROR, fix, "the folder %s is not writable by "
-		    "this user", dir);
-	else if (access(path, R_OK | W_OK) != 0)
-		check(r, "database", V_ERROR, fix, "%s is not writable by this user",
-		    path);
-	else if (geteuid() == 0 && st.st_uid == 0)
-		check(r, "database", V_WARNING, fix, "%s belongs to root: tgq-webhook "
-		    "and tgq-drain, running as their own user, cannot write it", path);
-	else
-		check(r, "database", V_OK, NULL, "%s is writable", path);
+	if (access_ok)
+		check(r, "database", V_OK, NULL, "%s is writable by %s, %s", path,
+		    u->name, u->how);
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
 		check(r, "schema", V_ERROR, "restore the queue from a backup",
 		    "%s cannot be opened: %s", path, db ? sqlite3_errmsg(db) : "");
@@ -213,7 +541,7 @@ check_token(struct cli *c, struct report *r)
 }
 
 static void
-check_webhook(struct cli *c, struct report *r)
+check_webhook(struct cli *c, struct report *r, int secret_stale)
 {
 	struct botapi_answer	 a;
 	const char		*configured;
@@ -234,10 +562,12 @@ check_webhook(struct cli *c, struct report *r)
 	url = cli_json_text(c, a.result, "$.url");
 	last_error = cli_json_text(c, a.result, "$.last_error_message");
 	when = cli_json_int(c, a.result, "$.last_error_date", 0);
-	if (url == NULL || *url == '\0')
-		check(r, "webhook", configured ? V_ERROR : V_WARNING, "tgq set-webhook "
-		    "(or tgq poll while developing)", "no webhook is registered with "
-		    "Telegram");
+	if ((url == NULL || *url == '\0') && configured == NULL)
+		check(r, "webhook", V_OK, NULL, "no webhook is registered and none is "
+		    "configured (tgq poll fetches the updates)");
+	else if (url == NULL || *url == '\0')
+		check(r, "webhook", V_ERROR, "tgq set-webhook", "no webhook is "
+		    "registered with Telegram");
 	else if (configured == NULL)
 		check(r, "webhook", V_WARNING, "set webhook_url (TGQ_WEBHOOK_URL) to "
 		    "the URL Telegram should call", "Telegram calls %s; no webhook_url "
@@ -250,10 +580,12 @@ check_webhook(struct cli *c, struct report *r)
 	/* Telegram never tells the secret back; a 401 from tgq-webhook is how a
 	 * secret that differs from the configured one shows. */
 	if (last_error != NULL && strstr(last_error, "401") != NULL)
-		check(r, "webhook", V_ERROR, "tgq set-webhook (registers the configured "
-		    "secret)", "Telegram's deliveries are refused with 401 (%s ago): the "
-		    "secret Telegram sends differs from the configured one",
-		    cli_ago(ago, sizeof(ago), when, now_unix()));
+		check(r, "webhook", V_ERROR, secret_stale ? "restart tgq-webhook "
+		    "(systemctl restart tgq-webhook.service): it still checks the "
+		    "secret the file held when it started" : "tgq set-webhook (registers "
+		    "the configured secret)", "Telegram's deliveries are refused with 401 "
+		    "(%s ago): the secret Telegram sends differs from the one tgq-webhook "
+		    "checks", cli_ago(ago, sizeof(ago), when, now_unix()));
 	else if (last_error != NULL && now_unix() - when < 3600)
 		check(r, "webhook", V_WARNING, "check the web server and tgq-webhook's "
 		    "log", "Telegram's last delivery failed %s ago: %s",
@@ -296,20 +628,27 @@ cmd_doctor(struct cli *c, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct command	*cmd = cli_command("doctor");
+	struct secret_errors	 se;
+	struct webhook_proc	 w;
+	struct service_user	 u;
 	struct report		 r;
-	int			 opt, rc;
+	int			 opt, rc, secret_stale;
 
 	if (cli_getopt(cmd, argc, argv, "h", longopts, &opt, &rc))
 		return rc;
 	if (opt != -1 || optind < argc)
 		return cli_usage_error(cmd, "takes no arguments");
+	load_secrets(c, &se);
+	find_webhook(c->cfg.database, &w);
+	service_user(&w, &u);
 	report_begin(&r, c->json);
 	check(&r, "configuration", V_OK, NULL, "%s", c->cfg.path ? c->cfg.path :
 	    "no file; the environment alone");
-	check_bot(c, &r);
-	if (check_database(c, &r))
+	check_bot(c, &r, &se);
+	secret_stale = check_secret_age(c, &r, &w);
+	if (check_database(c, &r, &u))
 		check_queue(c, &r);
 	check_token(c, &r);
-	check_webhook(c, &r);
+	check_webhook(c, &r, secret_stale);
 	return report_end(&r);
 }

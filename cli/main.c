@@ -16,25 +16,28 @@ static const struct command commands[] = {
 	{ "set-webhook", "[--url URL] [--allowed-updates a,b] [--max-connections N] "
 	    "[--drop-pending-updates] [--ip-address ADDR] [--certificate FILE]",
 	    "Register the webhook (URL and secret from the configuration) with "
-	    "Telegram.", cmd_set_webhook },
+	    "Telegram.", cmd_set_webhook, CONFIG_NEED_TOKENS | CONFIG_NEED_SECRETS },
 	{ "webhook-info", "", "Show what Telegram knows of the webhook.",
-	    cmd_webhook_info },
+	    cmd_webhook_info, CONFIG_NEED_TOKENS },
 	{ "delete-webhook", "[--drop-pending-updates]", "Remove the webhook.",
-	    cmd_delete_webhook },
-	{ "me", "", "Show the bot (getMe).", cmd_me },
-	{ "status", "", "Count the queue's updates and calls by state.", cmd_status },
+	    cmd_delete_webhook, CONFIG_NEED_TOKENS },
+	{ "me", "", "Show the bot (getMe).", cmd_me, CONFIG_NEED_TOKENS },
+	{ "status", "", "Count the queue's updates and calls by state.", cmd_status,
+	    0 },
 	{ "ls", "[--state S] [--kind K] [--chat C] [--limit N]",
-	    "List updates, newest first.", cmd_ls },
+	    "List updates, newest first.", cmd_ls, 0 },
 	{ "show", "UPDATE_ID", "Show an update, what its handler asked for, and "
-	    "Telegram's answers.", cmd_show },
+	    "Telegram's answers.", cmd_show, 0 },
 	{ "retry", "UPDATE_ID | --dead", "Hand dead updates and calls back to the "
-	    "drain.", cmd_retry },
+	    "drain.", cmd_retry, 0 },
 	{ "purge", "--older-than DURATION [--state done|dead]",
-	    "Delete old finished rows.", cmd_purge },
+	    "Delete old finished rows.", cmd_purge, 0 },
 	{ "poll", "[--timeout SECONDS]", "Fetch updates with getUpdates into the "
-	    "queue (development without a public URL).", cmd_poll },
+	    "queue (development without a public URL).", cmd_poll,
+	    CONFIG_NEED_TOKENS },
+	/* doctor reads the secrets itself, reporting each that cannot be read. */
 	{ "doctor", "", "Check the configuration, the queue, the token and the "
-	    "webhook.", cmd_doctor },
+	    "webhook.", cmd_doctor, 0 },
 };
 
 const struct command *
@@ -62,8 +65,8 @@ usage(FILE *out)
 }
 
 /* --bot NAME, else the only bot, else the one called "default". */
-static int
-select_bot(struct cli *c, const char *name)
+int
+cli_select_bot(struct cli *c, const char *name)
 {
 	if (name != NULL)
 		c->bot = config_bot(&c->cfg, name, strlen(name));
@@ -97,6 +100,7 @@ main(int argc, char *argv[])
 	char			 err[1024];
 	int			 o, rc;
 
+	tgq_umask();
 	memset(&c, 0, sizeof(c));
 	log_init("tgq", LOG_LVL_WARNING);
 	while ((o = getopt_long(argc, argv, "+c:b:jh", longopts, NULL)) != -1) {
@@ -130,14 +134,16 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (config_load(config_path, &c.cfg, err, sizeof(err)) == -1) {
+	if (config_load_for(config_path, cmd->need, &c.cfg, err, sizeof(err)) == -1) {
 		/* doctor reports a broken configuration as one of its checks. */
 		if (cmd->run == cmd_doctor)
 			return cmd_doctor_broken_config(&c, err);
 		fprintf(stderr, "tgq: configuration: %s\n", err);
 		return EXIT_FAILED;
 	}
-	if (select_bot(&c, bot) == -1) {
+	c.config_path = config_path;
+	c.bot_name = bot;
+	if (cli_select_bot(&c, bot) == -1) {
 		config_free(&c.cfg);
 		return EXIT_USAGE;
 	}

@@ -176,5 +176,8 @@ int	 sender_next_done(struct sender *s, struct sent *out);
 /* loop.c */
 enum drain_mode { DRAIN_ONCE, DRAIN_FOLLOW };
 int	 drain_run(const struct config *cfg, struct queue *q, enum drain_mode mode);
+/* 0 when the drain has work it can do (a bot with a token), else -1 with why:
+ * checked before the queue is opened, so a useless run creates nothing. */
+int	 drain_check(const struct config *cfg, char *err, size_t errlen);
 
 #endif

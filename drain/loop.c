@@ -667,12 +667,27 @@ drain_watch(struct drain *d)
 			continue;
 }
 
+int
+drain_check(const struct config *cfg, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nbots; i++)
+		if (cfg->bots[i].token != NULL)
+			return 0;
+	snprintf(err, errlen, "no bot has a token: set TGQ_BOT_TOKEN, "
+	    "TGQ_BOT_TOKEN_FILE or token_file in [bot NAME]");
+	return -1;
+}
+
 static int
 setup(struct drain *d, char *err, size_t errlen)
 {
 	size_t i;
 
 	d->sigfd = d->inofd = -1;
+	if (drain_check(d->cfg, err, errlen) == -1)
+		return -1;
 	for (i = 0; i < d->cfg->nbots; i++) {
 		const struct bot_config *b = &d->cfg->bots[i];
 
@@ -682,11 +697,6 @@ setup(struct drain *d, char *err, size_t errlen)
 		}
 		if (bot_setup(&d->bots[d->nbots++], b, err, errlen) == -1)
 			return -1;
-	}
-	if (d->nbots == 0) {
-		snprintf(err, errlen, "no bot has a token: set TGQ_BOT_TOKEN, "
-		    "TGQ_BOT_TOKEN_FILE or token_file in [bot NAME]");
-		return -1;
 	}
 	d->all_builtin = 1;
 	d->claim_again = 1;

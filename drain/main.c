@@ -34,6 +34,7 @@ main(int argc, char *argv[])
 	char		 err[1024];
 	int		 i, have_mode = 0, rc;
 
+	tgq_umask();
 	log_init("tgq-drain", LOG_LVL_INFO);
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
@@ -57,12 +58,19 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
-	if (config_load_for(config_path, CONFIG_NEED_TOKENS, &cfg, err,
-	    sizeof(err)) == -1) {
+	/* A configuration that cannot work is refused before the queue is created
+	 * or migrated: nothing is left behind by a run that does nothing. */
+	if (config_load_for(config_path, CONFIG_NEED_TOKENS | CONFIG_NEED_HANDLERS,
+	    &cfg, err, sizeof(err)) == -1) {
 		log_err("configuration: %s", err);
 		return 1;
 	}
 	log_init("tgq-drain", cfg.log_level);
+	if (drain_check(&cfg, err, sizeof(err)) == -1) {
+		log_err("configuration: %s", err);
+		config_free(&cfg);
+		return 1;
+	}
 	queue_limit_memory(DRAIN_SQLITE_MEMORY);
 	if (queue_open(cfg.database, cfg.durability, cfg.busy_timeout_ms, &q, err,
 	    sizeof(err)) == -1) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -275,6 +276,74 @@ apply_tgq(struct config *cfg, enum tgq_key key, const char *value, char *why,
 	return -1;
 }
 
+/*
+ * The program of an "exec:PROGRAM [args]" handler, into prog; 0 for echo, 1 for
+ * exec:, -1 (with why) for anything else.  No shell: words are split on blanks.
+ */
+static int
+handler_program(const char *botname, const char *handler, char *prog,
+    size_t proglen, char *why, size_t whylen)
+{
+	const char	*p;
+	size_t		 n;
+
+	prog[0] = '\0';
+	if (strcmp(handler, "echo") == 0)
+		return 0;
+	if (strncmp(handler, "exec:", 5) != 0) {
+		snprintf(why, whylen, "bot %s: handler must be echo or exec:PROGRAM",
+		    botname);
+		return -1;
+	}
+	p = handler + 5;
+	p += strspn(p, " \t");
+	n = strcspn(p, " \t");
+	if (n == 0 || p[0] != '/') {
+		snprintf(why, whylen, "bot %s: handler exec: needs an absolute program "
+		    "path", botname);
+		return -1;
+	}
+	if (n >= proglen) {
+		snprintf(why, whylen, "bot %s: handler program path too long", botname);
+		return -1;
+	}
+	memcpy(prog, p, n);
+	prog[n] = '\0';
+	return 1;
+}
+
+int
+config_check_handler(const struct bot_config *b, char *err, size_t errlen)
+{
+	struct stat	 st;
+	char		 prog[PATH_MAX], user[64];
+
+	if (b->handler == NULL || handler_program(b->name, b->handler, prog,
+	    sizeof(prog), err, errlen) == 0)
+		return 0;
+	if (prog[0] == '\0')
+		return -1;	/* handler_program said why */
+	if (stat(prog, &st) == -1) {
+		const char *why = strerror(errno);
+
+		snprintf(err, errlen, "bot %s: handler program %s: %s (running as user "
+		    "%s)", b->name, prog, why, running_user(user, sizeof(user)));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "bot %s: handler program %s is not a regular file",
+		    b->name, prog);
+		return -1;
+	}
+	if (access(prog, X_OK) == -1) {
+		snprintf(err, errlen, "bot %s: handler program %s is not executable by "
+		    "user %s (chmod 0755 it)", b->name, prog,
+		    running_user(user, sizeof(user)));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 apply_bot(struct parse_state *ps, int bot, enum bot_key key, const char *value,
     char *why, size_t whylen)
@@ -301,8 +370,14 @@ apply_bot(struct parse_state *ps, int bot, enum bot_key key, const char *value,
 			return -1;
 		}
 		return set_string(&b->webhook_url, value);
-	case B_HANDLER:
+	case B_HANDLER: {
+		char prog[PATH_MAX];
+
+		if (handler_program(b->name, value, prog, sizeof(prog), why,
+		    whylen) == -1)
+			return -1;
 		return set_string(&b->handler, value);
+	}
 	default:
 		break;
 	}
@@ -423,7 +498,11 @@ parse_file(struct parse_state *ps, char *err, size_t errlen)
 	int		 rc;
 
 	if ((ps->fp = fopen(ps->path, "re")) == NULL) {
-		snprintf(err, errlen, "%s: %s", ps->path, strerror(errno));
+		const char	*why = strerror(errno);
+		char		 user[64];
+
+		snprintf(err, errlen, "%s: %s (running as user %s)", ps->path, why,
+		    running_user(user, sizeof(user)));
 		return -1;
 	}
 	if ((slash = strrchr(ps->path, '/')) != NULL &&
@@ -562,7 +641,7 @@ chomp(char *s, size_t *len)
 static int
 load_secret(struct parse_state *ps, const char *botname, const char *envvar,
     const char *file, const char *credential, char **out, size_t *outlen,
-    char *err, size_t errlen)
+    char **path_out, char *err, size_t errlen)
 {
 	const char	*creds = getenv("CREDENTIALS_DIRECTORY");
 	const char	*value;
@@ -600,9 +679,20 @@ load_secret(struct parse_state *ps, const char *botname, const char *envvar,
 		snprintf(err, errlen, "bot %s: secret file path too long", botname);
 		return -1;
 	}
-	if (read_small_file(path, SECRET_FILE_MAX, out, outlen, err, errlen) == -1)
+	if (read_small_file(path, SECRET_FILE_MAX, out, outlen, err, errlen) == -1) {
+		char	user[64];
+		size_t	used = strlen(err);
+
+		if (access(path, R_OK) == -1 && errno == EACCES && used < errlen)
+			snprintf(err + used, errlen - used, " (running as user %s)",
+			    running_user(user, sizeof(user)));
 		return -1;
+	}
 	chomp(*out, outlen);
+	if (path_out != NULL && set_string(path_out, path) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -616,11 +706,14 @@ load_bot_secrets(struct parse_state *ps, unsigned need, char *err, size_t errlen
 
 		if ((need & CONFIG_NEED_TOKENS) && load_secret(ps, b->name,
 		    "TGQ_BOT_TOKEN", ps->token_file[i], "bot-token", &b->token,
-		    &b->token_len, err, errlen) == -1)
+		    &b->token_len, NULL, err, errlen) == -1)
 			return -1;
 		if ((need & CONFIG_NEED_SECRETS) && load_secret(ps, b->name,
 		    "TGQ_WEBHOOK_SECRET", ps->secret_file[i], "webhook-secret",
-		    &b->secret, &b->secret_len, err, errlen) == -1)
+		    &b->secret, &b->secret_len, &b->secret_path, err, errlen) == -1)
+			return -1;
+		if ((need & CONFIG_NEED_HANDLERS) &&
+		    config_check_handler(b, err, errlen) == -1)
 			return -1;
 		if (b->token != NULL && !token_valid(b->token, b->token_len)) {
 			snprintf(err, errlen, "bot %s: the bot token is not of the form "
@@ -687,10 +780,27 @@ config_load_for(const char *path_override, unsigned need, struct config *cfg,
 		snprintf(err, errlen, "out of memory");
 		goto done;
 	}
-	if (path == NULL)
-		path = getenv("TGQ_CONFIG");
+	if (path != NULL && *path == '\0') {
+		snprintf(err, errlen, "the configuration path given with -c is empty");
+		goto done;
+	}
+	if (path == NULL && (path = getenv("TGQ_CONFIG")) != NULL && *path == '\0') {
+		snprintf(err, errlen, "TGQ_CONFIG is set but empty: name the file, or "
+		    "unset it for %s", CONFIG_DEFAULT_PATH);
+		goto done;
+	}
+	/* Only a file that is not there means "no file": a folder this user cannot
+	 * enter must not quietly leave the defaults in force. */
 	if (path == NULL && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
 		path = CONFIG_DEFAULT_PATH;
+	else if (path == NULL && errno != ENOENT) {
+		const char	*why = strerror(errno);
+		char		 user[64];
+
+		snprintf(err, errlen, "%s: %s (running as user %s)", CONFIG_DEFAULT_PATH,
+		    why, running_user(user, sizeof(user)));
+		goto done;
+	}
 	if (path != NULL) {
 		if (set_string(&cfg->path, path) == -1) {
 			snprintf(err, errlen, "out of memory");
@@ -741,6 +851,7 @@ config_free(struct config *cfg)
 	for (i = 0; i < cfg->nbots; i++) {
 		free_secret(cfg->bots[i].token, cfg->bots[i].token_len);
 		free_secret(cfg->bots[i].secret, cfg->bots[i].secret_len);
+		free(cfg->bots[i].secret_path);
 		free(cfg->bots[i].webhook_url);
 		free(cfg->bots[i].handler);
 	}

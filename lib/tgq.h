@@ -33,6 +33,13 @@ int64_t	 now_unix_ms(void);
 /* Reads a whole small file (at most max bytes) into a new NUL-terminated buffer. */
 int	 read_small_file(const char *path, size_t max, char **out, size_t *outlen,
 	    char *err, size_t errlen);
+/* The name of the user this process runs as ("uid 1234" when it has none), for
+ * errors that a permission decides: the fix depends on who is asking. */
+const char *running_user(char *buf, size_t len);
+/* Every program calls this first: files it creates (the queue, its -wal and -shm,
+ * the metrics file) are 0640, for the service's group, whoever started it. */
+#define TGQ_UMASK 027
+void	 tgq_umask(void);
 
 /* log.c */
 enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARNING = 4, LOG_LVL_INFO = 6,
@@ -116,6 +123,7 @@ struct bot_config {
 	size_t	 token_len;
 	char	*secret;	/* NULL when not configured */
 	size_t	 secret_len;
+	char	*secret_path;	/* the file it was read from; NULL: the environment */
 	char	*webhook_url;
 	char	*handler;
 	/* Telegram's limits, which the drain keeps to: calls per second for the bot,
@@ -151,8 +159,9 @@ struct config {
 	struct bot_config bots[CONFIG_MAX_BOTS];
 };
 /*
- * Reads the configuration: the file named by TGQ_CONFIG (an error when it is missing),
- * else /etc/tgq/tgq.conf when it exists, then the environment on top (TGQ_DATABASE,
+ * Reads the configuration: the file named by TGQ_CONFIG (an error when it is missing
+ * or empty), else /etc/tgq/tgq.conf when it exists (any error but "no such file", a
+ * folder this user cannot enter for one, is an error), then the environment on top (TGQ_DATABASE,
  * TGQ_DURABILITY, TGQ_MAX_BODY, TGQ_API_URL, TGQ_BUSY_TIMEOUT, TGQ_RETRY_AFTER,
  * TGQ_THREADS, TGQ_LOG_LEVEL, the drain's TGQ_MAX_ATTEMPTS, TGQ_HANDLER_TIMEOUT,
  * TGQ_MAX_OUTPUT, TGQ_SEND_TIMEOUT, TGQ_LEASE, TGQ_RETAIN, TGQ_MAX_IN_FLIGHT,
@@ -168,9 +177,16 @@ int	 config_load(const char *path_override, struct config *cfg, char *err,
  * and tgq-drain no webhook secret, so each unit passes only its own. */
 #define CONFIG_NEED_TOKENS	0x1
 #define CONFIG_NEED_SECRETS	0x2
+/* Every exec: handler's program exists, is a regular file and executable by this
+ * user (its form, "exec:" and an absolute path, is always checked). */
+#define CONFIG_NEED_HANDLERS	0x4
 int	 config_load_for(const char *path_override, unsigned need,
 	    struct config *cfg, char *err, size_t errlen);
 void	 config_free(struct config *cfg);
+/* Checks an exec: handler's program as CONFIG_NEED_HANDLERS does: 0 when the
+ * handler is echo or the program runs, else -1 with why (naming the program, never
+ * the handler's arguments, which may hold a secret). */
+int	 config_check_handler(const struct bot_config *b, char *err, size_t errlen);
 const struct bot_config *config_bot(const struct config *cfg, const char *name,
 	    size_t namelen);
 

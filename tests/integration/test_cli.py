@@ -374,8 +374,9 @@ def case_doctor_unwritable_database(stack):
         os.chmod(stack.db, 0o444)
         r = stack.run("doctor")
     check(r.returncode == 1, "doctor exit %d:\n%s" % (r.returncode, r.stdout))
-    check("error    database       %s is not writable by this user" % stack.db in
-          r.stdout and "fix: give the queue's folder and file" in r.stdout, r.stdout)
+    check("error    database       %s (root:root 0644) is not writable by " % stack.db
+          in r.stdout and "every update is answered 503" in r.stdout and
+          "fix: give the queue's files to " in r.stdout, r.stdout)
 
 
 def case_doctor_missing_everything(stack):
