@@ -336,7 +336,7 @@ fail:
 	return -1;
 }
 
-/* Logs why the connection is closed; NULL when it is not. */
+/* Why the connection is closed, for the log; NULL when it is not. */
 static const char *
 frame_refusal(enum fcgi_frame got)
 {
@@ -346,7 +346,7 @@ frame_refusal(enum fcgi_frame got)
 	case FCGI_FRAME_BAD_PARAMS:
 		return "sent a parameter whose length runs past the parameters";
 	case FCGI_FRAME_TOO_LARGE:
-		return "sent a request larger than max_body and 64 KiB of parameters";
+		return "sent a request larger than max_body plus 64 KiB";
 	default:
 		return NULL;
 	}
@@ -406,8 +406,12 @@ conn_serve(struct worker *w, struct conn *c)
 				conn_close(w, c);
 				return;
 			}
-			if (c->inlen == 0)
-				c->buffering = 0;	/* nothing begun: back to peeking */
+			if (c->inlen == 0) {	/* nothing begun: back to peeking */
+				free(c->in);
+				c->in = NULL;
+				c->incap = 0;
+				c->buffering = 0;
+			}
 			continue;
 		}
 		if (got == FCGI_FRAME_PARTIAL) {
