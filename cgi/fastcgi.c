@@ -74,7 +74,7 @@ struct conn {
 	int			 memfd;	/* the buffered request; -1: none */
 	struct request_io	 io;
 	struct worker		*w;
-	struct fcgi_scan	 scan;	/* of what has arrived, in the socket or in */
+	struct fcgi_scan	 scan;	/* of the bytes arrived: peeked, or in `in` */
 	unsigned char		*in;	/* taken off the socket, when buffering */
 	size_t			 inlen, incap;
 	int			 buffering;

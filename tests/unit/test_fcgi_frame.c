@@ -64,6 +64,19 @@ whole_request(struct wire *w, int id)
 	record(w, FCGI_STDIN, id, "", 0, 0);
 }
 
+/* Takes len bytes at at out of the wire, as a request thread takes out a
+ * management record it answered.  Through a copy: valgrind takes a fortified
+ * memmove for a memcpy of overlapping bytes. */
+static void
+take_out(struct wire *w, size_t at, size_t len)
+{
+	static unsigned char rest[sizeof(w->buf)];
+
+	memcpy(rest, w->buf + at + len, w->len - at - len);
+	memcpy(w->buf + at, rest, w->len - at - len);
+	w->len -= len;
+}
+
 static enum fcgi_frame
 check_wire(const struct wire *w)
 {
@@ -103,8 +116,7 @@ test_management_records(void)
 	fcgi_scan_begin(&s, LIMIT);
 	CHECK("frame_management_first", fcgi_scan(&s, w.buf, w.len) ==
 	    FCGI_FRAME_MANAGEMENT && s.at == 0 && s.management_len == rec);
-	memmove(w.buf, w.buf + rec, w.len - rec);
-	w.len -= rec;
+	take_out(&w, 0, rec);
 	CHECK("frame_management_taken_out_whole", fcgi_scan(&s, w.buf, w.len) ==
 	    FCGI_FRAME_WHOLE);
 
@@ -119,8 +131,7 @@ test_management_records(void)
 	fcgi_scan_begin(&s, LIMIT);
 	CHECK("frame_management_within", fcgi_scan(&s, w.buf, w.len) ==
 	    FCGI_FRAME_MANAGEMENT && s.at == at && s.management_len == 16);
-	memmove(w.buf + at, w.buf + at + 16, w.len - at - 16);
-	w.len -= 16;
+	take_out(&w, at, 16);
 	CHECK("frame_management_within_taken_out", fcgi_scan(&s, w.buf, w.len) ==
 	    FCGI_FRAME_WHOLE);
 }
