@@ -11,15 +11,20 @@
  * Here an acceptor thread hands each new connection to one of `threads` request
  * threads.  A request thread waits in epoll on all of its connections and lets
  * libfcgi read a request only once all of it has arrived (fcgi_frame.c), so that
- * libfcgi's blocking reads never wait on a slow peer.  It reads every request that
- * has arrived, stores their updates in one transaction (store.c: group commit),
- * and answers them all after the COMMIT; what arrives meanwhile makes the next
- * batch.  No request changes threads on its way, and an idle kept connection
- * costs a file descriptor and a few hundred bytes, never a thread.
+ * libfcgi's blocking reads never wait on a slow peer: a request of up to PEEK_MAX
+ * bytes waits in the socket, a larger one is taken off it as it arrives, into a
+ * buffer of the connection's, and libfcgi reads it from memory.  The thread reads
+ * every request that has arrived, stores their updates in one transaction
+ * (store.c: group commit), and answers them all after the COMMIT; what arrives
+ * meanwhile makes the next batch.  No request changes threads on its way, and an
+ * idle kept connection costs a file descriptor and a few hundred bytes, never a
+ * thread.  Management records are answered here (fcgi_frame.c), never by libfcgi.
  */
-#define _GNU_SOURCE	/* accept4, pthread_timedjoin_np */
+#define _GNU_SOURCE	/* accept4, memfd_create, pthread_timedjoin_np */
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -41,13 +46,20 @@
 
 #include "webhook.h"
 
-/* A request larger than this is not waited for whole: libfcgi reads it while it
- * arrives (nginx sends a request it has buffered, at memory speed). */
+/* A request up to this size waits whole in the socket before libfcgi reads it; a
+ * larger one is taken off the socket as it arrives. */
 #define PEEK_MAX (64 * 1024)
-/* libfcgi's blocking reads and writes give up after this. */
+/* libfcgi's blocking writes give up after this (its reads never wait: each
+ * request it reads has arrived whole). */
 #define IO_TIMEOUT_S 5
 /* A connection whose request has begun but not ended in this time is closed. */
 #define PARTIAL_TIMEOUT_MS 10000
+/* A kept connection with no request for this long is closed: a little longer than
+ * the shipped nginx upstream keeps it (keepalive_timeout 60s), so that nginx,
+ * which does not know when tgq-webhook closes, is the one that closes first. */
+#define IDLE_TIMEOUT_S 65
+/* Descriptors kept for the process itself when FCGI_MAX_CONNS is answered. */
+#define RESERVED_FDS 32
 #define SHUTDOWN_GRACE_MS 10000
 #define TICK_MS 1000
 #define MAX_EVENTS 64
@@ -55,13 +67,21 @@
 struct worker;
 
 struct conn {
-	/* req.ipcFd is the socket; -1 once libfcgi has closed it. */
+	/* req.ipcFd, where libfcgi reads and writes: the socket, or memfd while a
+	 * buffered request is read.  libfcgi may close it, and then sets it to -1. */
 	FCGX_Request		 req;
+	int			 fd;	/* the socket; -1 once closed */
+	int			 memfd;	/* the buffered request; -1: none */
 	struct request_io	 io;
 	struct worker		*w;
+	struct fcgi_scan	 scan;	/* of the bytes arrived: peeked, or in `in` */
+	unsigned char		*in;	/* taken off the socket, when buffering */
+	size_t			 inlen, incap;
+	int			 buffering;
 	int			 deferred;	/* its update is in the batch */
 	int			 hangup;	/* the peer closed its side */
 	int64_t			 partial_since_ms;	/* 0: no request begun */
+	int64_t			 idle_since_ms;	/* since the last answer */
 	struct store_job	 job;
 	struct queue_item	 item;
 	char			 kind[JSON_KIND_MAX];
@@ -72,6 +92,9 @@ struct conn {
 
 struct worker {
 	const struct webhook	*wh;
+	size_t			 limit;		/* the largest request, in bytes */
+	int64_t			 idle_timeout_ms;
+	struct fcgi_values	 values;	/* FCGI_GET_VALUES' answers */
 	pthread_t		 thread;
 	int			 epfd, wakefd;
 	unsigned char		*peek;
@@ -100,6 +123,13 @@ fcgi_param(void *ctx, const char *name)
 	return FCGX_GetParam(name, ((struct conn *)ctx)->req.envp);
 }
 
+/* Where libfcgi reads the request from. */
+static int
+reading_fd(const struct conn *c)
+{
+	return c->memfd >= 0 ? c->memfd : c->fd;
+}
+
 static ssize_t
 fcgi_read(void *ctx, char *buf, size_t len)
 {
@@ -112,8 +142,15 @@ fcgi_read(void *ctx, char *buf, size_t len)
 static int
 fcgi_write(void *ctx, const char *buf, size_t len)
 {
-	return FCGX_PutStr(buf, (int)len, ((struct conn *)ctx)->req.out) ==
-	    (int)len ? 0 : -1;
+	struct conn	*c = ctx;
+	int		 n;
+
+	/* The answer goes to the socket, even while the request is read from
+	 * memory (libfcgi writes on req.ipcFd whenever its buffer fills). */
+	c->req.ipcFd = c->fd;
+	n = FCGX_PutStr(buf, (int)len, c->req.out);
+	c->req.ipcFd = reading_fd(c);
+	return n == (int)len ? 0 : -1;
 }
 
 static void
@@ -141,10 +178,13 @@ conn_close(struct worker *w, struct conn *c)
 		w->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	if (c->req.ipcFd >= 0)
-		close(c->req.ipcFd);	/* which also takes it out of epoll */
+	if (c->fd >= 0)
+		close(c->fd);	/* which also takes it out of epoll */
+	if (c->memfd >= 0)
+		close(c->memfd);
 	c->req.ipcFd = -1;
 	FCGX_Free(&c->req, 0);
+	free(c->in);
 	free(c->body);
 	free(c);
 	atomic_fetch_sub(&open_conns, 1);
@@ -184,57 +224,217 @@ conn_finish(struct worker *w, struct conn *c)
 	if (!FCGX_HasSeenEOF(c->req.in))
 		keep = 0;
 	c->req.keepConnection = 1;	/* see conn_new() */
+	c->req.ipcFd = c->fd;
 	FCGX_Finish_r(&c->req);
+	if (c->req.ipcFd < 0)
+		c->fd = -1;	/* libfcgi closed it: writing the answer failed */
+	if (c->memfd >= 0) {
+		close(c->memfd);
+		c->memfd = -1;
+	}
 	c->deferred = 0;
 	free(c->body);
 	c->body = NULL;
-	if (!keep || c->req.ipcFd < 0) {
+	c->idle_since_ms = now_unix_ms();
+	if (!keep || c->fd < 0) {
 		conn_close(w, c);
 		return -1;
 	}
 	return 0;
 }
 
+/* Takes what has arrived off the socket into c->in, up to the request limit.
+ * Returns -1 when the socket failed. */
+static int
+conn_fill(struct worker *w, struct conn *c)
+{
+	unsigned char	*grown;
+	size_t		 cap;
+	ssize_t		 n;
+
+	for (;;) {
+		if (c->inlen == c->incap) {
+			if (c->incap >= w->limit)
+				return 0;	/* full: the request is too large */
+			cap = c->incap == 0 ? 2 * PEEK_MAX : 2 * c->incap;
+			if (cap > w->limit)
+				cap = w->limit;
+			if ((grown = realloc(c->in, cap)) == NULL) {
+				log_err("buffering a FastCGI request: out of memory");
+				return -1;
+			}
+			c->in = grown;
+			c->incap = cap;
+		}
+		n = recv(c->fd, c->in + c->inlen, c->incap - c->inlen, MSG_DONTWAIT);
+		if (n > 0)
+			c->inlen += (size_t)n;
+		else if (n == 0) {
+			c->hangup = 1;
+			return 0;
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		else if (errno != EINTR)
+			return -1;
+	}
+}
+
+/* Answers the management record at c->scan.at in c->in and takes it out.
+ * Returns -1 when the connection is to be closed. */
+static int
+conn_management(struct worker *w, struct conn *c)
+{
+	unsigned char	 answer[FCGI_ANSWER_MAX];
+	size_t		 at = c->scan.at, len = c->scan.management_len, n;
+	ssize_t		 sent;
+
+	n = fcgi_management_answer(c->in + at, len, &w->values, answer,
+	    sizeof(answer));
+	if (n == 0) {
+		log_warnx("closing a FastCGI connection whose FCGI_GET_VALUES "
+		    "record's names run past it");
+		return -1;
+	}
+	/* A peer that does not read its answers is not waited for. */
+	sent = send(c->fd, answer, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (sent != (ssize_t)n)
+		return -1;
+	memmove(c->in + at, c->in + at + len, c->inlen - at - len);
+	c->inlen -= len;
+	c->idle_since_ms = now_unix_ms();
+	return 0;
+}
+
+/* Hands libfcgi the buffered request: it reads it from a memfd, as from a socket
+ * that holds all of it. */
+static int
+conn_hand_over(struct conn *c)
+{
+	size_t	 at = 0;
+	ssize_t	 n;
+
+	if ((c->memfd = memfd_create("tgq-request", MFD_CLOEXEC)) == -1)
+		goto fail;
+	while (at < c->inlen) {
+		n = write(c->memfd, c->in + at, c->inlen - at);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		at += (size_t)n;
+	}
+	if (lseek(c->memfd, 0, SEEK_SET) != 0)
+		goto fail;
+	c->req.ipcFd = c->memfd;
+	free(c->in);
+	c->in = NULL;
+	c->inlen = c->incap = 0;
+	c->buffering = 0;
+	return 0;
+fail:
+	log_err("buffering a FastCGI request: %s", strerror(errno));
+	return -1;
+}
+
+/* Why the connection is closed, for the log; NULL when it is not. */
+static const char *
+frame_refusal(enum fcgi_frame got)
+{
+	switch (got) {
+	case FCGI_FRAME_NOT_OURS:
+		return "sent something other than one responder request at a time";
+	case FCGI_FRAME_BAD_PARAMS:
+		return "sent a parameter whose length runs past the parameters";
+	case FCGI_FRAME_TOO_LARGE:
+		return "sent a request larger than max_body plus 64 KiB";
+	default:
+		return NULL;
+	}
+}
+
 /*
  * Serves what the connection has sent: each whole request in turn (nginx sends
  * one at a time, and the next only after the answer).  Returns when an update
  * joined the batch, when nothing whole is left, or when the connection closed.
+ * A request is looked at in the socket (MSG_PEEK) while it fits in PEEK_MAX and
+ * holds no management record; else it is taken off the socket, into c->in.
  */
 static void
 conn_serve(struct worker *w, struct conn *c)
 {
-	ssize_t n;
+	const unsigned char	*buf;
+	const char		*why;
+	enum fcgi_frame		 got;
+	size_t			 len;
+	ssize_t			 n;
 
 	for (;;) {
-		n = recv(c->req.ipcFd, w->peek, PEEK_MAX, MSG_PEEK | MSG_DONTWAIT);
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-		    errno == EINTR))
-			return;
-		if (n <= 0) {
-			conn_close(w, c);	/* closed by the peer, or failed */
-			return;
-		}
-		switch (fcgi_whole_request(w->peek, (size_t)n)) {
-		case FCGI_FRAME_NOT_OURS:
-			log_warnx("closing a FastCGI connection that sent something "
-			    "other than one responder request at a time");
-			conn_close(w, c);
-			return;
-		case FCGI_FRAME_PARTIAL:
-			if (n < PEEK_MAX) {
-				if (c->hangup)
-					conn_close(w, c);	/* the rest never comes */
-				else if (c->partial_since_ms == 0)
-					c->partial_since_ms = now_unix_ms();
+		if (c->buffering) {
+			if (conn_fill(w, c) == -1) {
+				conn_close(w, c);
 				return;
 			}
-			break;
-		case FCGI_FRAME_WHOLE:
-			break;
+			buf = c->in;
+			len = c->inlen;
+		} else {
+			n = recv(c->fd, w->peek, PEEK_MAX, MSG_PEEK | MSG_DONTWAIT);
+			if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR))
+				return;
+			if (n <= 0) {
+				conn_close(w, c);	/* closed by the peer, or failed */
+				return;
+			}
+			buf = w->peek;
+			len = (size_t)n;
 		}
+		got = fcgi_scan(&c->scan, buf, len);
+		if (!c->buffering && (got == FCGI_FRAME_MANAGEMENT ||
+		    (got == FCGI_FRAME_PARTIAL && len == PEEK_MAX))) {
+			c->buffering = 1;	/* the scan goes on in c->in */
+			continue;
+		}
+		if (got == FCGI_FRAME_PARTIAL && c->buffering && c->inlen >= w->limit)
+			got = FCGI_FRAME_TOO_LARGE;
+		if ((why = frame_refusal(got)) != NULL) {
+			log_warnx("closing a FastCGI connection that %s", why);
+			conn_close(w, c);
+			return;
+		}
+		if (got == FCGI_FRAME_MANAGEMENT) {
+			if (conn_management(w, c) == -1) {
+				conn_close(w, c);
+				return;
+			}
+			if (c->inlen == 0) {	/* nothing begun: back to peeking */
+				free(c->in);
+				c->in = NULL;
+				c->incap = 0;
+				c->buffering = 0;
+			}
+			continue;
+		}
+		if (got == FCGI_FRAME_PARTIAL) {
+			if (c->hangup)
+				conn_close(w, c);	/* the rest never comes */
+			else if (len > 0 && c->partial_since_ms == 0)
+				c->partial_since_ms = now_unix_ms();
+			return;
+		}
+		/* FCGI_FRAME_WHOLE */
 		c->partial_since_ms = 0;
+		fcgi_scan_begin(&c->scan, w->limit);
+		if (c->buffering && conn_hand_over(c) == -1) {
+			conn_close(w, c);
+			return;
+		}
 		if (FCGX_Accept_r(&c->req) < 0) {
-			conn_close(w, c);	/* libfcgi refused it, and closed it */
+			/* libfcgi refused it, and closed what it read from. */
+			if (c->memfd >= 0)
+				c->memfd = -1;
+			else
+				c->fd = -1;
+			conn_close(w, c);
 			return;
 		}
 		request_handle(&c->io, w->wh);
@@ -314,25 +514,33 @@ watch_incoming(struct worker *w)
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
 		ev.data.ptr = c;
-		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->req.ipcFd, &ev) == -1) {
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
 			log_err("watching a FastCGI connection: %s", strerror(errno));
 			conn_close(w, c);
 		}
 	}
 }
 
-/* Closes connections whose request began long ago and has not arrived whole. */
+/* Closes connections whose request began long ago and has not arrived whole, and
+ * kept connections idle for long. */
 static void
-close_partial(struct worker *w, int64_t now)
+close_stale(struct worker *w, int64_t now)
 {
 	struct conn *c, *next;
 
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
-		if (c->partial_since_ms != 0 &&
-		    now - c->partial_since_ms >= PARTIAL_TIMEOUT_MS) {
+		if (c->deferred)
+			continue;
+		if (c->partial_since_ms != 0) {
+			if (now - c->partial_since_ms < PARTIAL_TIMEOUT_MS)
+				continue;
 			log_warnx("closing a FastCGI connection whose request did not "
 			    "arrive whole in %d s", PARTIAL_TIMEOUT_MS / 1000);
+			conn_close(w, c);
+		} else if (now - c->idle_since_ms >= w->idle_timeout_ms) {
+			log_debug("closing a FastCGI connection idle for %lld s",
+			    (long long)(w->idle_timeout_ms / 1000));
 			conn_close(w, c);
 		}
 	}
@@ -366,7 +574,7 @@ worker_main(void *arg)
 		watch_incoming(w);
 		now = now_unix_ms();
 		if (now - last_check >= TICK_MS) {
-			close_partial(w, now);
+			close_stale(w, now);
 			last_check = now;
 		}
 	}
@@ -420,7 +628,10 @@ conn_new(struct worker *w, int fd)
 	/* listen_sock -1: when libfcgi fails to read a request, its FCGX_Accept_r
 	 * goes on to accept a connection of its own; it then fails at once. */
 	FCGX_InitRequest(&c->req, -1, 0);
-	c->req.ipcFd = fd;
+	c->req.ipcFd = c->fd = fd;
+	c->memfd = -1;
+	fcgi_scan_begin(&c->scan, w->limit);
+	c->idle_since_ms = now_unix_ms();
 	/* libfcgi closes an unkept connection at the end of its request; this file
 	 * does that itself (conn_finish), so libfcgi is told to keep every one.
 	 * When it still closes one (a stream failed), detached makes that a plain
@@ -501,12 +712,22 @@ worker_free(struct worker *w)
 }
 
 static int
-worker_start(struct worker *w, const struct webhook *wh)
+worker_start(struct worker *w, const struct webhook *wh, int64_t idle_timeout_s)
 {
 	struct epoll_event	 ev;
+	struct rlimit		 files;
 	int			 rc;
 
 	w->wh = wh;
+	w->limit = (size_t)wh->cfg->max_body + PEEK_MAX;
+	w->idle_timeout_ms = idle_timeout_s * 1000;
+	/* One request per connection, as many connections as descriptors. */
+	w->values.max_conns = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur > RESERVED_FDS)
+		w->values.max_conns = files.rlim_cur == RLIM_INFINITY ||
+		    files.rlim_cur > 1000000 ? 1000000 :
+		    (unsigned long)(files.rlim_cur - RESERVED_FDS);
+	w->values.max_reqs = w->values.max_conns;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	w->peek = malloc(PEEK_MAX);
@@ -569,7 +790,15 @@ serve_fastcgi(const struct webhook *wh)
 	static struct server sv;
 	struct sigaction sa;
 	sigset_t	 stop, all;
+	const char	*idle = getenv("TGQ_IDLE_TIMEOUT"), *errstr;
+	int64_t		 idle_timeout_s = IDLE_TIMEOUT_S;
 	int		 i, sig, rc, acceptor_running = 0;
+
+	if (idle != NULL && parse_duration(idle, 1, 86400, &idle_timeout_s,
+	    &errstr) == -1) {
+		log_err("TGQ_IDLE_TIMEOUT: %s", errstr);
+		return 1;
+	}
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = wake_handler;	/* no SA_RESTART: accept() must return */
@@ -597,7 +826,8 @@ serve_fastcgi(const struct webhook *wh)
 	}
 	for (i = 0; i < sv.nworkers; i++)
 		sv.workers[i].epfd = sv.workers[i].wakefd = -1;
-	for (i = 0; i < sv.nworkers && worker_start(&sv.workers[i], wh) == 0; i++)
+	for (i = 0; i < sv.nworkers &&
+	    worker_start(&sv.workers[i], wh, idle_timeout_s) == 0; i++)
 		sv.started++;
 	if (sv.started == sv.nworkers) {
 		if ((rc = pthread_create(&sv.acceptor, NULL, acceptor_main, &sv)) != 0)

@@ -1,6 +1,6 @@
 /*
  * tgq-webhook's own interface: the request checks (request.c), group commit
- * (store.c), when a FastCGI request has arrived whole (fcgi_frame.c) and the two
+ * (store.c), the FastCGI framing read before libfcgi (fcgi_frame.c) and the two
  * ways requests arrive (fastcgi.c, main.c).
  */
 #ifndef WEBHOOK_H
@@ -35,10 +35,65 @@ struct webhook {
 };
 
 /* fcgi_frame.c */
-enum fcgi_frame { FCGI_FRAME_NOT_OURS = -1, FCGI_FRAME_PARTIAL, FCGI_FRAME_WHOLE };
-/* Whether buf[0..len), all that a FastCGI connection has sent, is one whole
- * responder request (see fcgi_frame.c). */
-enum fcgi_frame fcgi_whole_request(const unsigned char *buf, size_t len);
+enum fcgi_frame {
+	FCGI_FRAME_NOT_OURS = -1,	/* not one responder request at a time */
+	FCGI_FRAME_PARTIAL,		/* more is to come */
+	FCGI_FRAME_WHOLE,		/* one whole request, and nothing after it */
+	FCGI_FRAME_MANAGEMENT,		/* a whole management record, at s->at */
+	FCGI_FRAME_BAD_PARAMS,		/* a pair's length runs past the pairs */
+	FCGI_FRAME_TOO_LARGE		/* a record ends beyond the limit */
+};
+
+/* A walk over FastCGI name-value pairs that arrive in pieces (see fcgi_frame.c). */
+struct fcgi_pairs {
+	size_t		 limit;		/* the most bytes all pairs may hold */
+	size_t		 total;		/* bytes walked */
+	size_t		 skip;		/* of the current name and value, to come */
+	size_t		 len;		/* the length being read */
+	size_t		 name_len;
+	size_t		 pairs;		/* pairs begun */
+	int		 len_bytes;	/* of the length being read, to come */
+	int		 value_next;	/* the value's length is next */
+};
+void	 fcgi_pairs_begin(struct fcgi_pairs *p, size_t limit);
+/* 0, or -1 when a name or value would end beyond the limit. */
+int	 fcgi_pairs_feed(struct fcgi_pairs *p, const unsigned char *buf, size_t len);
+/* 0 when the bytes fed end between two pairs, else -1. */
+int	 fcgi_pairs_end(const struct fcgi_pairs *p);
+/* Whether buf[0..len) is whole pairs, all of them within limit bytes: 0 or -1. */
+int	 fcgi_pairs_check(const unsigned char *buf, size_t len, size_t limit);
+
+/* Where the walk over a connection's records is (see fcgi_frame.c). */
+struct fcgi_scan {
+	size_t			 limit;	/* no record may end beyond it */
+	size_t			 at;	/* the first record not yet accepted */
+	size_t			 management_len;	/* FCGI_FRAME_MANAGEMENT */
+	int			 id;	/* the request's; -1 before it begins */
+	int			 params_done;
+	struct fcgi_pairs	 pairs;
+};
+void	 fcgi_scan_begin(struct fcgi_scan *s, size_t limit);
+/*
+ * Walks buf[0..len), all that a FastCGI connection has sent, from where the last
+ * call stopped.  After FCGI_FRAME_MANAGEMENT the caller answers the record at
+ * s->at (management_len bytes), takes it out of buf and calls again; after
+ * anything but that and FCGI_FRAME_PARTIAL, the walk is over.
+ */
+enum fcgi_frame fcgi_scan(struct fcgi_scan *s, const unsigned char *buf, size_t len);
+/* fcgi_scan() of buf[0..len) from its start. */
+enum fcgi_frame fcgi_whole_request(const unsigned char *buf, size_t len,
+	    size_t limit);
+
+/* What FCGI_GET_VALUES is answered; FCGI_MPXS_CONNS is always 0. */
+struct fcgi_values {
+	unsigned long	 max_conns, max_reqs;
+};
+#define FCGI_ANSWER_MAX 128
+/* The answer to the management record rec[0..len): FCGI_GET_VALUES_RESULT, or
+ * FCGI_UNKNOWN_TYPE for any other type.  Returns its length in out, or 0 when the
+ * record's pairs are not sound (or out is shorter than FCGI_ANSWER_MAX). */
+size_t	 fcgi_management_answer(const unsigned char *rec, size_t len,
+	    const struct fcgi_values *v, unsigned char *out, size_t outlen);
 
 /* fastcgi.c */
 /* Serves FastCGI requests on fd 0 until SIGTERM, SIGINT or SIGUSR1; 0 or 1. */

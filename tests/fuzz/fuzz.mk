@@ -15,7 +15,7 @@
 # it runs the target on every file of the directories it is given, which
 # tests/integration/test_fuzz_replay.py does for the corpus and the crashes.
 
-FUZZ_TARGETS	?= request json config calls answer frame
+FUZZ_TARGETS	?= request json config calls answer frame fcgi
 FUZZ_SECONDS	?= 60
 FUZZ_B		 = build-fuzz
 FUZZ_CC		 = clang
@@ -31,6 +31,7 @@ FUZZ_HEADERS	 = $(HEADERS) tests/fuzz/fuzz.h
 FUZZ_SRC_request = cgi/request.c
 FUZZ_SRC_calls	 = drain/calls.c
 FUZZ_SRC_frame	 = cgi/fcgi_frame.c
+FUZZ_SRC_fcgi	 = cgi/fcgi_frame.c
 
 FUZZ_LIB_OBJ	 = $(LIB_SRC:%.c=$(FUZZ_B)/obj/%.o)
 FUZZ_BINS	 = $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)

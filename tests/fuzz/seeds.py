@@ -333,10 +333,67 @@ def frame_seeds():
           fcgi_record(9, b"\x0e\x00FCGI_MAX_CONNS", 0) + whole)
     write("frame", "authorizer", fcgi_request(role=2))
     write("frame", "abort", whole[:-8] + fcgi_record(2, b""))
+    for name, data in overflowing_params().items():
+        write("frame", name, data)
+
+
+def fcgi_params_request(params, body=b'{"update_id":1}'):
+    """BEGIN_REQUEST, the given PARAMS contents, STDIN: params is a list of
+    record contents, sent as they are (a pair may be cut between two)."""
+    out = fcgi_record(1, struct.pack(">HB5x", 1, 1))
+    for content in params:
+        out += fcgi_record(4, content)
+    return (out + fcgi_record(4, b"") + fcgi_record(5, body) + fcgi_record(5, b""))
+
+
+def overflowing_params():
+    """Pairs whose lengths make libfcgi's nameLen + valueLen + 2 overflow an int:
+    2^31 - 2 and 1, and 2^30 and 2^30; each alone, cut across two records, and
+    in FCGI_GET_VALUES."""
+    big = b"\xff\xff\xff\xfe\x01" + b"A" * 16
+    halves = b"\xc0\x00\x00\x00\xc0\x00\x00\x00" + b"B" * 16
+    return {
+        "params_len_2p31_minus_2_plus_1": fcgi_params_request([big]),
+        "params_len_2p30_plus_2p30": fcgi_params_request([halves]),
+        "params_len_cut_across_records": fcgi_params_request(
+            [b"\x0e\x04REQUEST_METHODPOST\xff\xff", b"\xff\xfe\x01xyz"]),
+        "get_values_len_2p30_plus_2p30": fcgi_record(9, halves, 0),
+    }
+
+
+def fcgi_seeds():
+    """Connections' bytes: requests as nginx sends them, management records
+    before and within a request, and pairs whose lengths overflow (fcgi)."""
+    whole = fcgi_request()
+    query = b"".join(struct.pack(">BB", len(n), 0) + n for n in (
+        b"FCGI_MAX_CONNS", b"FCGI_MAX_REQS", b"FCGI_MPXS_CONNS", b"FCGI_MAX_CONNS",
+        b"OTHER"))
+    write("fcgi", "whole", whole)
+    write("fcgi", "half", whole[:len(whole) // 2])
+    write("fcgi", "two_at_once", whole + fcgi_request(2))
+    write("fcgi", "get_values_alone", fcgi_record(9, query, 0, padding=3))
+    write("fcgi", "get_values_first", fcgi_record(9, query, 0) + whole)
+    write("fcgi", "get_values_within", whole[:40] + fcgi_record(9, query, 0) +
+          whole[40:])
+    write("fcgi", "unknown_type", fcgi_record(42, b"\x01\x02", 0) + whole)
+    write("fcgi", "get_values_result_sent", fcgi_record(10, query, 0))
+    write("fcgi", "pair_cut_across_records", fcgi_params_request(
+        [b"\x0e\x04REQUEST_", b"METHODPOST\x0e\x02CONT", b"ENT_LENGTH15"]))
+    write("fcgi", "long_pair", fcgi_params_request(
+        [b"\x80\x00\x00\x05\x80\x00\x01\x00HTTP_" + b"v" * 256]))
+    write("fcgi", "body_in_records", fcgi_record(1, struct.pack(">HB5x", 1, 0)) +
+          fcgi_record(4, b"\x01\x01ab", padding=4) + fcgi_record(4, b"") +
+          fcgi_record(5, b"x" * 100, padding=4) + fcgi_record(5, b"y" * 900) +
+          fcgi_record(5, b""))
+    write("fcgi", "abort", whole[:-8] + fcgi_record(2, b""))
+    write("fcgi", "too_large", fcgi_params_request([b"\x01\x7f" + b"z" * 128] * 30))
+    for name, data in overflowing_params().items():
+        write("fcgi", name, data)
 
 
 def main():
     frame_seeds()
+    fcgi_seeds()
     json_seeds()
     request_seeds()
     answer_seeds()

@@ -1,10 +1,13 @@
 """tgq-webhook's request threads, seen from a FastCGI client of our own: a
 request thread serves many connections, so idle kept connections (FCGI_KEEP_CONN,
 what nginx's fastcgi_keep_conn sends) cost no thread and never keep a new
-connection waiting; requests that arrived together are answered after one COMMIT;
-a request is read only once all of it has arrived, so a peer that stops halfway
-holds nobody up (and is closed after 10 s); what FastCGI does not allow closes the
-connection; SIGTERM ends a process with idle kept connections.
+connection waiting, and are closed once idle for TGQ_IDLE_TIMEOUT; requests that
+arrived together are answered after one COMMIT; a request is read only once all
+of it has arrived, so a peer that stops halfway or trickles a large request holds
+nobody up (and is closed 10 s after its first byte); what FastCGI does not allow
+closes the connection, and a parameter whose length would overflow libfcgi
+closes that connection only; management records get the specification's
+answers; SIGTERM ends a process with idle kept connections.
 
 nginx cannot be made to hold a given number of idle connections or to send half a
 request, so these cases talk FastCGI to the socket themselves (tests/harness.py
@@ -16,6 +19,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import harness as h
@@ -25,6 +29,7 @@ Skip = h.Skip
 
 
 FCGI_BEGIN_REQUEST, FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT = 1, 3, 4, 5, 6
+FCGI_GET_VALUES, FCGI_GET_VALUES_RESULT, FCGI_UNKNOWN_TYPE = 9, 10, 11
 FCGI_RESPONDER, FCGI_AUTHORIZER, FCGI_KEEP_CONN = 1, 2, 1
 
 
@@ -40,6 +45,39 @@ def _pair(name, value):
         return struct.pack(">B", n) if n < 128 else struct.pack(">I", n | 0x80000000)
     name, value = name.encode(), value.encode()
     return size(len(name)) + size(len(value)) + name + value
+
+
+def _pairs(content):
+    """{name: value} of FastCGI name-value pairs."""
+    out, at = {}, 0
+
+    def size():
+        nonlocal at
+        n = content[at]
+        if n & 0x80:
+            n = struct.unpack(">I", content[at:at + 4])[0] & 0x7fffffff
+            at += 4
+        else:
+            at += 1
+        return n
+    while at < len(content):
+        n, v = size(), size()
+        out[content[at:at + n].decode()] = content[at + n:at + n + v].decode()
+        at += n + v
+    return out
+
+
+def _begin(keep=True):
+    return _record(FCGI_BEGIN_REQUEST, struct.pack(
+        ">HB5x", FCGI_RESPONDER, FCGI_KEEP_CONN if keep else 0))
+
+
+# Name and value lengths that libfcgi adds up in an int (nameLen + valueLen + 2):
+# 2^31 - 2 and 1, and 2^30 and 2^30.
+OVERFLOWING_PAIRS = {
+    "2^31-2 + 1": b"\xff\xff\xff\xfe\x01" + b"A" * 19,
+    "2^30 + 2^30": b"\xc0\x00\x00\x00\xc0\x00\x00\x00" + b"B" * 16,
+}
 
 
 class FcgiConnection:
@@ -73,6 +111,11 @@ class FcgiConnection:
             return False
         except ConnectionResetError:
             return True
+
+    def record(self):
+        """The next record: (type, request id, content)."""
+        _, rtype, rid, length, padding, _ = struct.unpack(">BBHHBB", self._read(8))
+        return rtype, rid, self._read(length + padding)[:length]
 
     def _read(self, n):
         buf = b""
@@ -151,13 +194,14 @@ class DirectWebhook:
 
 
 class Stack(h.TempStack):
-    def __init__(self, ctx, threads):
+    def __init__(self, ctx, threads, extra_env=None):
         super().__init__(ctx, "tgq-fastcgi-")
         self.secret = h.new_secret()
         self.db = os.path.join(self.tmpdir, "queue.db")
         self.queue = h.Queue(self.db)
         env = {"TGQ_DATABASE": self.db, "TGQ_WEBHOOK_SECRET": self.secret,
                "TGQ_THREADS": threads}     # None: the default
+        env.update(extra_env or {})
         if ctx.asan:
             env.update(h.sanitizer_options(self.tmpdir))
         self.webhook = DirectWebhook(ctx.binary, self.tmpdir, env)
@@ -407,6 +451,185 @@ def case_three_request_threads(stack):
     check(stack.threads() == 5, "%d threads with threads = 3" % stack.threads())
 
 
+def alive_and_answering(stack, what):
+    """The process still runs and a new connection's update gets its 200."""
+    proc = stack.webhook.proc
+    check(proc.poll() is None, "tgq-webhook died (exit %r) after %s" %
+          (proc.returncode, what))
+    c = stack.connect(timeout=5)
+    stack.post(c)
+    check(c.answer() == 200, "no 200 on a new connection after %s" % what)
+
+
+def case_params_overflow_closes_that_connection(stack):
+    """A PARAMS record whose pair lengths make libfcgi's int overflow (2^31 - 2
+    and 1; 2^30 and 2^30), alone or in a request begun on a kept connection:
+    that connection is closed with one log line, nothing is stored, and the
+    process answers the next connection (it used to abort in libfcgi)."""
+    before = stack.rows()
+    sent = 0
+    for name, pair in OVERFLOWING_PAIRS.items():
+        c = stack.connect()
+        c.sock.sendall(_begin() + _record(FCGI_PARAMS, pair) +
+                       _record(FCGI_PARAMS, b"") + _record(FCGI_STDIN, b""))
+        sent += 1
+        check(c.closed(5), "%s: connection not closed" % name)
+        alive_and_answering(stack, "a pair of %s" % name)
+        # A kept connection that served an update first, then the record cut
+        # in two, the length's four bytes across two records.
+        k = stack.connect()
+        stack.post(k)
+        check(k.answer() == 200, "%s: the first update not 200" % name)
+        k.sock.sendall(_begin() + _record(FCGI_PARAMS, pair[:2]))
+        time.sleep(0.2)
+        k.sock.sendall(_record(FCGI_PARAMS, pair[2:]))
+        sent += 1
+        check(k.closed(5), "%s across records: connection not closed" % name)
+        alive_and_answering(stack, "a pair of %s across records" % name)
+    check(stack.rows() - before == 2 * len(OVERFLOWING_PAIRS) + 2,
+          "%d rows" % (stack.rows() - before))
+    lines = stack.logs().count("parameter whose length runs past")
+    check(lines == sent, "%d log lines for %d closed connections" % (lines, sent))
+
+
+def case_get_values_answered(stack):
+    """FCGI_GET_VALUES alone on a connection is answered at once with
+    FCGI_GET_VALUES_RESULT: FCGI_MAX_CONNS, FCGI_MAX_REQS and FCGI_MPXS_CONNS 0,
+    only those asked for, each once; the connection then serves an update."""
+    c = stack.connect(timeout=3)
+    query = b"".join(_pair(n, "") for n in (
+        "FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS", "FCGI_MAX_CONNS",
+        "NOT_A_VARIABLE"))
+    c.sock.sendall(_record(FCGI_GET_VALUES, query, 0))
+    try:
+        rtype, rid, content = c.record()
+    except socket.timeout:
+        raise AssertionError("FCGI_GET_VALUES not answered in 3 s")
+    check((rtype, rid) == (FCGI_GET_VALUES_RESULT, 0),
+          "answered type %d, request id %d" % (rtype, rid))
+    values = _pairs(content)
+    check(sorted(values) == ["FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS"],
+          "variables %r" % sorted(values))
+    check(values["FCGI_MPXS_CONNS"] == "0", "FCGI_MPXS_CONNS %r" %
+          values["FCGI_MPXS_CONNS"])
+    for name in ("FCGI_MAX_CONNS", "FCGI_MAX_REQS"):
+        check(values[name].isdigit() and int(values[name]) >= 100,
+              "%s %r" % (name, values[name]))
+    c.sock.sendall(_record(FCGI_GET_VALUES, _pair("FCGI_MPXS_CONNS", ""), 0))
+    rtype, _, content = c.record()
+    check(rtype == FCGI_GET_VALUES_RESULT and _pairs(content) ==
+          {"FCGI_MPXS_CONNS": "0"}, "asked one, got %r" % content)
+    stack.post(c)
+    check(c.answer() == 200, "no 200 after the management records")
+    stack.notes.append("FCGI_GET_VALUES_RESULT: %r" % values)
+
+
+def case_unknown_management_type(stack):
+    """A management record of a type FastCGI 1.0 does not define, before and in
+    the middle of a request: FCGI_UNKNOWN_TYPE naming it, and the request is
+    answered."""
+    c = stack.connect(timeout=3)
+    c.sock.sendall(_record(42, b"xyz", 0))
+    try:
+        rtype, rid, content = c.record()
+    except socket.timeout:
+        raise AssertionError("an unknown management type not answered in 3 s")
+    check((rtype, rid) == (FCGI_UNKNOWN_TYPE, 0) and content[:1] == b"\x2a" and
+          len(content) == 8, "answered %d, %r" % (rtype, content))
+    data, uid = stack.update_request(c)
+    c.sock.sendall(data[:16] + _record(43, b"", 0) +
+                   _record(FCGI_GET_VALUES, _pair("FCGI_MAX_REQS", ""), 0) + data[16:])
+    rtype, _, content = c.record()
+    check(rtype == FCGI_UNKNOWN_TYPE and content[:1] == b"\x2b",
+          "within a request: answered %d, %r" % (rtype, content))
+    rtype, _, content = c.record()
+    check(rtype == FCGI_GET_VALUES_RESULT and list(_pairs(content)) ==
+          ["FCGI_MAX_REQS"], "within a request: answered %d, %r" % (rtype, content))
+    check(c.answer() == 200, "the request around them not 200")
+    check(stack.stored(uid), "its update not stored")
+
+
+def case_trickled_large_request_holds_nobody(stack):
+    """A request larger than what waits whole in the socket (100 KiB sent at
+    once) whose rest then trickles in, a byte every 0.5 s: another connection's
+    update is answered while the trickler is still sending, and the trickler is
+    closed 10 s after its first byte, with a log line; nothing of it is stored.
+    (It used to hold the request thread for as long as the bytes kept coming.)"""
+    slow = stack.connect()
+    data, uid = stack.update_request(slow, text="t" * (200 * 1024))
+    state = {"closed_after": None, "sent": 0}
+    start = time.monotonic()
+    slow.sock.sendall(data[:100 * 1024])
+
+    def trickle():
+        # Bounded: 60 bytes, 30 s; the rest of the request would take hours.
+        for i in range(60):
+            time.sleep(0.5)
+            try:
+                slow.sock.send(data[100 * 1024 + i:100 * 1024 + i + 1])
+                state["sent"] += 1
+            except OSError:
+                state["closed_after"] = time.monotonic() - start
+                return
+    t = threading.Thread(target=trickle)
+    t.start()
+    try:
+        time.sleep(1.5)
+        other = stack.connect(timeout=5)
+        stack.post(other)
+        try:
+            code = other.answer()
+        except socket.timeout:
+            raise AssertionError("another connection not answered in 5 s while "
+                                 "a large request trickles in")
+        check(code == 200, "the other connection answered %d" % code)
+        check(t.is_alive() and state["closed_after"] is None,
+              "the trickler was no longer sending when the other was answered")
+    finally:
+        t.join(35)
+    closed = state["closed_after"]
+    check(closed is not None, "the trickler not closed after %d bytes" % state["sent"])
+    check(9 <= closed <= 14, "the trickler closed %.1f s after its first byte" % closed)
+    check("did not arrive whole in 10 s" in stack.logs(), "no log line for the close")
+    check(not stack.stored(uid), "part of the trickled update stored")
+    stack.notes.append("trickler closed %.1f s after its first byte" % closed)
+
+
+def case_too_large_request_closes(stack):
+    """A request larger than max_body and 64 KiB (the limit of what is taken off
+    the socket): closed with a log line, nothing stored; the next is answered."""
+    c = stack.connect()
+    data, uid = stack.update_request(c, text="L" * (1024 * 1024 + 100 * 1024))
+    try:
+        c.sock.sendall(data)
+    except OSError:
+        pass    # closed while sending
+    check(c.closed(10), "a request of 1.1 MiB: connection not closed")
+    check("larger than max_body" in stack.logs(), "no log line for the close")
+    check(not stack.stored(uid), "the too large update stored")
+    alive_and_answering(stack, "a too large request")
+
+
+def case_idle_kept_connection_closed(stack):
+    """TGQ_IDLE_TIMEOUT=2: a kept connection idle after its answer, and one that
+    never sent anything, are closed after 2 s (not before); one that sends an
+    update every second stays open."""
+    kept, _ = stack.kept_connections(1)
+    silent = stack.connect()
+    busy = stack.connect()
+    t0 = time.monotonic()
+    for _ in range(4):
+        stack.post(busy)
+        check(busy.answer() == 200, "the busy connection not answered")
+        time.sleep(0.8)
+    check(kept[0].closed(4), "the idle kept connection not closed")
+    waited = time.monotonic() - t0
+    check(waited >= 1.5, "the idle kept connection closed after %.1f s" % waited)
+    check(silent.closed(2), "the silent connection not closed")
+    stack.post(busy)
+    check(busy.answer() == 200, "the busy connection closed while in use")
+
+
 def groups(ctx):
     return [
         ("fastcgi-conns", lambda: Stack(ctx, None),
@@ -423,4 +646,14 @@ def groups(ctx):
           ("sigterm_with_idle_kept_connections", case_sigterm_with_idle_kept_connections)]),
         ("fastcgi-threads", lambda: Stack(ctx, 3),
          [("three_request_threads", case_three_request_threads)]),
+        ("fastcgi-records", lambda: Stack(ctx, None),
+         [("params_overflow_closes_that_connection",
+           case_params_overflow_closes_that_connection),
+          ("get_values_answered", case_get_values_answered),
+          ("unknown_management_type", case_unknown_management_type),
+          ("trickled_large_request_holds_nobody",
+           case_trickled_large_request_holds_nobody),
+          ("too_large_request_closes", case_too_large_request_closes)]),
+        ("fastcgi-idle", lambda: Stack(ctx, None, {"TGQ_IDLE_TIMEOUT": "2"}),
+         [("idle_kept_connection_closed", case_idle_kept_connection_closed)]),
     ]

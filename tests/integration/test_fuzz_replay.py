@@ -5,7 +5,8 @@ target on every input of tests/fuzz/corpus/<target> and tests/fuzz/crashes/<targ
 ASan/UBSan build's program, so a memory error fails the case too.
 
 Group:
-  fuzz-replay   one case per target: request, json, config, calls, answer
+  fuzz-replay   one case per target: request, json, config, calls, answer, frame,
+                fcgi
 """
 
 import os
@@ -14,7 +15,7 @@ import subprocess
 
 import harness as h
 
-TARGETS = ["request", "json", "config", "calls", "answer", "frame"]
+TARGETS = ["request", "json", "config", "calls", "answer", "frame", "fcgi"]
 FUZZ = os.path.join(h.ROOT, "tests", "fuzz")
 TIMEOUT = 300
 KEY_LINE = re.compile(r"invariant violated|ERROR: AddressSanitizer|ERROR: LeakSanitizer"
