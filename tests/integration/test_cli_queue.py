@@ -251,7 +251,9 @@ def golden(name, text):
         os.makedirs(GOLDEN, exist_ok=True)
         with open(path, "w") as f:
             f.write(text)
-        return
+        # Written, not compared: never a pass.
+        raise AssertionError("golden %s written (TGQ_UPDATE_GOLDEN is set); run "
+                             "again without it to compare" % name)
     try:
         with open(path) as f:
             want = f.read()
