@@ -860,6 +860,9 @@ def ledger(rig, name, items, sender, stats, expect):
         problems.append("a 410 was answered")
     problems += expect["proof"](rig, sender, stats)
     logs = rig.logs()
+    if not logs.strip():
+        problems.append("the webhook's and the drain's logs are empty: nothing to "
+                        "search for a secret")
     if rig.secret in logs or TOKEN in logs or TOKEN.split(":")[1] in logs:
         problems.append("the secret or the token appears in a log")
 

@@ -76,7 +76,7 @@ class Fixture:
         env = {"TGQ_CONFIG": self.conf, "TGQ_DATABASE": self.db,
                "TGQ_WEBHOOK_SECRET": self.stack.secret}
         if self.stack.ctx.asan:
-            env.update(h.sanitizer_options(self.stack.tmpdir))
+            env.update(h.sanitizer_options(self.stack.tmpdir, leaks=True))
         env.update({k: str(v) for k, v in over.items()})
         return h.base_env(env)
 
