@@ -631,13 +631,13 @@ def proof_kill_drain(rig, sender, stats):
     return []
 
 
-def proof_503(what, key):
+def proof_503(done, key, during):
     def proof(rig, sender, stats):
         problems = []
         if stats.get(key, 0) < 1:
-            problems.append("the %s never happened" % what)
+            problems.append("%s 0 times" % done)
         if sender.statuses.get(503, 0) < 1:
-            problems.append("no 503 was answered while the %s" % what)
+            problems.append("no 503 was answered %s" % during)
         return problems
     return proof
 
@@ -677,10 +677,12 @@ SCENARIOS = [
     # lease lets the restarted drain take them within the catch-up.
     ("disk-full", fault_disk_full, "mount a tmpfs",
      {"db_on_tmpfs": True, "drain_env": {"TGQ_LEASE": "5"}},
-     {"proof": proof_503("disk was full", "filled"), "may_give_up": True}),
+     {"proof": proof_503("the disk was filled", "filled", "while the disk was full"),
+      "may_give_up": True}),
     ("write-lock", fault_write_lock, None,
      {"webhook_env": {"TGQ_BUSY_TIMEOUT": "2000", "TGQ_RETRY_AFTER": "1"}},
-     {"proof": proof_503("write lock was held", "lock held")}),
+     {"proof": proof_503("another process held the write lock", "lock held",
+                         "while the write lock was held")}),
     ("botapi-errors", fault_botapi, None, {},
      {"proof": proof_botapi, "call_failures": True}),
     ("nginx-reload", fault_nginx_reload, None, {}, {"proof": proof_reload}),
