@@ -186,10 +186,13 @@ def stop_popen(proc, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
         proc.wait(timeout=5)
 
 
-def sanitizer_options(tmpdir):
-    """The environment that makes ASan/UBSan reports land in tmpdir."""
+def sanitizer_options(tmpdir, leaks=False):
+    """The environment that makes ASan/UBSan reports land in tmpdir.  leaks: run
+    LeakSanitizer at exit, for programs that end by themselves (tgq-drain --once,
+    the CLI); the servers are stopped by a signal and keep theirs off."""
     return {
-        "ASAN_OPTIONS": "log_path=%s/asan:detect_leaks=0:abort_on_error=1" % tmpdir,
+        "ASAN_OPTIONS": "log_path=%s/asan:detect_leaks=%d:abort_on_error=1" % (
+            tmpdir, 1 if leaks else 0),
         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:log_path=%s/ubsan"
                          % tmpdir,
     }
@@ -242,6 +245,14 @@ def read_text(path):
             return f.read()
     except OSError:
         return ""
+
+
+def check_not_logged(logs, secrets, what="the logs"):
+    """None of secrets (each non-empty) is in logs, and logs are not empty: a check
+    on nothing (a log that went elsewhere, a path that changed) proves nothing."""
+    check(logs.strip() != "", "%s: empty, nothing to search for a secret" % what)
+    for s in secrets:
+        check(s and s not in logs, "a secret (or a part of one) appears in %s" % what)
 
 
 class Skip(Exception):

@@ -16,9 +16,21 @@ and ends with "N passed, N failed[, N skipped]"; exits 1 when anything failed.
                 --asan; its case names start with "asan/"
   -k TEXT       only the cases whose name contains TEXT
   --keep        keep the temp folders (they hold the generated secret)
+
+The fake Bot API's own self-test (tests/test_fake_botapi_selftest.py) runs once,
+with the first build; its cases are named fake_*.
+
+No silent passes:
+  - with CI=true (what CI sets), a skip that is not on EXPECTED_SKIPS below fails
+    the run (each entry names the cases, the reason and when it may happen);
+  - a program the suite needs that is missing from the build is a failure, not a
+    group that quietly disappears;
+  - TGQ_UPDATE_GOLDEN (rewrite the golden files) makes the run fail: a run that
+    wrote the expected output has compared nothing.
 """
 
 import argparse
+import fnmatch
 import glob
 import importlib.util
 import os
@@ -36,6 +48,18 @@ sys.path.insert(0, os.path.join(HERE, "integration"))
 import harness as h  # noqa: E402
 
 UNIT_TIMEOUT = 120
+SELFTEST_TIMEOUT = 300
+# The programs every build must have: a missing one fails the run.
+PROGRAMS = ["tgq-webhook", "tgq-drain", "tgq"]
+
+# The skips a CI run accepts: (case names matching this pattern, with or without
+# "asan/"; the skip's reason starts with this; whether it may skip on this
+# machine).  CI runs as root (.ci/run), so a case that needs root must run there,
+# and a case that can only run as a non-root user would be listed here.
+EXPECTED_SKIPS = [
+    ("nginx-ro/*", "needs root", not h.IS_ROOT),
+    ("faults-quick/disk-full", "needs root", not h.IS_ROOT),
+]
 CASE_LINE = re.compile(r"^(\S[^:]*): (ok|FAIL|skipped)(?:\s+(.*))?$")
 
 
@@ -55,14 +79,54 @@ class Tally:
             print("    " + line, flush=True)
 
     def skip(self, name, reason):
+        reason = " ".join(str(reason).split())
+        if os.environ.get("CI", "").lower() == "true" and not expected_skip(name,
+                                                                           reason):
+            self.fail(name, "skipped (%s), and this skip is not on run.py's "
+                      "EXPECTED_SKIPS: under CI=true it is a failure" % reason)
+            return
         self.skipped += 1
-        print("%s: skipped %s" % (name, " ".join(str(reason).split())), flush=True)
+        print("%s: skipped %s" % (name, reason), flush=True)
 
     def summary(self):
         s = "%d passed, %d failed" % (self.passed, self.failed)
         if self.skipped:
             s += ", %d skipped" % self.skipped
         return s
+
+
+def expected_skip(name, reason):
+    bare = name[len("asan/"):] if name.startswith("asan/") else name
+    return any(fnmatch.fnmatchcase(bare, pat) and reason.startswith(why) and when
+               for pat, why, when in EXPECTED_SKIPS)
+
+
+def run_selftest(pattern, tally):
+    """tests/test_fake_botapi_selftest.py: one "fake_NAME: ok|FAIL" line per case."""
+    prog = os.path.join(HERE, "test_fake_botapi_selftest.py")
+    try:
+        r = subprocess.run([sys.executable, prog], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=SELFTEST_TIMEOUT,
+                           cwd=os.path.dirname(HERE))
+        out, err, rc = r.stdout, r.stderr, r.returncode
+    except subprocess.TimeoutExpired as e:
+        out, err, rc = e.stdout or b"", e.stderr or b"", None
+    out = out.decode(errors="replace")
+    err = err.decode(errors="replace")
+    seen = 0
+    for line in out.splitlines():
+        m = CASE_LINE.match(line)
+        if not m or (pattern and pattern not in m.group(1)):
+            continue
+        seen += 1
+        if m.group(2) == "ok":
+            tally.ok(m.group(1))
+        else:
+            tally.fail(m.group(1), m.group(3) or "failed")
+    if (rc != 0 or not seen) and (not pattern or pattern in "fake_botapi_selftest"):
+        why = "timed out after %d s" % SELFTEST_TIMEOUT if rc is None else \
+            "exited with status %d after %d cases" % (rc, seen)
+        tally.fail("fake_botapi_selftest", why, (out + err)[-3000:])
 
 
 def run_unit(ctx, pattern, tally):
@@ -218,6 +282,14 @@ def main():
             ctx.keep = args.keep
             ctx.verbose = args.verbose
             ctx.prefix = prefix
+            missing = [p for p in PROGRAMS
+                       if not os.access(os.path.join(ctx.build, p), os.X_OK)]
+            if missing:
+                tally.fail(prefix + "build", "missing from %s: %s" % (
+                    ctx.build, ", ".join(missing)))
+            pat = args.pattern
+            if not prefix and (not pat or "fake" in pat or pat in "fake_botapi_selftest"):
+                run_selftest(pat, tally)
             run_unit(ctx, args.pattern, tally)
             for mod in load_modules():
                 if not hasattr(mod, "groups"):
@@ -232,6 +304,9 @@ def main():
     finally:
         for path in staged:
             shutil.rmtree(path, ignore_errors=True)
+    if os.environ.get("TGQ_UPDATE_GOLDEN"):
+        tally.fail("golden", "TGQ_UPDATE_GOLDEN is set: the golden files were "
+                   "written, not compared; run again without it")
     print(tally.summary())
     return 1 if tally.failed else 0
 

@@ -15,19 +15,33 @@ Per scenario, with a fresh queue in a temp folder:
     Telegram does (backoff; Retry-After honoured up to a cap);
   - one fault, repeated during the load phase (see SCENARIOS).
 Then the faults stop, the drain gets a bounded time to catch up, and the ledger
-compares: the update_ids the sender got a 200 for, the rows in `updates`, the
-outbox rows (exactly one sendMessage per update for echo) and the calls the fake
-received (by text).  One line per scenario:
+compares: the update_ids the sender got a 200 for, the rows in `updates` (every
+row, replaced ones too), the outbox rows (exactly one sendMessage per update for
+echo, to the update's chat) and the calls the fake received.  Like Telegram, the
+sender sends a chat's next update only once the one before it was acknowledged,
+and each chat gets several updates, so the order of a chat's replies can be
+checked.  One line per scenario:
 
   scenario NAME: sent N, acked N, stored N, lost 0, handled twice 0, replies
-  delivered N, dead N (reasons), duplicate sends N (in flight at a crash)
+  delivered N, dead N (reasons), duplicate sends N (in flight at a crash), order
+  kept in N chats
 
-A scenario passes when nothing acknowledged is lost, nothing is handled twice,
-every update is handled and every reply delivered or dead with a reason, every
-update sent was eventually acknowledged (the endpoint recovers by itself), no 410
-was ever answered, neither secret nor token is in a log, and duplicate sends occur
-only when the drain is SIGKILLed (at most max_in_flight per kill, as the README
-says).  Exit status 1 when a scenario fails.
+A scenario passes when nothing acknowledged is lost or stored twice, nothing is
+handled twice, every update is handled and its reply is a call the fake answered
+200 with the update's text AND chat_id (delivered, not only stored), no reply or
+update is dead (except in botapi-errors, which makes calls fail on purpose: there
+at most one dead reply per max_attempts failed answers it injected), each chat's
+accepted replies follow its updates' order, every update sent was eventually
+acknowledged (the endpoint recovers by itself), no 410 was ever answered, neither
+secret nor token is in a log, duplicate sends occur only when the drain is
+SIGKILLed (at most max_in_flight per kill, as the README says), the drain exits
+"gave up" only where the scenario expects it (disk-full), and the scenario shows
+its fault happened (workers or drain killed, 503s answered while the disk was full
+or the lock held, every scripted Bot API answer used by a call, nginx's log showing
+the reloads).  Exit status 1 when a scenario fails.
+
+--mutation NAME runs a broken set-up (MUTATIONS) under which every scenario must
+fail; `make test` runs two of them (tests/integration/test_faults_quick.py).
 
 Why the webhook workers are started by this script and not by spawn-fcgi: after a
 SIGKILL the worker must be replaced, but a second `spawn-fcgi -s SOCK` on the path
@@ -44,6 +58,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -59,24 +74,26 @@ if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
 
 import harness as h  # noqa: E402
-from fake_botapi import FakeBotAPI  # noqa: E402
+from fake_botapi import FakeBotAPI, chat_key  # noqa: E402
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 PATH = "/telegram/webhook"
 MAX_IN_FLIGHT = 16
 
-# updates: distinct updates per scenario; conns: sender threads (connections);
+# updates: distinct updates per scenario, spread over `chats` chats (each
+# chat's in turn, so a chat gets several and their order can be checked); conns: sender threads (connections);
 # load_s: the load phase (the faults run during it); retry_s: how long after the
 # load phase the sender keeps retrying what is not yet acknowledged; catchup_s: how
 # long the drain may take to finish afterwards.
 SIZES = {
-    "full": {"updates": 3000, "conns": 100, "load_s": 40, "retry_s": 40,
-             "catchup_s": 90},
-    "quick": {"updates": 300, "conns": 16, "load_s": 6, "retry_s": 25,
+    "full": {"updates": 3000, "chats": 300, "conns": 100, "load_s": 40,
+             "retry_s": 40, "catchup_s": 90},
+    "quick": {"updates": 300, "chats": 30, "conns": 16, "load_s": 6, "retry_s": 25,
               "catchup_s": 40},
-    # make test's replay under ASan+UBSan, where every program is slower.
-    "tiny": {"updates": 150, "conns": 8, "load_s": 4, "retry_s": 25,
+    # make test's replay under ASan+UBSan, where every program is slower, and the
+    # broken set-ups make test runs to see the ledger fail.
+    "tiny": {"updates": 150, "chats": 30, "conns": 8, "load_s": 4, "retry_s": 25,
              "catchup_s": 40},
 }
 
@@ -273,6 +290,16 @@ class Sender:
         self.port = port
         self.headers = {SECRET_HEADER: secret, "Content-Type": "application/json"}
         self.items = items            # [(uid, chat, text)]
+        # Like Telegram, a chat's next update is sent only once the one before it
+        # was acknowledged: so each chat's updates are stored in update_id order,
+        # and the replies must leave in that order too.
+        self.acked_ev = {uid: threading.Event() for uid, _, _ in items}
+        self.before = {}
+        last = {}
+        for uid, chat, _ in items:
+            if chat in last:
+                self.before[uid] = last[chat]
+            last[chat] = uid
         self.conns = conns
         self.load_s = load_s
         self.retry_s = retry_s
@@ -325,6 +352,10 @@ class Sender:
                 break
             uid, chat, text = self.items[i]
             body = update_body(uid, chat, text)
+            prev = self.before.get(uid)
+            while prev is not None and not self.acked_ev[prev].wait(0.1):
+                if self.stop_ev.is_set() or time.monotonic() >= self.deadline:
+                    break
             attempt = 0
             while time.monotonic() < self.deadline and not self.stop_ev.is_set():
                 attempt += 1
@@ -359,6 +390,7 @@ class Sender:
                     self.statuses[status if status is not None else "error"] += 1
                     if status == 200:
                         self.acked.add(uid)
+                        self.acked_ev[uid].set()
                 if status == 200:
                     break
                 # Telegram's way: back off, more each time; honour Retry-After.
@@ -536,25 +568,35 @@ def fault_write_lock(rig, stop, rng, stats):
     for _ in range(10000):
         if stop.wait(rng.uniform(1.0, 2.0)):
             break
-        r = subprocess.run([sys.executable, "-c", LOCKER, rig.db, "4.5"],
+        # The system's python3: sys.executable may live where the run user
+        # cannot read it (a pyenv under /root), and a locker that cannot start
+        # would leave this scenario without its fault.
+        r = subprocess.run([h.tool("python3"), "-c", LOCKER, rig.db, "4.5"],
                            capture_output=True, text=True, timeout=60, **kw)
         if "locked" in r.stdout:
             held += 1
     stats["lock held"] = held
 
 
+BOTAPI_FAULTS = [("429", {"status": 429, "retry_after": 1}), ("500", {"status": 500}),
+                 ("502", {"status": 502}), ("hang", {"hang": 3, "status": 504}),
+                 ("drop", {"drop": True})]
+
+
 def fault_botapi(rig, stop, rng, stats):
     """Every 0.05-0.25 s one of the next sendMessage calls gets a bad answer: 429
     with retry_after 1, 500, 502 (nginx's HTML), a hang past send_timeout that
-    ends in 504, or a dropped connection."""
-    kinds = [("429", {"status": 429, "retry_after": 1}), ("500", {"status": 500}),
-             ("502", {"status": 502}), ("hang", {"hang": 3, "status": 504}),
-             ("drop", {"drop": True})]
+    ends in 504, or a dropped connection; the kinds in turn (shuffled each round),
+    so each occurs once five answers are scripted."""
     n = collections.Counter()
+    turn = []
     for _ in range(100000):
         if stop.wait(rng.uniform(0.05, 0.25)):
             break
-        k, a = rng.choice(kinds)
+        if not turn:
+            turn = list(BOTAPI_FAULTS)
+            rng.shuffle(turn)
+        k, a = turn.pop()
         rig.api.script([a], method="sendMessage")
         n[k] += 1
     stats["scripted"] = dict(n)
@@ -573,20 +615,88 @@ def fault_nginx_reload(rig, stop, rng, stats):
     time.sleep(0.5)
 
 
-# name -> (fault, needs root for, rig options)
+# ------------------------------------------------------------------ proofs
+# Each scenario proves its fault happened: a scenario whose fault silently did
+# nothing would pass every other check.
+
+def proof_kill_webhook(rig, sender, stats):
+    if stats.get("webhook workers killed", 0) < 1:
+        return ["no webhook worker was killed"]
+    return []
+
+
+def proof_kill_drain(rig, sender, stats):
+    if stats.get("drain killed", 0) < 1:
+        return ["the drain was never killed"]
+    return []
+
+
+def proof_503(done, key, during):
+    def proof(rig, sender, stats):
+        problems = []
+        if stats.get(key, 0) < 1:
+            problems.append("%s 0 times" % done)
+        if sender.statuses.get(503, 0) < 1:
+            problems.append("no 503 was answered %s" % during)
+        return problems
+    return proof
+
+
+def proof_botapi(rig, sender, stats):
+    problems = []
+    scripted = stats.get("scripted", {})
+    missing = [k for k, _ in BOTAPI_FAULTS if scripted.get(k, 0) < 1]
+    if missing:
+        problems.append("Bot API faults never scripted: %s" % ", ".join(missing))
+    left = stats.get("scripted answers left unused", 0)
+    if left:
+        problems.append("%d scripted Bot API answers were never used by a call" % left)
+    return problems
+
+
+def proof_reload(rig, sender, stats):
+    problems = []
+    if stats.get("reloads", 0) < 1:
+        problems.append("nginx was never reloaded")
+    elif stats.get("reloads seen by nginx", 0) != stats["reloads"]:
+        problems.append("nginx's log shows %d of the %d reloads" % (
+            stats.get("reloads seen by nginx", 0), stats["reloads"]))
+    return problems
+
+
+# (name, fault, needs root for, rig options, what the ledger expects):
+#   proof: the fault happened (problems, or []);
+#   may_give_up: the drain may exit "gave up" (status 1) and be restarted;
+#   call_failures: the scenario makes Bot API calls fail on purpose, so replies may
+#     be dead, a call dying only after max_attempts failed sends.
 SCENARIOS = [
-    ("kill-webhook", fault_kill_webhook, None, {}),
-    ("kill-drain", fault_kill_drain, None, {"drain_env": {"TGQ_LEASE": "4"}}),
+    ("kill-webhook", fault_kill_webhook, None, {}, {"proof": proof_kill_webhook}),
+    ("kill-drain", fault_kill_drain, None, {"drain_env": {"TGQ_LEASE": "4"}},
+     {"proof": proof_kill_drain}),
     # A drain that gives up while the disk is full leaves its leases behind: a short
     # lease lets the restarted drain take them within the catch-up.
     ("disk-full", fault_disk_full, "mount a tmpfs",
-     {"db_on_tmpfs": True, "drain_env": {"TGQ_LEASE": "5"}}),
+     {"db_on_tmpfs": True, "drain_env": {"TGQ_LEASE": "5"}},
+     {"proof": proof_503("the disk was filled", "filled", "while the disk was full"),
+      "may_give_up": True}),
     ("write-lock", fault_write_lock, None,
-     {"webhook_env": {"TGQ_BUSY_TIMEOUT": "2000", "TGQ_RETRY_AFTER": "1"}}),
-    ("botapi-errors", fault_botapi, None, {}),
-    ("nginx-reload", fault_nginx_reload, None, {}),
+     {"webhook_env": {"TGQ_BUSY_TIMEOUT": "2000", "TGQ_RETRY_AFTER": "1"}},
+     {"proof": proof_503("another process held the write lock", "lock held",
+                         "while the write lock was held")}),
+    ("botapi-errors", fault_botapi, None, {},
+     {"proof": proof_botapi, "call_failures": True}),
+    ("nginx-reload", fault_nginx_reload, None, {}, {"proof": proof_reload}),
 ]
 SCENARIO_NAMES = [s[0] for s in SCENARIOS]
+MAX_ATTEMPTS = 5          # the drain's default max_attempts, which the rig keeps
+
+# Broken set-ups the ledger must catch (make test runs each and expects a FAIL):
+#   403-every-send: the fake answers 403 to every sendMessage (replies all dead);
+#   one-attempt: TGQ_MAX_ATTEMPTS=1, standing in for retries that stopped working.
+MUTATIONS = {
+    "403-every-send": {"script_403": True},
+    "one-attempt": {"drain_env": {"TGQ_MAX_ATTEMPTS": "1"}},
+}
 
 
 class Skipped(Exception):
@@ -595,58 +705,113 @@ class Skipped(Exception):
 
 # ------------------------------------------------------------------ the ledger
 
-def ledger(rig, name, items, sender, stats):
+def chat_order_problems(calls, order_of):
+    """Per chat, the texts the fake accepted (answered 200), in the order it
+    answered them, must follow the updates' order.  A text accepted again later (a
+    resend after a drain crash) is only counted where it first appeared.  Returns
+    (chats checked with 2+ replies, [problems])."""
+    per_chat = collections.defaultdict(list)
+    for c in sorted(calls, key=lambda c: c["seq"]):
+        if c["status"] != 200:
+            continue
+        key = order_of.get((c["params"].get("text"), chat_key(c["params"].get("chat_id"))))
+        if key is not None:
+            per_chat[key[0]].append(key[1])
+    checked, problems = 0, []
+    for chat, seq in per_chat.items():
+        firsts, seen = [], set()
+        for i in seq:
+            if i not in seen:
+                seen.add(i)
+                firsts.append(i)
+        if len(firsts) > 1:
+            checked += 1
+        for x, y in zip(firsts, firsts[1:]):
+            if y < x:
+                problems.append("chat %d: the reply to update #%d was accepted "
+                                "before the one to #%d" % (chat, y, x))
+                break
+    return checked, problems
+
+
+def ledger(rig, name, items, sender, stats, expect):
     """Compares sender, updates, outbox and the fake's record.  Returns
     (ok, line, problems, extra)."""
     ids = {uid for uid, _, _ in items}
     text_of = {uid: text for uid, _, text in items}
+    chat_of = {uid: chat for uid, chat, _ in items}
+    # (text, chat) -> (chat, position of the update within its chat)
+    order_of, per_chat_n = {}, collections.Counter()
+    for uid, chat, text in items:
+        order_of[(text, chat)] = (chat, per_chat_n[chat])
+        per_chat_n[chat] += 1
     acked = set(sender.acked)
-    rows = rig.queue.query("SELECT update_id, count(*), max(state), max(last_error) "
+    # Every row of an update_id counts, replaced ones too: the sender never reuses
+    # an update_id, so a second row is a second store.
+    all_rows = rig.queue.query("SELECT update_id, count(*) FROM updates "
+                               "GROUP BY update_id")
+    stored_twice = [r[0] for r in all_rows if r[1] > 1]
+    rows = rig.queue.query("SELECT update_id, max(state), max(last_error) "
                            "FROM updates WHERE replaced_at IS NULL GROUP BY update_id")
-    stored = {r[0] for r in rows}
-    state = {r[0]: (r[2], r[3]) for r in rows}
-    stored_twice = [r[0] for r in rows if r[1] > 1]
+    stored = {r[0] for r in all_rows}
+    state = {r[0]: (r[1], r[2]) for r in rows}
     lost = sorted(acked - stored)
     phantom = sorted(stored - ids)
     unacked = sorted(ids - acked)
     pending = sorted(u for u, (s, _) in state.items() if s in ("new", "leased"))
     dead_updates = {u: e for u, (s, e) in state.items() if s == "dead"}
     out = rig.queue.query("SELECT update_id, state, last_error, "
-                          "json_extract(params, '$.text'), method FROM outbox")
+                          "json_extract(params, '$.text'), method, "
+                          "json_extract(params, '$.chat_id') FROM outbox")
     per_update = collections.defaultdict(list)
-    for uid, st, err, text, method in out:
-        per_update[uid].append((st, err, text, method))
+    for uid, st, err, text, method, chat in out:
+        per_update[uid].append((st, err, text, method, chat))
     twice = sorted(u for u, v in per_update.items() if len(v) > 1)
     no_reply = sorted(u for u, (s, _) in state.items()
                       if s == "done" and u not in per_update)
     wrong_reply = sorted(u for u, v in per_update.items()
-                         if any(t != text_of.get(u) or m != "sendMessage"
-                                for _, _, t, m in v))
+                         if any(t != text_of.get(u) or m != "sendMessage" or
+                                chat_key(c) != chat_of.get(u)
+                                for _, _, t, m, c in v))
     calls = rig.api.calls("sendMessage")
     received = collections.Counter(c["params"].get("text") for c in calls)
-    accepted = collections.Counter(c["params"].get("text") for c in calls
-                                   if c["status"] == 200)
-    delivered, dead, unsent, sent_not_seen = 0, 0, 0, []
+    # Delivered means the fake answered 200 to a call with the update's text AND
+    # its chat_id.
+    accepted = collections.Counter(
+        (c["params"].get("text"), chat_key(c["params"].get("chat_id")))
+        for c in calls if c["status"] == 200)
+    delivered, unsent, sent_not_seen, dead_replies = 0, 0, [], set()
     reasons = collections.Counter()
     for uid, v in per_update.items():
-        for st, err, text, _m in v:
+        for st, err, text, _m, chat in v:
             if st == "sent":
-                if accepted[text] >= 1:
+                if accepted[(text, chat_key(chat))] >= 1:
                     delivered += 1
                 else:
                     sent_not_seen.append(uid)
             elif st == "dead":
-                dead += 1
+                dead_replies.add(uid)
                 reasons[(err or "no reason")[:60]] += 1
             else:
                 unsent += 1
     for uid, err in dead_updates.items():
         reasons["update: " + (err or "no reason")[:50]] += 1
+    dead = sum(1 for v in per_update.values() for r in v if r[0] == "dead")
     dead_no_reason = reasons.get("no reason", 0) + reasons.get("update: no reason", 0)
+    # Every update acknowledged (or stored) should get its echo: a call the fake
+    # answered 200, unless the reply is dead where the scenario allows it.
+    undelivered = sorted(u for u in (acked | stored) & ids
+                         if accepted[(text_of[u], chat_of[u])] < 1 and
+                         not (expect.get("call_failures") and u in dead_replies))
+    injected_failures = sum(v for k, v in stats.get("scripted", {}).items()
+                            if k != "429")
+    allowed_dead = injected_failures // MAX_ATTEMPTS if expect.get("call_failures") \
+        else 0
     dup_sends = sum(n - 1 for n in accepted.values() if n > 1)
     strays = sorted(t for t in received if t not in set(text_of.values()))
     kills = stats.get("drain killed", 0)
     allowed_dups = MAX_IN_FLIGHT * kills
+    chats_checked, order_problems = chat_order_problems(calls, order_of)
 
     problems = []
     if lost:
@@ -672,6 +837,16 @@ def ledger(rig, name, items, sender, stats):
     if sent_not_seen:
         problems.append("%d replies marked sent that the fake never accepted" %
                         len(sent_not_seen))
+    if undelivered:
+        problems.append("%d updates without a reply the Bot API accepted (text and "
+                        "chat_id; e.g. %s)" % (len(undelivered), undelivered[:5]))
+    if dead_updates:
+        problems.append("%d updates dead" % len(dead_updates))
+    if dead > allowed_dead:
+        problems.append("%d replies dead, %d allowed (%s)" % (
+            dead, allowed_dead, "%d failed answers injected / max_attempts %d" %
+            (injected_failures, MAX_ATTEMPTS) if expect.get("call_failures") else
+            "no call fails on purpose here"))
     if dead_no_reason:
         problems.append("%d dead without a reason" % dead_no_reason)
     if strays:
@@ -680,19 +855,28 @@ def ledger(rig, name, items, sender, stats):
         problems.append("%d duplicate sends, %d allowed (%s)" % (
             dup_sends, allowed_dups, "%d drain kills x max_in_flight %d" %
             (kills, MAX_IN_FLIGHT) if kills else "the drain was not killed"))
+    if chats_checked < 1:
+        problems.append("no chat got two replies: order was not checked")
+    problems += order_problems[:5]
     if 410 in sender.statuses:
         problems.append("a 410 was answered")
+    problems += expect["proof"](rig, sender, stats)
     logs = rig.logs()
+    if not logs.strip():
+        problems.append("the webhook's and the drain's logs are empty: nothing to "
+                        "search for a secret")
     if rig.secret in logs or TOKEN in logs or TOKEN.split(":")[1] in logs:
         problems.append("the secret or the token appears in a log")
 
     why = ", ".join("%s: %d" % (k, n) for k, n in reasons.most_common(4))
     line = ("scenario %s: sent %d, acked %d, stored %d, lost %d, handled twice %d, "
-            "replies delivered %d, dead %d%s, duplicate sends %d%s" % (
+            "replies delivered %d, dead %d%s, duplicate sends %d%s, "
+            "order kept in %d chats" % (
                 name, len(ids), len(acked & ids), len(stored & ids), len(lost),
                 len(twice), delivered, dead + len(dead_updates),
                 " (%s)" % why if why else "", dup_sends,
-                " (in flight at a crash; %d allowed)" % allowed_dups if kills else ""))
+                " (in flight at a crash; %d allowed)" % allowed_dups if kills else "",
+                chats_checked - len(order_problems)))
     st = dict(sender.statuses)
     extra = ("answers %s, %d retries, %d connection errors; faults: %s" % (
         ", ".join("%s: %d" % (k, st[k]) for k in sorted(st, key=str)),
@@ -704,11 +888,16 @@ def ledger(rig, name, items, sender, stats):
 # ------------------------------------------------------------------ a scenario
 
 def run_scenario(name, bindir, size="quick", parent=None, asan=False, keep=False,
-                 seed=None, out=print):
+                 seed=None, out=print, mutation=None):
     """Runs one scenario; returns (ok, ledger line, problems, extra).  Raises
-    Skipped when it cannot run here."""
+    Skipped when it cannot run here.  mutation: a name from MUTATIONS, a broken
+    set-up the ledger must catch."""
     spec = {s[0]: s for s in SCENARIOS}[name]
-    _, fault, needs_root, opts = spec
+    _, fault, needs_root, opts, expect = spec
+    opts = dict(opts)
+    mut = MUTATIONS[mutation] if mutation else {}
+    if mut.get("drain_env"):
+        opts["drain_env"] = dict(opts.get("drain_env") or {}, **mut["drain_env"])
     if needs_root and not h.IS_ROOT:
         raise Skipped("needs root (%s)" % needs_root)
     sz = SIZES[size]
@@ -716,19 +905,31 @@ def run_scenario(name, bindir, size="quick", parent=None, asan=False, keep=False
     rng = random.Random(seed)
     base = 10_000_000 + SCENARIO_NAMES.index(name) * 1_000_000
     n = sz["updates"]
-    items = [(base + i, 20000 + (i % 400), "%s %d" % (name, base + i))
+    items = [(base + i, 20000 + (i % sz["chats"]), "%s %d" % (name, base + i))
              for i in range(n)]
-    rig = Rig(bindir, parent, name, asan=asan, **opts)
+    rig = Rig(bindir, parent, name + ("-" + mutation if mutation else ""),
+              asan=asan, **opts)
     stats = collections.OrderedDict()
     problems = []
     try:
         rig.start()
+        if mut.get("script_403"):
+            rig.api.script([{"status": 403, "description":
+                             "Forbidden: bot was blocked by the user"}] * (2 * n),
+                           method="sendMessage")
         sender = Sender(rig.nginx.port, rig.secret, items, sz["conns"], sz["load_s"],
                         sz["retry_s"], rng.random())
         rig.sender = sender
         stop = threading.Event()
-        injector = threading.Thread(target=fault, args=(rig, stop, rng, stats),
-                                    daemon=True)
+        injector_errors = []
+
+        def inject():
+            try:
+                fault(rig, stop, rng, stats)
+            except Exception as e:  # noqa: BLE001 - a fault that broke is a failure
+                injector_errors.append("%s: %s" % (type(e).__name__, e))
+
+        injector = threading.Thread(target=inject, daemon=True)
         sender.start()
         injector.start()
         # The faults run for the load phase, until every update was sent once.
@@ -740,6 +941,8 @@ def run_scenario(name, bindir, size="quick", parent=None, asan=False, keep=False
         injector.join(90)
         if injector.is_alive():
             problems.append("the fault injector did not stop")
+        for e in injector_errors:
+            problems.append("the fault injector failed: %s" % e)
         # The sender retries what is left; then the drain catches up.
         deadline = time.monotonic() + sz["retry_s"] + HTTP_TIMEOUT + 10
         while time.monotonic() < deadline and not sender.done_ev.wait(0.25):
@@ -761,10 +964,19 @@ def run_scenario(name, bindir, size="quick", parent=None, asan=False, keep=False
             problems.append("the drain exited by itself: %s" % rig.drain.exits)
         if rig.drain.gave_up:
             stats["drain gave up (status 1) and was restarted"] = rig.drain.gave_up
+            if not expect.get("may_give_up"):
+                problems.append("the drain gave up (exit status 1) %d times" %
+                                rig.drain.gave_up)
+        if fault is fault_botapi:
+            stats["scripted answers left unused"] = rig.api.pending_scripts()
+        if fault is fault_nginx_reload:
+            stats["reloads seen by nginx"] = len(re.findall(
+                r"^\S+ \S+ \[notice\] \d+#\d+: reconfiguring$",
+                h.read_text(rig.nginx.error_log), re.M))
         rc = rig.stop()
         if rc != 0:
             problems.append("tgq-drain after SIGTERM: %s" % rc)
-        ok, line, lproblems, extra = ledger(rig, name, items, sender, stats)
+        ok, line, lproblems, extra = ledger(rig, name, items, sender, stats, expect)
         problems = lproblems + problems
         extra += ", seed %d" % seed
         return not problems, line, [rig.redact(p) for p in problems], extra
@@ -785,6 +997,8 @@ def main():
     ap.add_argument("-k", dest="only", default="", help="scenarios whose name "
                     "contains this")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--mutation", choices=sorted(MUTATIONS), default=None,
+                    help="run a broken set-up: every scenario should then FAIL")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     h.become_subreaper()
@@ -801,7 +1015,7 @@ def main():
             try:
                 ok, line, problems, extra = run_scenario(
                     name, bindir, size, parent=parent, asan=args.asan,
-                    keep=args.keep, seed=args.seed)
+                    keep=args.keep, seed=args.seed, mutation=args.mutation)
             except Skipped as e:
                 print("scenario %s: skipped %s" % (name, e), flush=True)
                 continue

@@ -56,7 +56,7 @@ class Stack:
                "TGQ_WEBHOOK_SECRET_FILE": self.secret_file,
                "TGQ_API_URL": self.api.url, "TGQ_WEBHOOK_URL": URL}
         if self.ctx.asan:
-            env.update(h.sanitizer_options(self.tmpdir))
+            env.update(h.sanitizer_options(self.tmpdir, leaks=True))
         env.update(over)
         return h.base_env({k: v for k, v in env.items() if v is not None})
 
@@ -412,6 +412,8 @@ def case_usage(stack):
 
 
 def case_no_secret_printed(stack):
+    check(any(t.strip() for t in stack.outputs), "the CLI printed nothing: nothing "
+          "to search for a secret")
     for text in stack.outputs:
         check(stack.secret not in text and TOKEN not in text and
               TOKEN.split(":")[1] not in text, "a secret was printed: %s" %

@@ -76,7 +76,7 @@ class Fixture:
         env = {"TGQ_CONFIG": self.conf, "TGQ_DATABASE": self.db,
                "TGQ_WEBHOOK_SECRET": self.stack.secret}
         if self.stack.ctx.asan:
-            env.update(h.sanitizer_options(self.stack.tmpdir))
+            env.update(h.sanitizer_options(self.stack.tmpdir, leaks=True))
         env.update({k: str(v) for k, v in over.items()})
         return h.base_env(env)
 
@@ -251,7 +251,9 @@ def golden(name, text):
         os.makedirs(GOLDEN, exist_ok=True)
         with open(path, "w") as f:
             f.write(text)
-        return
+        # Written, not compared: never a pass.
+        raise AssertionError("golden %s written (TGQ_UPDATE_GOLDEN is set); run "
+                             "again without it to compare" % name)
     try:
         with open(path) as f:
             want = f.read()

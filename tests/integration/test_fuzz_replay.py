@@ -72,6 +72,11 @@ def make_case(target):
                  if l.startswith("fuzz_")]
         if len(lines) != len(dirs) or any(": ok" not in l for l in lines):
             raise AssertionError("unexpected output: %s" % out[-600:])
+        # The corpus must hold inputs: a replay of none would test nothing.  (The
+        # crashes folder may be empty: nothing was ever found there.)
+        m = re.search(r"\((\d+) inputs\)", lines[0])
+        if not m or int(m.group(1)) < 1:
+            raise AssertionError("replayed no input from %s: %s" % (dirs[0], lines[0]))
         stack.notes.append("; ".join(lines))
     return case
 

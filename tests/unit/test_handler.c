@@ -300,7 +300,10 @@ test_timeout(void)
 	int64_t			ms = 0;
 	pid_t			gc;
 
-	/* A grandchild in the group holds stdout: it dies with the group. */
+	/* A grandchild in the group holds stdout: it dies with the group.  Each
+	 * case starts without gc.pid: one whose grandchild never wrote it must not
+	 * read the previous case's (long dead) pid. */
+	unlink(tmp_path("gc.pid"));
 	snprintf(script, sizeof(script), "sleep 30 & echo $! > %s; sleep 30",
 	    tmp_path("gc.pid"));
 	run_sh(script, NULL, 0, &l, &r, &ms);
@@ -315,6 +318,7 @@ test_timeout(void)
 
 	/* The child exits at once; the grandchild holding stdout is killed at the
 	 * deadline, and the run is not OK: its output may be incomplete. */
+	unlink(tmp_path("gc.pid"));
 	snprintf(script, sizeof(script), "sleep 30 & echo $! > %s; exit 0",
 	    tmp_path("gc.pid"));
 	run_sh(script, NULL, 0, &l, &r, &ms);
@@ -327,6 +331,7 @@ test_timeout(void)
 
 	/* A grandchild that left the group keeps stdout open for good: the result is
 	 * still reported once the child is reaped and the group killed. */
+	unlink(tmp_path("gc.pid"));
 	snprintf(script, sizeof(script), "setsid sleep 30 & echo $! > %s; sleep 30",
 	    tmp_path("gc.pid"));
 	run_sh(script, NULL, 0, &l, &r, &ms);

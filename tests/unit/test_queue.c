@@ -218,6 +218,7 @@ struct putter {
 	int		 first;
 	int		 ok;
 	int		 duplicates;
+	unsigned char	 fresh[200];	/* answered "not a duplicate", per id */
 };
 
 /* Each thread stores ids first..first+199; neighbours overlap by half. */
@@ -236,6 +237,7 @@ putter_main(void *arg)
 		if (store_put(p->store, &it) == QUEUE_OK) {
 			p->ok++;
 			p->duplicates += it.duplicate;
+			p->fresh[i - p->first] = !it.duplicate;
 		}
 	}
 	return NULL;
@@ -249,8 +251,9 @@ test_store_threads(void)
 	struct putter	 putters[16];
 	pthread_t	 threads[16];
 	char		 err[256];
-	int		 i, ok = 0, dups = 0;
+	int		 i, j, ok = 0, dups = 0, fresh[1700], not_once = 0;
 
+	memset(fresh, 0, sizeof(fresh));
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.database = (char *)db_path("store.db");
 	cfg.durability = DURABILITY_FULL;
@@ -260,15 +263,22 @@ test_store_threads(void)
 		return;
 	}
 	for (i = 0; i < 16; i++) {
-		putters[i] = (struct putter){ s, i * 100, 0, 0 };
+		putters[i] = (struct putter){ s, i * 100, 0, 0, { 0 } };
 		pthread_create(&threads[i], NULL, putter_main, &putters[i]);
 	}
 	for (i = 0; i < 16; i++) {
 		pthread_join(threads[i], NULL);
 		ok += putters[i].ok;
 		dups += putters[i].duplicates;
+		for (j = 0; j < 200; j++)
+			fresh[putters[i].first + j] += putters[i].fresh[j];
 	}
 	store_stop(s);
+	/* The totals could hide one id stored as new twice and another never: each
+	 * id must have exactly one answer that is not a duplicate. */
+	for (i = 0; i < 1700; i++)
+		not_once += fresh[i] != 1;
+	CHECK("store_group_commit_each_id_new_once", not_once == 0);
 	/* ids 0..1699: 3200 puts, 1700 distinct. */
 	CHECK("store_group_commit_all_ok", ok == 3200);
 	CHECK("store_group_commit_duplicates", dups == 3200 - 1700);
