@@ -27,6 +27,7 @@ static const char *const reasons[] = {
 	"handler output line #: \"method\" must be a name of letters",
 	"handler output line #: \"chat_id\" must be an integer or a short string",
 	"handler output line #: contains a NUL byte",
+	"handler output line #: not valid UTF-#",	/* digits become # */
 	"handler output: more than # calls",
 	"out of memory",
 };
@@ -105,6 +106,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(letters_only(c->method));
 		FUZZ_CHECK(botapi_method_valid(c->method));
 		FUZZ_CHECK(c->params != NULL && c->params[0] == '{');
+		/* What is sent is UTF-8 with no unpaired surrogate left. */
+		FUZZ_CHECK(utf8_valid(c->params, strlen(c->params)));
+		FUZZ_CHECK(json_replace_lone_surrogates(c->params,
+		    strlen(c->params)) == 0);
 		FUZZ_CHECK(memchr(c->chat, '\0', sizeof(c->chat)) != NULL);
 		if (c->chat_is_int) {
 			snprintf(num, sizeof(num), "%lld", (long long)c->chat_int);
