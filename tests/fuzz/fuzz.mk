@@ -1,4 +1,4 @@
-# Fuzzing (issue 7): libFuzzer targets in tests/fuzz/fuzz_<target>.c.
+# Fuzzing: libFuzzer targets in tests/fuzz/fuzz_<target>.c.
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="json calls"]
 #       builds each target with clang -fsanitize=fuzzer,address,undefined into
 #       build-fuzz/ and runs them one after the other, FUZZ_SECONDS each, on

@@ -1,5 +1,5 @@
 /*
- * Unit tests for cgi/request.c: the request table of DESIGN §2, row by row, with a
+ * Unit tests for cgi/request.c: the README's request table, row by row, with a
  * fake server in front and a real queue behind.
  */
 #include <limits.h>
