@@ -1,7 +1,7 @@
 /*
  * One request, start to end, in the order of the README's request table: route,
- * method, secret, length, type, body, store; the first check that fails answers.  Nothing here runs
- * bot logic, and nothing answers 200 before the update's COMMIT.
+ * method, secret, length, type, body, store; the first check that fails answers.
+ * Nothing here runs bot logic, and nothing answers 200 before the update's COMMIT.
  */
 #include <stdio.h>
 #include <stdlib.h>
