@@ -23,19 +23,19 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[S_NSTMT] = {
-	/* S_CLAIM: the oldest due new updates, each the first of its chat still
-	 * waiting by update_id (Telegram's order), so one chat's updates are handled
-	 * one at a time and in order.  The scan follows updates_by_state in id order
-	 * and stops at the limit; the chat check is one probe of updates_by_chat. */
+	/* S_CLAIM: the oldest due new updates that are each the first of their chat
+	 * still waiting by update_id (Telegram's order), so one chat's updates are
+	 * handled one at a time and in order.  next_update holds that first update of
+	 * every chat (its triggers keep it); read in arrival order, it takes the
+	 * claim straight to each chat's head, so a chat's backlog behind an update
+	 * in progress is never read.  CROSS JOIN keeps that order of the loops. */
 	"UPDATE updates SET state = 'leased', lease_until = ?2,"
 	"  attempts = attempts + 1"
-	" WHERE id IN (SELECT u.id FROM updates u"
+	" WHERE id IN (SELECT u.id FROM next_update n CROSS JOIN updates u"
+	"     ON u.id = n.update_row"
 	"   WHERE u.state = 'new' AND coalesce(u.next_attempt_at, 0) <= ?1"
 	"     AND u.bot IN (SELECT value FROM json_each(?4))"
-	"     AND (u.chat_id IS NULL OR NOT EXISTS (SELECT 1 FROM updates v"
-	"       WHERE v.bot = u.bot AND v.chat_id = u.chat_id"
-	"         AND v.state IN ('new', 'leased') AND v.update_id < u.update_id))"
-	"   ORDER BY u.id LIMIT ?3)"
+	"   ORDER BY n.update_row LIMIT ?3)"
 	" RETURNING id, bot, update_id, attempts, body",
 	/* S_CLAIM_EXPIRED: leases of drains that died, taken over in the same
 	 * order (rare: a query of its own keeps the common one simple). */
@@ -44,9 +44,7 @@ static const char *const stmt_sql[S_NSTMT] = {
 	" WHERE id IN (SELECT u.id FROM updates u"
 	"   WHERE u.state = 'leased' AND u.lease_until < ?1"
 	"     AND u.bot IN (SELECT value FROM json_each(?4))"
-	"     AND (u.chat_id IS NULL OR NOT EXISTS (SELECT 1 FROM updates v"
-	"       WHERE v.bot = u.bot AND v.chat_id = u.chat_id"
-	"         AND v.state IN ('new', 'leased') AND v.update_id < u.update_id))"
+	"     AND EXISTS (SELECT 1 FROM next_update n WHERE n.update_row = u.id)"
 	"   ORDER BY u.id LIMIT ?3)"
 	" RETURNING id, bot, update_id, attempts, body",
 	/* S_FINISH: only while the lease is still ours. */
@@ -59,14 +57,13 @@ static const char *const stmt_sql[S_NSTMT] = {
 	"UPDATE updates SET state = CASE WHEN ?4 OR attempts >= ?5 THEN 'dead'"
 	"  ELSE 'new' END, next_attempt_at = ?6, lease_until = NULL, last_error = ?3"
 	" WHERE id = ?1 AND state = 'leased' AND lease_until = ?2",
-	/* S_DUE_CALLS: each chat's first call still waiting, if it is due. */
-	"SELECT o.id, o.bot, o.chat_id, o.method, o.params, o.attempts FROM outbox o"
+	/* S_DUE_CALLS: each chat's first call still waiting, if it is due, read
+	 * from next_call the way S_CLAIM reads next_update. */
+	"SELECT o.id, o.bot, o.chat_id, o.method, o.params, o.attempts"
+	" FROM next_call n CROSS JOIN outbox o ON o.id = n.call_row"
 	" WHERE o.state = 'new' AND o.next_attempt_at <= ?1"
 	"   AND o.bot IN (SELECT value FROM json_each(?3))"
-	"   AND (o.chat_id IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p"
-	"     WHERE p.bot = o.bot AND p.chat_id = o.chat_id"
-	"       AND p.state IN ('new', 'sending') AND p.id < o.id))"
-	" ORDER BY o.id LIMIT ?2",
+	" ORDER BY n.call_row LIMIT ?2",
 	/* S_TAKE_CALL */
 	"UPDATE outbox SET state = 'sending', lease_until = ?2"
 	" WHERE id = ?1 AND state = 'new'",
@@ -91,19 +88,24 @@ static const char *const stmt_sql[S_NSTMT] = {
 	"UPDATE outbox SET state = 'new', lease_until = NULL,"
 	"  last_error = 'the drain stopped while sending; sent again'"
 	" WHERE state = 'sending' AND lease_until < ?1",
-	/* S_RETAIN_CALLS */
+	/* S_RETAIN_CALLS: the index by sent_at reads only what is old enough. */
 	"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-	" WHERE state = 'sent' AND sent_at < ?1 LIMIT ?2)",
+	" INDEXED BY outbox_sent_by_time WHERE state = 'sent' AND sent_at < ?1"
+	" LIMIT ?2)",
 	/* S_RETAIN_UPDATES: done, old, and none of its calls still waiting. */
 	"DELETE FROM updates WHERE id IN (SELECT u.id FROM updates u"
+	" INDEXED BY updates_done_by_time"
 	" WHERE u.state = 'done' AND u.handled_at < ?1 AND NOT EXISTS"
 	"   (SELECT 1 FROM outbox o WHERE o.update_row = u.id"
 	"    AND o.state IN ('new', 'sending')) LIMIT ?2)",
-	/* S_NEXT_DUE */
-	"SELECT min(t) FROM (SELECT min(next_attempt_at) AS t FROM updates"
-	"  WHERE state = 'new' AND next_attempt_at > ?1"
-	" UNION ALL SELECT min(next_attempt_at) FROM outbox"
-	"  WHERE state = 'new' AND next_attempt_at > ?1)",
+	/* S_NEXT_DUE: only the first of a chat can be due (those behind it wait
+	 * for it), so only the heads are read. */
+	"SELECT min(t) FROM (SELECT min(u.next_attempt_at) AS t"
+	"  FROM next_update n CROSS JOIN updates u ON u.id = n.update_row"
+	"  WHERE u.state = 'new' AND u.next_attempt_at > ?1"
+	" UNION ALL SELECT min(o.next_attempt_at)"
+	"  FROM next_call n CROSS JOIN outbox o ON o.id = n.call_row"
+	"  WHERE o.state = 'new' AND o.next_attempt_at > ?1)",
 	/* S_DATA_VERSION */
 	"PRAGMA data_version",
 };
