@@ -268,8 +268,8 @@ due_calls_cost(int64_t n, int *right)
 	    " '{\"chat_id\":%d,\"text\":\"x\"}', %lld FROM k;"
 	    " INSERT INTO outbox (bot, chat_id, method, params, created_at)"
 	    " SELECT 'default', column1, 'sendMessage', '{}', %lld"
-	    " FROM (VALUES (200), (201), (202), (203), (204))", (long long)n + 1, HOT_CHAT, HOT_CHAT, NOW,
-	    NOW);
+	    " FROM (VALUES (200), (201), (202), (203), (204))", (long long)n + 1,
+	    HOT_CHAT, HOT_CHAT, NOW, NOW);
 	if (sql(q, text) == -1 || jobs_take_calls(j, &id, 1, NOW, &taken) == -1 ||
 	    !taken)
 		goto out;
