@@ -17,38 +17,36 @@
 #define BACKOFF_CAP_S 300
 
 enum stmt_id {
-	S_CLAIM, S_CLAIM_EXPIRED, S_FINISH, S_INSERT_CALL, S_FAIL, S_DUE_CALLS, S_TAKE_CALL,
-	S_SENT, S_RETRY_CALL, S_WAIT_CALL, S_MIGRATE_CALL, S_REJECT_CALL, S_RECOVER,
-	S_RETAIN_CALLS, S_RETAIN_UPDATES, S_NEXT_DUE, S_DATA_VERSION, S_NSTMT
+	S_CLAIM, S_CLAIM_EXPIRED, S_LEASE, S_FINISH, S_INSERT_CALL, S_FAIL, S_DUE_CALLS,
+	S_TAKE_CALL, S_SENT, S_RETRY_CALL, S_WAIT_CALL, S_MIGRATE_CALL, S_REJECT_CALL,
+	S_RECOVER, S_RETAIN_CALLS, S_RETAIN_UPDATES, S_NEXT_DUE, S_DATA_VERSION, S_NSTMT
 };
 
 static const char *const stmt_sql[S_NSTMT] = {
-	/* S_CLAIM: the oldest due new updates, each the first of its chat still
-	 * waiting by update_id (Telegram's order), so one chat's updates are handled
-	 * one at a time and in order.  The scan follows updates_by_state in id order
-	 * and stops at the limit; the chat check is one probe of updates_by_chat. */
-	"UPDATE updates SET state = 'leased', lease_until = ?2,"
-	"  attempts = attempts + 1"
-	" WHERE id IN (SELECT u.id FROM updates u"
-	"   WHERE u.state = 'new' AND coalesce(u.next_attempt_at, 0) <= ?1"
-	"     AND u.bot IN (SELECT value FROM json_each(?4))"
-	"     AND (u.chat_id IS NULL OR NOT EXISTS (SELECT 1 FROM updates v"
-	"       WHERE v.bot = u.bot AND v.chat_id = u.chat_id"
-	"         AND v.state IN ('new', 'leased') AND v.update_id < u.update_id))"
-	"   ORDER BY u.id LIMIT ?3)"
-	" RETURNING id, bot, update_id, attempts, body",
+	/* S_CLAIM: the oldest due new updates that are each the first of their chat
+	 * still waiting by update_id (Telegram's order), so one chat's updates are
+	 * handled one at a time and in order.  next_update holds that first update of
+	 * every chat (its triggers keep it); read in arrival order, it takes the
+	 * claim straight to each chat's head, so a chat's backlog behind an update
+	 * in progress is never read.  CROSS JOIN keeps that order of the loops.  S_LEASE
+	 * then leases each row read, in the same transaction (a plain SELECT and
+	 * UPDATEs by id build no temporary tables, which UPDATE ... IN (SELECT ...)
+	 * RETURNING did: a chat with a backlog is claimed once per update). */
+	"SELECT u.id, u.bot, u.update_id, u.attempts + 1, u.body"
+	" FROM next_update n CROSS JOIN updates u ON u.id = n.update_row"
+	" WHERE u.state = 'new' AND coalesce(u.next_attempt_at, 0) <= ?1"
+	"   AND instr(?3, ',' || u.bot || ',') > 0"
+	" ORDER BY n.update_row LIMIT ?2",
 	/* S_CLAIM_EXPIRED: leases of drains that died, taken over in the same
 	 * order (rare: a query of its own keeps the common one simple). */
+	"SELECT u.id, u.bot, u.update_id, u.attempts + 1, u.body FROM updates u"
+	" WHERE u.state = 'leased' AND u.lease_until < ?1"
+	"   AND instr(?3, ',' || u.bot || ',') > 0"
+	"   AND EXISTS (SELECT 1 FROM next_update n WHERE n.update_row = u.id)"
+	" ORDER BY u.id LIMIT ?2",
+	/* S_LEASE */
 	"UPDATE updates SET state = 'leased', lease_until = ?2,"
-	"  attempts = attempts + 1"
-	" WHERE id IN (SELECT u.id FROM updates u"
-	"   WHERE u.state = 'leased' AND u.lease_until < ?1"
-	"     AND u.bot IN (SELECT value FROM json_each(?4))"
-	"     AND (u.chat_id IS NULL OR NOT EXISTS (SELECT 1 FROM updates v"
-	"       WHERE v.bot = u.bot AND v.chat_id = u.chat_id"
-	"         AND v.state IN ('new', 'leased') AND v.update_id < u.update_id))"
-	"   ORDER BY u.id LIMIT ?3)"
-	" RETURNING id, bot, update_id, attempts, body",
+	"  attempts = attempts + 1 WHERE id = ?1",
 	/* S_FINISH: only while the lease is still ours. */
 	"UPDATE updates SET state = 'done', handled_at = ?3, lease_until = NULL,"
 	"  last_error = NULL WHERE id = ?1 AND state = 'leased' AND lease_until = ?2",
@@ -59,14 +57,13 @@ static const char *const stmt_sql[S_NSTMT] = {
 	"UPDATE updates SET state = CASE WHEN ?4 OR attempts >= ?5 THEN 'dead'"
 	"  ELSE 'new' END, next_attempt_at = ?6, lease_until = NULL, last_error = ?3"
 	" WHERE id = ?1 AND state = 'leased' AND lease_until = ?2",
-	/* S_DUE_CALLS: each chat's first call still waiting, if it is due. */
-	"SELECT o.id, o.bot, o.chat_id, o.method, o.params, o.attempts FROM outbox o"
+	/* S_DUE_CALLS: each chat's first call still waiting, if it is due, read
+	 * from next_call the way S_CLAIM reads next_update. */
+	"SELECT o.id, o.bot, o.chat_id, o.method, o.params, o.attempts"
+	" FROM next_call n CROSS JOIN outbox o ON o.id = n.call_row"
 	" WHERE o.state = 'new' AND o.next_attempt_at <= ?1"
-	"   AND o.bot IN (SELECT value FROM json_each(?3))"
-	"   AND (o.chat_id IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p"
-	"     WHERE p.bot = o.bot AND p.chat_id = o.chat_id"
-	"       AND p.state IN ('new', 'sending') AND p.id < o.id))"
-	" ORDER BY o.id LIMIT ?2",
+	"   AND instr(?3, ',' || o.bot || ',') > 0"
+	" ORDER BY n.call_row LIMIT ?2",
 	/* S_TAKE_CALL */
 	"UPDATE outbox SET state = 'sending', lease_until = ?2"
 	" WHERE id = ?1 AND state = 'new'",
@@ -91,19 +88,24 @@ static const char *const stmt_sql[S_NSTMT] = {
 	"UPDATE outbox SET state = 'new', lease_until = NULL,"
 	"  last_error = 'the drain stopped while sending; sent again'"
 	" WHERE state = 'sending' AND lease_until < ?1",
-	/* S_RETAIN_CALLS */
+	/* S_RETAIN_CALLS: the index by sent_at reads only what is old enough. */
 	"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-	" WHERE state = 'sent' AND sent_at < ?1 LIMIT ?2)",
+	" INDEXED BY outbox_sent_by_time WHERE state = 'sent' AND sent_at < ?1"
+	" LIMIT ?2)",
 	/* S_RETAIN_UPDATES: done, old, and none of its calls still waiting. */
 	"DELETE FROM updates WHERE id IN (SELECT u.id FROM updates u"
+	" INDEXED BY updates_done_by_time"
 	" WHERE u.state = 'done' AND u.handled_at < ?1 AND NOT EXISTS"
 	"   (SELECT 1 FROM outbox o WHERE o.update_row = u.id"
 	"    AND o.state IN ('new', 'sending')) LIMIT ?2)",
-	/* S_NEXT_DUE */
-	"SELECT min(t) FROM (SELECT min(next_attempt_at) AS t FROM updates"
-	"  WHERE state = 'new' AND next_attempt_at > ?1"
-	" UNION ALL SELECT min(next_attempt_at) FROM outbox"
-	"  WHERE state = 'new' AND next_attempt_at > ?1)",
+	/* S_NEXT_DUE: only the first of a chat can be due (those behind it wait
+	 * for it), so only the heads are read. */
+	"SELECT min(t) FROM (SELECT min(u.next_attempt_at) AS t"
+	"  FROM next_update n CROSS JOIN updates u ON u.id = n.update_row"
+	"  WHERE u.state = 'new' AND u.next_attempt_at > ?1"
+	" UNION ALL SELECT min(o.next_attempt_at)"
+	"  FROM next_call n CROSS JOIN outbox o ON o.id = n.call_row"
+	"  WHERE o.state = 'new' AND o.next_attempt_at > ?1)",
 	/* S_DATA_VERSION */
 	"PRAGMA data_version",
 };
@@ -113,7 +115,7 @@ struct jobs {
 	sqlite3			*db;
 	const struct config	*cfg;
 	sqlite3_stmt		*st[S_NSTMT];
-	char			*bots_json;	/* the configured bots: ["a","b"] */
+	char			*bots;		/* the bots with a token: ",a,b," */
 	int64_t			 data_version;
 	int			 busy;		/* the last failure was another writer */
 	/* Transactions nest: only the outermost begins and ends one, and a
@@ -244,27 +246,24 @@ run(sqlite3_stmt *st)
 }
 
 static int
-bots_json(const struct config *cfg, char **out)
+bots_list(const struct config *cfg, char **out)
 {
-	size_t	 i, len = 3;
+	size_t	 i, len = 2;
 	char	*s;
 
 	for (i = 0; i < cfg->nbots; i++)
-		len += strlen(cfg->bots[i].name) + 3;
+		len += strlen(cfg->bots[i].name) + 1;
 	/* Only the bots with a token: the others' updates wait for one. */
 	if ((s = malloc(len)) == NULL)
 		return -1;
-	/* Bot names are [a-z0-9_-]: nothing to escape. */
-	snprintf(s, len, "[");
+	/* Bot names are [a-z0-9_-]: no comma in one. */
+	snprintf(s, len, ",");
 	for (i = 0; i < cfg->nbots; i++) {
 		size_t used = strlen(s);
 
-		if (cfg->bots[i].token == NULL)
-			continue;
-		snprintf(s + used, len - used, "%s\"%s\"", used > 1 ? "," : "",
-		    cfg->bots[i].name);
+		if (cfg->bots[i].token != NULL)
+			snprintf(s + used, len - used, "%s,", cfg->bots[i].name);
 	}
-	snprintf(s + strlen(s), len - strlen(s), "]");
 	*out = s;
 	return 0;
 }
@@ -276,7 +275,7 @@ jobs_open(struct queue *q, const struct config *cfg, struct jobs **out, char *er
 	struct jobs	*j;
 	int		 i;
 
-	if ((j = calloc(1, sizeof(*j))) == NULL || bots_json(cfg, &j->bots_json) == -1) {
+	if ((j = calloc(1, sizeof(*j))) == NULL || bots_list(cfg, &j->bots) == -1) {
 		free(j);
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -308,22 +307,22 @@ jobs_close(struct jobs *j)
 		return;
 	for (i = 0; i < S_NSTMT; i++)
 		sqlite3_finalize(j->st[i]);
-	free(j->bots_json);
+	free(j->bots);
 	free(j);
 }
 
-/* Runs one claim statement, appending what it leased to out. */
+/* Runs one claim statement and leases what it read, appending it to out. */
 static int
-claim_with(sqlite3_stmt *st, int64_t now, int64_t lease_until, size_t max,
-    const char *bots, struct claimed *out, size_t *n)
+claim_with(struct jobs *j, sqlite3_stmt *st, int64_t now, int64_t lease_until,
+    size_t max, struct claimed *out, size_t *n)
 {
-	int rc;
+	size_t	 first = *n, i;
+	int	 rc = SQLITE_DONE;
 
 	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int64(st, 2, lease_until);
-	sqlite3_bind_int64(st, 3, (int64_t)(max - *n));
-	sqlite3_bind_text(st, 4, bots, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+	sqlite3_bind_int64(st, 2, (int64_t)(max - *n));
+	sqlite3_bind_text(st, 3, j->bots, -1, SQLITE_STATIC);
+	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct claimed	*c = &out[*n];
 		const void	*body = sqlite3_column_text(st, 4);
 		size_t		 len = (size_t)sqlite3_column_bytes(st, 4);
@@ -345,9 +344,16 @@ claim_with(sqlite3_stmt *st, int64_t now, int64_t lease_until, size_t max,
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+	if (*n < max && rc != SQLITE_DONE) {
 		log_err("claiming updates: %s", sqlite3_errstr(rc));
 		return -1;
+	}
+	st = j->st[S_LEASE];
+	for (i = first; i < *n; i++) {
+		sqlite3_bind_int64(st, 1, out[i].row);
+		sqlite3_bind_int64(st, 2, lease_until);
+		if (run(st) == -1)
+			return -1;
 	}
 	return 0;
 }
@@ -360,9 +366,9 @@ jobs_claim(struct jobs *j, int64_t now, size_t max, struct claimed *out, size_t 
 	*n = 0;
 	if (begin(j) == -1)
 		return -1;
-	if (claim_with(j->st[S_CLAIM_EXPIRED], now, lease_until, max, j->bots_json,
-	    out, n) == -1 || (*n < max && claim_with(j->st[S_CLAIM], now,
-	    lease_until, max, j->bots_json, out, n) == -1))
+	if (claim_with(j, j->st[S_CLAIM_EXPIRED], now, lease_until, max, out,
+	    n) == -1 || (*n < max && claim_with(j, j->st[S_CLAIM], now,
+	    lease_until, max, out, n) == -1))
 		goto fail;
 	if (commit(j) == -1)
 		goto fail_unlocked;
@@ -513,7 +519,7 @@ jobs_due_calls(struct jobs *j, int64_t now, size_t scan, size_t max,
 	*n = 0;
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int64(st, 2, (int64_t)scan);
-	sqlite3_bind_text(st, 3, j->bots_json, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, j->bots, -1, SQLITE_STATIC);
 	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct outcall *c = &out[*n];
 

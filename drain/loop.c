@@ -247,9 +247,7 @@ handle_builtin(struct drain *d, struct claimed **batch, size_t n)
  * when every bot uses the built-in handler, a batch.  The claim and what the
  * built-in handler made of it are one transaction; handler processes start only
  * once it committed.  A claim that found fewer than it asked for is not repeated
- * until the queue changes or a second passes (a backoff may have ended): with
- * every chat waiting on an update in progress, a claim reads the whole backlog
- * to find nothing.
+ * until the queue changes or a second passes (a backoff may have ended).
  */
 static size_t
 claim_updates(struct drain *d, int64_t now_ms)
@@ -272,16 +270,28 @@ claim_updates(struct drain *d, int64_t now_ms)
 		note_queue_result(d, -1);
 		return 0;
 	}
-	if (jobs_claim(d->jobs, now_unix(), room, claimed, &n) == -1) {
-		jobs_rollback(d->jobs);
-		note_queue_result(d, -1);
-		return 0;
+	/* What the built-in handler finished lets its chats' next updates go:
+	 * claimed again in the same transaction, so a chat with a backlog moves
+	 * a batch per COMMIT, not one update (at most `room` in all). */
+	for (;;) {
+		size_t got, first = nbuiltin;
+
+		if (jobs_claim(d->jobs, now_unix(), room - n, claimed + n, &got) == -1) {
+			jobs_rollback(d->jobs);
+			note_queue_result(d, -1);
+			for (i = 0; i < n; i++)
+				claimed_free(&claimed[i]);
+			return 0;
+		}
+		for (i = n; i < n + got; i++)
+			if (find_bot(d, claimed[i].bot)->argv[0] == NULL)
+				builtin[nbuiltin++] = &claimed[i];
+		n += got;
+		if (nbuiltin > first)
+			handled += handle_builtin(d, builtin + first, nbuiltin - first);
+		if (got == 0 || nbuiltin == first || n == room)
+			break;
 	}
-	for (i = 0; i < n; i++)
-		if (find_bot(d, claimed[i].bot)->argv[0] == NULL)
-			builtin[nbuiltin++] = &claimed[i];
-	if (nbuiltin > 0)
-		handled = handle_builtin(d, builtin, nbuiltin);
 	if (jobs_commit(d->jobs) == -1) {
 		note_queue_result(d, -1);
 		for (i = 0; i < n; i++)

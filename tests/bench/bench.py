@@ -17,6 +17,11 @@
 3. Memory and scale: peak RSS (VmHWM) of the webhook processes during the c = 100
    runs, of the drain with a 100,000-row backlog, of grammY's process; ingest at
    c = 100 into a queue of 1,000,000 done + 100,000 pending rows vs. an empty one.
+4. A hot chat (--only hotchat): how fast `tgq-drain --follow` (echo, limits off)
+   handles a 50,000-update backlog in one chat, beside the same number over 1,000
+   chats; and ingest at c = 50 (wrk, all in the one chat) while the drain works
+   that backlog vs. while it works the spread one vs. with no drain, alternated
+   round by round.
 
 Human tables first; the last lines are `name: value` pairs, then one
 `target <name>: met|NOT MET (...)` line per target of issue 6.  Everything runs on
@@ -500,9 +505,12 @@ class Bench:
 
     # ---------------------------------------------------------------- 1. ingest
 
-    def setup_ingest(self):
-        self.install_grammy()
-        if self.grammy_skip:
+    def setup_ingest(self, with_grammy=True):
+        if with_grammy:
+            self.install_grammy()
+        else:
+            self.grammy_skip = "not needed by the parts run"
+        if self.grammy_skip and with_grammy:
             log("grammY: SKIPPED: %s" % self.grammy_skip)
             NOTES.append("grammY skipped: %s" % self.grammy_skip)
         self.sockets = {}
@@ -1033,6 +1041,115 @@ class Bench:
                fmt(ratio, "%.2f"), ">= 0.9")
 
 
+    # ---------------------------------------------------------------- 4. hot chat
+
+    def drain_rate(self, db, env, n, name):
+        """Starts `tgq-drain --follow` on a preloaded queue and watches its
+        updates become done; returns (updates/s, done, seconds, calls sent)."""
+        bound = self.args.hot_timeout
+        t0 = time.monotonic()
+        p = self.start_drain("follow", env, "drain-" + name)
+        con = sqlite3.connect(db, timeout=30)
+        done = 0
+        try:
+            while time.monotonic() - t0 < bound and p.poll() is None:
+                done = con.execute("SELECT count(*) FROM updates WHERE state = "
+                                   "'done'").fetchone()[0]
+                if done >= n:
+                    break
+                time.sleep(0.1)
+            took = time.monotonic() - t0
+            sent = con.execute("SELECT count(*) FROM outbox WHERE state = 'sent'"
+                               ).fetchone()[0]
+        finally:
+            con.close()
+            h.stop_popen(p)
+        return done / took, done, took, sent
+
+    def hot_chat(self):
+        n, chats = self.args.hot_n, 1000
+        hot = 424242            # the chat wrk's updates are in
+        api = "http://127.0.0.1:%d" % self.port["api"]
+        env = dict(TGQ_RATE_GLOBAL=0, TGQ_RATE_CHAT=0, TGQ_RATE_GROUP=0,
+                   TGQ_MAX_IN_FLIGHT=16)
+        log("\n== 4a. A hot chat: `tgq-drain --follow` (echo, rate limits off, nginx "
+            "canned answers) on %d updates in one chat vs. over %d chats; updates "
+            "done per second, at most %d s each ==" % (n, chats, self.args.hot_timeout))
+        rates = {}
+        for kind, nchats in (("one", 1), ("spread", chats)):
+            db = self.new_db("hot-rate-" + kind)
+            self.preload(db, n, nchats, chat0=hot if nchats == 1 else 100000)
+            ups, done, took, sent = self.drain_rate(
+                db, self.drain_env(db, api, **env), n, "hot-rate-" + kind)
+            rates[kind] = ups
+            log("  %-6s %d of %d updates done in %.1f s: %.0f updates/s (%d calls "
+                "sent meanwhile)" % (kind, done, n, took, ups, sent))
+            if done < n:
+                NOTES.append("hot chat (%s): %d of %d updates done within %d s" %
+                             (kind, done, n, self.args.hot_timeout))
+            remove_db(db)
+        fig("hot_chat_updates_per_s", fmt(rates["one"]))
+        fig("spread_updates_per_s", fmt(rates["spread"]))
+        target("hot_chat_rate", rates["one"] >= 1000, fmt(rates["one"],
+               "%.0f updates/s"), ">= 1000 updates/s")
+
+        log("\n== 4b. Ingest at c=50 (tgq full, 1 proc; wrk's updates all in chat "
+            "%d) while `tgq-drain --follow` works %d updates in that chat, vs. the "
+            "same over %d chats, vs. no drain; %d rounds alternated ==" % (
+                hot, n, chats, self.args.rounds))
+        res = {"hot": [], "spread": [], "none": []}
+        for rnd in range(1, self.args.rounds + 1):
+            for kind in ("hot", "spread", "none"):
+                db = self.new_db("hot-ingest-" + kind)
+                self.preload(db, n, 1 if kind == "hot" else chats,
+                             chat0=hot if kind == "hot" else 100000)
+                wh = h.Webhook(os.path.join(self.bindir, "tgq-webhook"), self.tmp,
+                               {"TGQ_DATABASE": db, "TGQ_WEBHOOK_SECRET": self.secret,
+                                "TGQ_DURABILITY": "full"}, 1, "full1").start()
+                at_exit(wh.stop)
+                d = None
+                if kind != "none":
+                    d = self.start_drain("follow", self.drain_env(db, api, **env),
+                                         "hot-ingest-%s-%d" % (kind, rnd))
+                try:
+                    time.sleep(0.5)
+                    r = self.wrk.run(self.port["full1"], 50, self.args.duration)
+                finally:
+                    if d is not None:
+                        h.stop_popen(d)
+                    wh.stop()
+                    CLEANUP.remove(wh.stop)
+                done = self.count_rows(db, "state = 'done'")
+                rows = self.count_rows(db) - n
+                remove_db(db)
+                r["done"] = done
+                res[kind].append(r)
+                log("  round %d %-6s %8s req/s  p50 %7s ms  p99 %7s ms  non-2xx %d  "
+                    "errors %d  rows %d / 200s %d  handled meanwhile %d" % (
+                        rnd, kind, fmt(r["rps"]), fmt(r["p50"], "%.2f"),
+                        fmt(r["p99"], "%.2f"), r["non2xx"], r["errors"], rows,
+                        r["ok200"], done))
+        m = {k: med([r["rps"] for r in v]) for k, v in res.items()}
+        handled = {k: med([r["done"] for r in v]) for k, v in res.items()}
+        ratio = m["hot"] / m["spread"] if m["hot"] and m["spread"] else None
+        log("\n| drain works | ingest req/s (median) | p99 ms | updates handled "
+            "during the %d s run |" % self.args.duration)
+        log("|---|---|---|---|")
+        for k, label in (("hot", "%d in one chat" % n),
+                         ("spread", "%d over %d chats" % (n, chats)),
+                         ("none", "no drain")):
+            log("| %s | %s | %s | %s |" % (label, fmt(m[k]),
+                fmt(med([r["p99"] for r in res[k]]), "%.2f"), fmt(handled[k])))
+        fig("ingest_hot_chat_c50_rps", fmt(m["hot"]))
+        fig("ingest_spread_c50_rps", fmt(m["spread"]))
+        fig("ingest_no_drain_c50_rps", fmt(m["none"]))
+        fig("ratio_ingest_hot_vs_spread", fmt(ratio, "%.2f"))
+        fig("ratio_ingest_hot_vs_no_drain",
+            fmt(m["hot"] / m["none"] if m["hot"] and m["none"] else None, "%.2f"))
+        target("ingest_hot_vs_spread", ratio is not None and ratio >= 0.9,
+               fmt(ratio, "%.2f"), ">= 0.9")
+
+
 # ---------------------------------------------------------------- other load
 
 class LoadSampler:
@@ -1144,7 +1261,11 @@ def main():
                     help="a smaller backlog, drained completely, for comparison")
     ap.add_argument("--e2e-seconds", type=int, default=10)
     ap.add_argument("--backlog-seconds", type=int, default=30)
-    ap.add_argument("--only", default="ingest,drain,limits,e2e,memory,big",
+    ap.add_argument("--hot-n", type=int, default=50000,
+                    help="the hot chat's backlog")
+    ap.add_argument("--hot-timeout", type=int, default=120,
+                    help="seconds the drain may take on that backlog")
+    ap.add_argument("--only", default="ingest,drain,limits,e2e,memory,big,hotchat",
                     help="comma-separated parts to run")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = ap.parse_args()
@@ -1164,7 +1285,7 @@ def main():
     sampler = LoadSampler().start()
     b = Bench(args)
     try:
-        b.setup_ingest()
+        b.setup_ingest(with_grammy=bool(only & {"ingest", "drain"}))
         if "ingest" in only:
             b.ingest()
         if "drain" in only:
@@ -1177,6 +1298,8 @@ def main():
             b.drain_memory()
         if "big" in only:
             b.big_queue()
+        if "hotchat" in only:
+            b.hot_chat()
     finally:
         cleanup_all()
         h.reap_orphans()

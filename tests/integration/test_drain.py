@@ -12,6 +12,8 @@ Groups:
   two        two drains at once on one queue: nothing handled twice
   follow     --follow takes new rows as they come; SIGTERM ends it cleanly
   retention  old done updates and sent calls go, the rest stays
+  hotchat    300 updates of one chat, some arriving out of order, and a dead one
+             handed back: handled in update_id order, once each
 """
 
 import os
@@ -600,6 +602,49 @@ def case_retention(stack):
                             (recent,))[0][0] == 1, "the recent call was deleted")
 
 
+# ------------------------------------------------------------------ hot chat
+
+def case_hot_chat(stack):
+    """One chat's backlog, posted out of order in places: the drain takes the
+    chat's first waiting update each time (next_update), so the replies come in
+    update_id order, once each; an update killed and handed back to the drain in
+    the sqlite3 shell's way goes first again."""
+    uids = stack.uids(300)
+    order = list(uids)
+    for i in range(0, 300, 30):         # every 30, the next 5 arrive reversed
+        order[i:i + 5] = reversed(order[i:i + 5])
+    for uid in order:
+        stack.post(uid, 5555, "hot %d" % uid)
+    first = stack.queue.query(
+        "SELECT u.update_id FROM next_update n JOIN updates u ON u.id = n.update_row"
+        " WHERE n.chat_id = 5555")
+    check(first == [(uids[0],)], "next_update for the chat: %r, want %d" %
+          (first, uids[0]))
+    env = dict(TGQ_RATE_GLOBAL=0, TGQ_RATE_CHAT=0, TGQ_RATE_GROUP=0)
+    stack.run_once(**env)
+    texts = [c["params"]["text"] for c in stack.api.calls("sendMessage")
+             if c["params"]["chat_id"] == 5555 and c["status"] == 200]
+    check(texts == ["hot %d" % u for u in uids],
+          "%d replies, first out of order at %r" % (len(texts), next(
+              (t for t, u in zip(texts, uids) if t != "hot %d" % u), None)))
+    # Kill one, hand it back: it goes again, alone, and the heads stay empty.
+    stack.queue.execute("UPDATE updates SET state = 'dead' WHERE update_id = ?",
+                        (uids[7],))
+    stack.queue.execute("UPDATE updates SET state = 'new', attempts = 0 WHERE "
+                        "update_id = ?", (uids[7],))
+    check(stack.queue.query("SELECT update_row FROM next_update") ==
+          stack.queue.query("SELECT id FROM updates WHERE update_id = ?",
+                            (uids[7],)), "the update handed back is not next")
+    stack.run_once(**env)
+    again = [c["params"]["text"] for c in stack.api.calls("sendMessage")
+             if c["params"]["chat_id"] == 5555 and c["status"] == 200]
+    check(again[300:] == ["hot %d" % uids[7]], "after the hand-back: %r" %
+          again[300:])
+    check(stack.queue.query("SELECT count(*) FROM next_update")[0][0] == 0 and
+          stack.queue.query("SELECT count(*) FROM next_call")[0][0] == 0,
+          "heads left with nothing waiting")
+
+
 def groups(ctx):
     if not os.path.exists(os.path.join(ctx.build, "tgq-drain")):
         return []
@@ -617,4 +662,6 @@ def groups(ctx):
         ("drain-follow", lambda: Stack(ctx, "follow"),
          [("follow_and_sigint", case_follow), ("idle_cpu", case_follow_idle_cpu),
           ("retention", case_retention)]),
+        ("drain-hotchat", lambda: Stack(ctx, "hotchat", limits=False),
+         [("one_chat_in_update_id_order", case_hot_chat)]),
     ]
