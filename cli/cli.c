@@ -108,8 +108,8 @@ cli_token(struct cli *c)
 	return c->bot->token;
 }
 
-struct queue *
-cli_queue(struct cli *c)
+static struct queue *
+open_queue(struct cli *c, int read_only)
 {
 	char err[1024];
 
@@ -120,12 +120,26 @@ cli_queue(struct cli *c)
 		    "database in the configuration)", c->cfg.database);
 		return NULL;
 	}
-	if (queue_open(c->cfg.database, c->cfg.durability, c->cfg.busy_timeout_ms,
-	    &c->queue, err, sizeof(err)) == -1) {
+	if ((read_only ? queue_open_read(c->cfg.database, c->cfg.busy_timeout_ms,
+	    &c->queue, err, sizeof(err)) : queue_open(c->cfg.database,
+	    c->cfg.durability, c->cfg.busy_timeout_ms, &c->queue, err,
+	    sizeof(err))) == -1) {
 		cli_fail(c, "%s", err);
 		return NULL;
 	}
 	return c->queue;
+}
+
+struct queue *
+cli_queue(struct cli *c)
+{
+	return open_queue(c, 0);
+}
+
+struct queue *
+cli_queue_read(struct cli *c)
+{
+	return open_queue(c, 1);
 }
 
 static int

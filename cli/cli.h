@@ -66,8 +66,11 @@ void	 cli_json_end(struct jsonw *w);
 int	 cli_select_bot(struct cli *c, const char *name);
 /* The selected bot's token, or NULL after saying how to configure it. */
 const char *cli_token(struct cli *c);
-/* Opens the configured queue, which must exist; NULL after saying why. */
+/* Opens the configured queue, which must exist; NULL after saying why.
+ * cli_queue_read() opens it only to read, which an operator in the queue's
+ * group may do (the commands that only look use it). */
 struct queue *cli_queue(struct cli *c);
+struct queue *cli_queue_read(struct cli *c);
 /*
  * Calls method with params (a JSON object; NULL for none) or a multipart form
  * (mime, NULL for JSON), waiting at most timeout_s.  Returns 0 with *a filled (its

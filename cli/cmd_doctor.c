@@ -602,7 +602,7 @@ check_queue(struct cli *c, struct report *r)
 	struct queue		*q;
 	char			 err[512], ago[32];
 
-	if ((q = cli_queue(c)) == NULL)
+	if ((q = cli_queue_read(c)) == NULL)
 		return;
 	if (queue_health(q, &h, err, sizeof(err)) != QUEUE_OK) {
 		check(r, "queue", V_ERROR, "see the message", "%s", err);

@@ -532,7 +532,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 	}
 	if ((rc = no_operands(cmd, argc, argv)) != EXIT_OK)
 		return rc;
-	if ((q = cli_queue(c)) == NULL)
+	if ((q = cli_queue_read(c)) == NULL)
 		return EXIT_FAILED;
 	if ((st = prepare(c, queue_db(q), status_sql)) == NULL)
 		return EXIT_FAILED;
@@ -689,7 +689,7 @@ cmd_ls(struct cli *c, int argc, char **argv)
 	}
 	if ((rc = no_operands(cmd, argc, argv)) != EXIT_OK)
 		return rc;
-	if ((q = cli_queue(c)) == NULL)
+	if ((q = cli_queue_read(c)) == NULL)
 		return EXIT_FAILED;
 	if ((st = prepare(c, queue_db(q), ls_sql)) == NULL)
 		return EXIT_FAILED;
@@ -974,7 +974,7 @@ cmd_show(struct cli *c, int argc, char **argv)
 	if (parse_int(argv[optind], INT64_MIN + 1, INT64_MAX, &update_id,
 	    &errstr) == -1)
 		return cli_usage_error(cmd, "UPDATE_ID %s: %s", argv[optind], errstr);
-	if ((q = cli_queue(c)) == NULL)
+	if ((q = cli_queue_read(c)) == NULL)
 		return EXIT_FAILED;
 	if ((st = prepare(c, queue_db(q), show_sql)) == NULL)
 		return EXIT_FAILED;

@@ -32,6 +32,7 @@ struct queue {
 	int		 lockfd;
 	int		 needs_reconnect;
 	int		 checkpoint_pages;	/* 0: SQLite's default */
+	int		 read_only;		/* queue_open_read(): never writes */
 };
 
 static const char schema_v1[] =
@@ -463,10 +464,105 @@ set_up(struct queue *q, char *err, size_t errlen)
 	}
 }
 
+#define HEALTH_SQL \
+	"SELECT (SELECT count(*) FROM updates WHERE state IN ('new', 'leased')),"\
+	" (SELECT count(*) FROM updates WHERE state = 'dead'),"\
+	" (SELECT min(received_at) FROM updates WHERE state IN ('new', 'leased'))"
+
+/*
+ * "file:PATH?immutable=1", the path escaped as a URI: SQLite reads the file as
+ * it is, without the -shm a reader of a WAL database otherwise needs.
+ */
+static int
+immutable_uri(const char *path, char *uri, size_t urilen)
+{
+	size_t	 n = 0;
+	int	 w;
+
+	if ((w = snprintf(uri, urilen, "file:")) < 0 || (size_t)w >= urilen)
+		return -1;
+	n = (size_t)w;
+	for (; *path != '\0'; path++) {
+		const char *out = NULL;
+
+		if (*path == '%')
+			out = "%25";
+		else if (*path == '?')
+			out = "%3f";
+		else if (*path == '#')
+			out = "%23";
+		w = out ? snprintf(uri + n, urilen - n, "%s", out) :
+		    snprintf(uri + n, urilen - n, "%c", *path);
+		if (w < 0 || (size_t)w >= urilen - n)
+			return -1;
+		n += (size_t)w;
+	}
+	w = snprintf(uri + n, urilen - n, "?immutable=1");
+	return w < 0 || (size_t)w >= urilen - n ? -1 : 0;
+}
+
+/*
+ * A reader that may not write the queue's folder (an operator in the queue's
+ * group): with the -shm there (a process has the queue open), SQLite reads it
+ * without writing; without it, and with no -wal either, the main file holds the
+ * whole queue and is read as immutable.  Refuses a schema it does not know
+ * rather than migrating it.
+ */
+static int
+connect_read_only(struct queue *q, char *err, size_t errlen)
+{
+	char	 wal[4096], uri[8192];
+	int64_t	 version = -1;
+	int	 rc;
+
+	rc = sqlite3_open_v2(q->path, &q->db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(q->db, (int)q->busy_timeout_ms);
+		rc = pragma_int(q, "PRAGMA user_version", &version, err, errlen);
+	}
+	if (rc != SQLITE_OK && q->db != NULL &&
+	    (sqlite3_errcode(q->db) & 0xff) == SQLITE_READONLY &&
+	    snprintf(wal, sizeof(wal), "%s-wal", q->path) < (int)sizeof(wal) &&
+	    access(wal, F_OK) == -1 && errno == ENOENT &&
+	    immutable_uri(q->path, uri, sizeof(uri)) == 0) {
+		sqlite3_close(q->db);
+		rc = sqlite3_open_v2(uri, &q->db, SQLITE_OPEN_READONLY |
+		    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
+		if (rc == SQLITE_OK)
+			rc = pragma_int(q, "PRAGMA user_version", &version, err,
+			    errlen);
+	}
+	if (q->db == NULL) {
+		snprintf(err, errlen, "%s: out of memory", q->path);
+		return -1;
+	}
+	if (rc != SQLITE_OK)
+		return fail_db(q, "open to read", err, errlen);
+	sqlite3_extended_result_codes(q->db, 1);
+	sqlite3_db_config(q->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	if (version != QUEUE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %lld, this tgq reads %d: %s",
+		    q->path, (long long)version, QUEUE_SCHEMA_VERSION,
+		    version < QUEUE_SCHEMA_VERSION ? "run tgq-webhook --check as the "
+		    "queue's owner to migrate it" : "the queue is newer than this tgq");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 connect_db(struct queue *q, char *err, size_t errlen)
 {
 	int rc;
+
+	if (q->read_only) {
+		if (connect_read_only(q, err, errlen) == -1 ||
+		    prepare(q, HEALTH_SQL, &q->health, err, errlen) == -1)
+			goto fail;
+		q->needs_reconnect = 0;
+		return 0;
+	}
 
 	/* NOMUTEX: a struct queue is used by one thread at a time (the webhook's
 	 * batches take turns on a mutex, the drain has one loop), so SQLite need not
@@ -492,10 +588,7 @@ connect_db(struct queue *q, char *err, size_t errlen)
 	    prepare(q, "UPDATE updates SET replaced_at = ?3 WHERE bot = ?1 AND "
 	    "update_id = ?2 AND replaced_at IS NULL AND received_at < ?4",
 	    &q->retire, err, errlen) == -1 ||
-	    prepare(q, "SELECT (SELECT count(*) FROM updates WHERE state IN ('new', "
-	    "'leased')), (SELECT count(*) FROM updates WHERE state = 'dead'), "
-	    "(SELECT min(received_at) FROM updates WHERE state IN ('new', 'leased'))",
-	    &q->health, err, errlen) == -1)
+	    prepare(q, HEALTH_SQL, &q->health, err, errlen) == -1)
 		goto fail;
 	q->needs_reconnect = 0;
 	return 0;
@@ -519,9 +612,9 @@ open_lock(struct queue *q)
 		    "SQLite's busy handler instead", path, strerror(errno));
 }
 
-int
-queue_open(const char *path, enum durability durability, int64_t busy_timeout_ms,
-    struct queue **out, char *err, size_t errlen)
+static int
+open_queue(const char *path, enum durability durability, int64_t busy_timeout_ms,
+    int read_only, struct queue **out, char *err, size_t errlen)
 {
 	struct queue *q;
 
@@ -533,14 +626,31 @@ queue_open(const char *path, enum durability durability, int64_t busy_timeout_ms
 	q->durability = durability;
 	q->busy_timeout_ms = busy_timeout_ms;
 	q->lockfd = -1;
+	q->read_only = read_only;
 	if (connect_db(q, err, errlen) == -1) {
 		free(q->path);
 		free(q);
 		return -1;
 	}
-	open_lock(q);
+	if (!read_only)
+		open_lock(q);
 	*out = q;
 	return 0;
+}
+
+int
+queue_open(const char *path, enum durability durability, int64_t busy_timeout_ms,
+    struct queue **out, char *err, size_t errlen)
+{
+	return open_queue(path, durability, busy_timeout_ms, 0, out, err, errlen);
+}
+
+int
+queue_open_read(const char *path, int64_t busy_timeout_ms, struct queue **out,
+    char *err, size_t errlen)
+{
+	return open_queue(path, DURABILITY_FULL, busy_timeout_ms, 1, out, err,
+	    errlen);
 }
 
 int

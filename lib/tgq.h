@@ -220,6 +220,10 @@ struct queue_health {
 };
 int	 queue_open(const char *path, enum durability durability,
 	    int64_t busy_timeout_ms, struct queue **out, char *err, size_t errlen);
+/* For readers that may not write the queue or its folder (queue commands run by
+ * an operator in its group): no lock, no migration, statements that read only. */
+int	 queue_open_read(const char *path, int64_t busy_timeout_ms,
+	    struct queue **out, char *err, size_t errlen);
 void	 queue_close(struct queue *q);
 /* Stores all items in one transaction; on failure nothing of the batch is stored. */
 enum queue_status queue_put_batch(struct queue *q, struct queue_item *items, size_t n,

@@ -162,6 +162,49 @@ def case_queue_commands_without_token(stack):
     no_secret_printed(stack)
 
 
+def case_queue_commands_as_group_reader(stack):
+    """An operator in the queue's group, who may read the queue and its folder but
+    write neither: status, ls and show work, while a process holds the queue open
+    (its -wal and -shm there) and while none does; retry says it cannot write."""
+    need_root()
+    import sqlite3
+    stack.make_queue()
+    folder = os.path.join(stack.tmpdir, "ro")
+    os.mkdir(folder)
+    db = os.path.join(folder, "queue.db")
+    os.rename(stack.db, db)
+    _uid, gid = h.run_ids()
+
+    def lock_down():
+        for path in [folder] + [db + s for s in ("", "-wal", "-shm", "-lock")]:
+            if os.path.exists(path):
+                os.chown(path, 0, gid)
+                os.chmod(path, 0o750 if path == folder else 0o640)
+
+    def looks(when):
+        lock_down()
+        for args, want in ((("status",), "new"), (("ls",), "hi"),
+                           (("show", "2"), "update_id")):
+            r = stack.run("tgq", *args, user=True, TGQ_DATABASE=db)
+            check(r.returncode == 0 and want in r.stdout,
+                  "tgq %s as a group reader, %s: exit %d: %s" % (
+                      " ".join(args), when, r.returncode, r.stdout + r.stderr))
+
+    holder = sqlite3.connect(db)
+    try:
+        holder.execute("SELECT count(*) FROM updates").fetchall()
+        check(os.path.exists(db + "-shm"), "the holder left no -shm")
+        looks("the queue held open")
+    finally:
+        holder.close()
+    check(not os.path.exists(db + "-wal"), "the -wal outlived its last connection")
+    looks("nobody has the queue open")
+    r = stack.run("tgq", "retry", "--dead", user=True, TGQ_DATABASE=db)
+    check(r.returncode == 1 and "readonly" in r.stderr.replace("read-only",
+                                                               "readonly"),
+          "retry as a group reader: exit %d: %s" % (r.returncode, r.stderr))
+
+
 # ------------------------------------------------------------ tgq doctor
 
 def case_doctor_secret_changed_under_webhook(stack):
@@ -382,6 +425,7 @@ def case_drain_refuses_before_creating_queue(stack):
 
 
 CASES = [("queue_commands_without_token", case_queue_commands_without_token),
+         ("queue_commands_as_group_reader", case_queue_commands_as_group_reader),
          ("doctor_secret_changed_under_webhook", case_doctor_secret_changed_under_webhook),
          ("doctor_queue_owned_by_root", case_doctor_queue_owned_by_root),
          ("doctor_folder_not_writable", case_doctor_folder_not_writable),
