@@ -24,7 +24,7 @@
    round by round.
 
 Human tables first; the last lines are `name: value` pairs, then one
-`target <name>: met|NOT MET (...)` line per target of issue 6.  Everything runs on
+`target <name>: met|NOT MET (...)` line per performance target.  Everything runs on
 127.0.0.1 in temp folders, every load run is bounded in time, and every process
 started here is stopped here, by its PID.
 """
