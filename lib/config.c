@@ -38,8 +38,10 @@ enum key_type {
 	KEY_CIDRS,	/* a struct cidr_list */
 	KEY_HANDLER,	/* echo or exec:/absolute/program [args] */
 };
-static const char *const key_type_names[] = { "path", "url", "integer", "size",
-	"duration", "enum", "cidr-list", "handler" };
+static const char *const key_type_names[] = { [KEY_PATH] = "path",
+	[KEY_URL] = "url", [KEY_INT] = "integer", [KEY_SIZE] = "size",
+	[KEY_DURATION] = "duration", [KEY_ENUM] = "enum", [KEY_CIDRS] = "cidr-list",
+	[KEY_HANDLER] = "handler" };
 struct key_choice {
 	const char	*name;
 	int		 value;
@@ -54,7 +56,7 @@ struct config_key {
 	int64_t			 min, max;
 	const struct key_choice	*choices; /* ends with a NULL name */
 	const char		*rule;	/* what an error says the value must be */
-	const char		*def;	/* the default as it would be written; NULL: none */
+	const char		*def;	/* the default, as written in the file */
 	unsigned		 flags;
 };
 
@@ -686,7 +688,8 @@ load_secret(struct parse_state *ps, const char *botname,
 	char		 path[PATH_MAX], default_name[BOT_NAME_MAX + 32];
 	int		 n;
 
-	if (strcmp(botname, "default") == 0 && (value = getenv(source->env)) != NULL) {
+	if (strcmp(botname, "default") == 0 &&
+	    (value = getenv(source->env)) != NULL) {
 		if ((*out = strdup(value)) == NULL) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
@@ -697,10 +700,11 @@ load_secret(struct parse_state *ps, const char *botname,
 	}
 	if (file == NULL && creds != NULL) {
 		if (strcmp(botname, "default") == 0)
-			snprintf(default_name, sizeof(default_name), "%s", source->credential);
+			snprintf(default_name, sizeof(default_name), "%s",
+			    source->credential);
 		else
-			snprintf(default_name, sizeof(default_name), "%s-%s", source->credential,
-			    botname);
+			snprintf(default_name, sizeof(default_name), "%s-%s",
+			    source->credential, botname);
 		n = snprintf(path, sizeof(path), "%s/%s", creds, default_name);
 		if (n < 0 || (size_t)n >= sizeof(path) || access(path, F_OK) != 0)
 			return 0;
