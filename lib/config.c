@@ -151,14 +151,14 @@ static const struct config_key config_keys[] = {
  * variables hold the values themselves (for the bot "default"), and a systemd
  * unit's credential of this name is read when nothing else is given.
  */
+enum { SECRET_TOKEN, SECRET_WEBHOOK };
 static const struct secret_source {
 	const char	*env;
 	const char	*credential;
 } secret_sources[] = {
-	{ "TGQ_BOT_TOKEN", "bot-token" },
-	{ "TGQ_WEBHOOK_SECRET", "webhook-secret" },
+	[SECRET_TOKEN] = { "TGQ_BOT_TOKEN", "bot-token" },
+	[SECRET_WEBHOOK] = { "TGQ_WEBHOOK_SECRET", "webhook-secret" },
 };
-enum { SECRET_TOKEN, SECRET_WEBHOOK };
 
 struct parse_state {
 	struct config	*cfg;
