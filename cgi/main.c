@@ -17,7 +17,8 @@
 static void
 usage(FILE *out)
 {
-	fprintf(out, "usage: tgq-webhook [-c config] [--check] [--help] [--version]\n"
+	fprintf(out, "usage: tgq-webhook [-c config] [--check] [--print-keys] [--help] "
+	    "[--version]\n"
 	    "Runs as a FastCGI responder when its standard input is a listening "
 	    "socket,\nelse as a CGI program.  Configuration: TGQ_CONFIG or "
 	    CONFIG_DEFAULT_PATH ",\nand TGQ_* variables; see tgq-webhook(8).\n");
@@ -134,7 +135,10 @@ main(int argc, char *argv[])
 			config_path = argv[++i];
 		else if (strcmp(argv[i], "--check") == 0)
 			check_only = 1;
-		else if (strcmp(argv[i], "--help") == 0) {
+		else if (strcmp(argv[i], "--print-keys") == 0) {
+			config_print_keys(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
 		} else if (strcmp(argv[i], "--version") == 0) {

@@ -7,9 +7,11 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +20,145 @@
 #include "tgq.h"
 
 #define SECRET_FILE_MAX 4096
+
+/*
+ * Every key, one row each: the file, the environment and the defaults are all
+ * applied by walking this table (key_apply), and `tgq-webhook --print-keys`
+ * prints it.  A new key is a row here and a field in struct config or struct
+ * bot_config.
+ */
+enum key_section { SECTION_TGQ, SECTION_BOT };
+enum key_type {
+	KEY_PATH,	/* a file name, not empty */
+	KEY_URL,	/* starts with one of the choices' names */
+	KEY_INT,	/* an int64_t within [min, max] */
+	KEY_SIZE,	/* the same, with a K, M or G suffix */
+	KEY_DURATION,	/* the same in seconds, with an s, m, h or d suffix */
+	KEY_ENUM,	/* one of the choices' names, stored as its value (an enum) */
+	KEY_CIDRS,	/* a struct cidr_list */
+	KEY_HANDLER,	/* echo or exec:/absolute/program [args] */
+};
+static const char *const key_type_names[] = { [KEY_PATH] = "path",
+	[KEY_URL] = "url", [KEY_INT] = "integer", [KEY_SIZE] = "size",
+	[KEY_DURATION] = "duration", [KEY_ENUM] = "enum", [KEY_CIDRS] = "cidr-list",
+	[KEY_HANDLER] = "handler" };
+struct key_choice {
+	const char	*name;
+	int		 value;
+};
+#define KEY_ANY_CASE	0x1	/* an enum's names match in any case */
+struct config_key {
+	enum key_section	 section;
+	const char		*name;
+	const char		*env;	/* the variable that overrides it */
+	enum key_type		 type;
+	size_t			 offset; /* in struct config, or struct bot_config */
+	int64_t			 min, max;
+	const struct key_choice	*choices; /* ends with a NULL name */
+	const char		*rule;	/* what an error says the value must be */
+	const char		*def;	/* the default, as written in the file */
+	unsigned		 flags;
+};
+
+static const struct key_choice durabilities[] = { { "full", DURABILITY_FULL },
+	{ "normal", DURABILITY_NORMAL }, { NULL, 0 } };
+static const struct key_choice log_levels[] = { { "err", LOG_LVL_ERR },
+	{ "error", LOG_LVL_ERR }, { "warning", LOG_LVL_WARNING },
+	{ "warn", LOG_LVL_WARNING }, { "info", LOG_LVL_INFO },
+	{ "debug", LOG_LVL_DEBUG }, { NULL, 0 } };
+static const struct key_choice http_urls[] = { { "https://", 0 }, { "http://", 0 },
+	{ NULL, 0 } };
+static const struct key_choice https_urls[] = { { "https://", 0 }, { NULL, 0 } };
+/* key_apply stores an enum's value as an int. */
+_Static_assert(sizeof(enum durability) == sizeof(int) &&
+    sizeof(enum log_level) == sizeof(int), "config enums are int-sized");
+
+/* Where a field is, refused at compile time when its type is not the one the
+ * key's type writes. */
+#define STRUCT_TGQ struct config
+#define STRUCT_BOT struct bot_config
+#define FIELD(sec, f, T) _Generic(((STRUCT_##sec *)NULL)->f, T: \
+	offsetof(STRUCT_##sec, f))
+#define NUMBER(sec, name, env, type, f, min, max, range, def) \
+	{ SECTION_##sec, name, env, type, FIELD(sec, f, int64_t), min, max, NULL, \
+	range, def, 0 }
+#define STRING(sec, name, env, type, f, choices, rule, def) \
+	{ SECTION_##sec, name, env, type, FIELD(sec, f, char *), 0, 0, choices, \
+	rule, def, 0 }
+#define CHOICE(sec, name, env, f, choices, rule, def, flags) \
+	{ SECTION_##sec, name, env, KEY_ENUM, offsetof(STRUCT_##sec, f), 0, 0, \
+	choices, rule, def, flags }
+#define CIDRS(sec, name, env, f) \
+	{ SECTION_##sec, name, env, KEY_CIDRS, FIELD(sec, f, struct cidr_list), \
+	0, 0, NULL, NULL, NULL, 0 }
+
+static const struct config_key config_keys[] = {
+	STRING(TGQ, "database", "TGQ_DATABASE", KEY_PATH, database, NULL, NULL,
+	    "/var/lib/tgq/queue.db"),
+	CHOICE(TGQ, "durability", "TGQ_DURABILITY", durability, durabilities,
+	    "must be full or normal", "full", 0),
+	NUMBER(TGQ, "max_body", "TGQ_MAX_BODY", KEY_SIZE, max_body, 1024,
+	    64 * 1024 * 1024, "1K to 64M", "1M"),
+	STRING(TGQ, "api_url", "TGQ_API_URL", KEY_URL, api_url, http_urls,
+	    "must start with https:// or http://", "https://api.telegram.org"),
+	NUMBER(TGQ, "busy_timeout", "TGQ_BUSY_TIMEOUT", KEY_INT, busy_timeout_ms, 0,
+	    60000, "0 to 60000 ms", "5000"),
+	NUMBER(TGQ, "retry_after", "TGQ_RETRY_AFTER", KEY_DURATION, retry_after_s, 1,
+	    3600, "1 s to 1 h", "5"),
+	NUMBER(TGQ, "threads", "TGQ_THREADS", KEY_INT, threads, 1, 64, "1 to 64", "1"),
+	CHOICE(TGQ, "log_level", "TGQ_LOG_LEVEL", log_level, log_levels,
+	    "must be err, warning, info or debug", "info", KEY_ANY_CASE),
+	NUMBER(TGQ, "max_attempts", "TGQ_MAX_ATTEMPTS", KEY_INT, max_attempts, 1,
+	    1000, "1 to 1000", "5"),
+	NUMBER(TGQ, "handler_timeout", "TGQ_HANDLER_TIMEOUT", KEY_DURATION,
+	    handler_timeout_s, 1, 3600, "1 s to 1 h", "10s"),
+	NUMBER(TGQ, "max_output", "TGQ_MAX_OUTPUT", KEY_SIZE, max_output, 1024,
+	    64 * 1024 * 1024, "1K to 64M", "1M"),
+	NUMBER(TGQ, "send_timeout", "TGQ_SEND_TIMEOUT", KEY_DURATION, send_timeout_s,
+	    1, 600, "1 s to 10 m", "30s"),
+	NUMBER(TGQ, "lease", "TGQ_LEASE", KEY_DURATION, lease_s, 2, 86400,
+	    "2 s to 1 d", "60s"),
+	NUMBER(TGQ, "retain", "TGQ_RETAIN", KEY_DURATION, retain_s, 60, 3650 * 86400,
+	    "1 m to 10 years", "7d"),
+	NUMBER(TGQ, "max_in_flight", "TGQ_MAX_IN_FLIGHT", KEY_INT, max_in_flight, 1,
+	    1000, "1 to 1000", "16"),
+	NUMBER(TGQ, "handlers", "TGQ_HANDLERS", KEY_INT, handlers, 1, 256,
+	    "1 to 256", "4"),
+	CIDRS(TGQ, "allowed_ips", "TGQ_ALLOWED_IPS", allowed_ips),
+	CIDRS(TGQ, "trusted_proxies", "TGQ_TRUSTED_PROXIES", trusted_proxies),
+
+	STRING(BOT, "token_file", "TGQ_BOT_TOKEN_FILE", KEY_PATH, token_file, NULL,
+	    NULL, NULL),
+	STRING(BOT, "secret_file", "TGQ_WEBHOOK_SECRET_FILE", KEY_PATH, secret_file,
+	    NULL, NULL, NULL),
+	STRING(BOT, "webhook_url", "TGQ_WEBHOOK_URL", KEY_URL, webhook_url,
+	    https_urls, "must start with https://", NULL),
+	STRING(BOT, "handler", "TGQ_HANDLER", KEY_HANDLER, handler, NULL, NULL,
+	    "echo"),
+	/* Telegram's published limits: about 30 messages a second, one a second to
+	 * a chat, 20 a minute to a group. */
+	NUMBER(BOT, "rate_global", "TGQ_RATE_GLOBAL", KEY_INT, rate_global, 0, 100000,
+	    "0 (off) to 100000 per second", "30"),
+	NUMBER(BOT, "rate_chat", "TGQ_RATE_CHAT", KEY_INT, rate_chat, 0, 100000,
+	    "0 (off) to 100000 per second", "1"),
+	NUMBER(BOT, "rate_group", "TGQ_RATE_GROUP", KEY_INT, rate_group, 0, 100000,
+	    "0 (off) to 100000 per minute", "20"),
+};
+#define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+/*
+ * The secrets, which are no keys: the file keys above name where they are; these
+ * variables hold the values themselves (for the bot "default"), and a systemd
+ * unit's credential of this name is read when nothing else is given.
+ */
+enum { SECRET_TOKEN, SECRET_WEBHOOK };
+static const struct secret_source {
+	const char	*env;
+	const char	*credential;
+} secret_sources[] = {
+	[SECRET_TOKEN] = { "TGQ_BOT_TOKEN", "bot-token" },
+	[SECRET_WEBHOOK] = { "TGQ_WEBHOOK_SECRET", "webhook-secret" },
+};
 
 struct parse_state {
 	struct config	*cfg;
@@ -30,11 +171,9 @@ struct parse_state {
 	char		 reason[256];
 	/* Relative secret files are found beside the configuration file. */
 	char		 dir[PATH_MAX];
-	/* What each [tgq] key and bot key was set on, to refuse repeats. */
-	unsigned	 seen_tgq;
-	unsigned	 seen_bot[CONFIG_MAX_BOTS];
-	char		*token_file[CONFIG_MAX_BOTS];
-	char		*secret_file[CONFIG_MAX_BOTS];
+	/* Which keys the file set already, per row of config_keys, to refuse repeats. */
+	bool		 seen_tgq[NKEYS];
+	bool		 seen_bot[CONFIG_MAX_BOTS][NKEYS];
 };
 
 static int
@@ -47,233 +186,6 @@ set_string(char **slot, const char *value)
 	free(*slot);
 	*slot = copy;
 	return 0;
-}
-
-static int
-bot_name_valid(const char *name, size_t len)
-{
-	size_t i;
-
-	if (len < 1 || len > BOT_NAME_MAX)
-		return 0;
-	for (i = 0; i < len; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-		    c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
-const struct bot_config *
-config_bot(const struct config *cfg, const char *name, size_t namelen)
-{
-	size_t i;
-
-	for (i = 0; i < cfg->nbots; i++)
-		if (strlen(cfg->bots[i].name) == namelen &&
-		    memcmp(cfg->bots[i].name, name, namelen) == 0)
-			return &cfg->bots[i];
-	return NULL;
-}
-
-/* Finds or adds the bot; -1 when the table is full. */
-static int
-bot_index(struct config *cfg, const char *name)
-{
-	size_t i, len = strlen(name);
-
-	for (i = 0; i < cfg->nbots; i++)
-		if (strcmp(cfg->bots[i].name, name) == 0)
-			return (int)i;
-	if (cfg->nbots == CONFIG_MAX_BOTS)
-		return -1;
-	memcpy(cfg->bots[cfg->nbots].name, name, len + 1);
-	/* Telegram's published limits: about 30 messages a second, one a second to a
-	 * chat, 20 a minute to a group. */
-	cfg->bots[cfg->nbots].rate_global = 30;
-	cfg->bots[cfg->nbots].rate_chat = 1;
-	cfg->bots[cfg->nbots].rate_group = 20;
-	return (int)cfg->nbots++;
-}
-
-/* The keys of [tgq]; the order gives each its bit in seen_tgq. */
-enum tgq_key { K_DATABASE, K_DURABILITY, K_MAX_BODY, K_API_URL, K_BUSY_TIMEOUT,
-	K_RETRY_AFTER, K_THREADS, K_LOG_LEVEL, K_MAX_ATTEMPTS, K_HANDLER_TIMEOUT,
-	K_MAX_OUTPUT, K_SEND_TIMEOUT, K_LEASE, K_RETAIN, K_MAX_IN_FLIGHT, K_HANDLERS,
-	K_ALLOWED_IPS, K_TRUSTED_PROXIES, K_NTGQ };
-static const char *const tgq_keys[K_NTGQ] = { "database", "durability",
-	"max_body", "api_url", "busy_timeout", "retry_after", "threads", "log_level",
-	"max_attempts", "handler_timeout", "max_output", "send_timeout", "lease",
-	"retain", "max_in_flight", "handlers", "allowed_ips", "trusted_proxies" };
-
-enum bot_key { B_TOKEN_FILE, B_SECRET_FILE, B_WEBHOOK_URL, B_HANDLER,
-	B_RATE_GLOBAL, B_RATE_CHAT, B_RATE_GROUP, B_NBOT };
-static const char *const bot_keys[B_NBOT] = { "token_file", "secret_file",
-	"webhook_url", "handler", "rate_global", "rate_chat", "rate_group" };
-
-/* The numeric keys: where each goes, its parser and its range. */
-enum number_kind { NUM_INT, NUM_SIZE, NUM_DURATION };
-struct number_key {
-	int		 key;
-	enum number_kind kind;
-	int64_t		 min, max;
-	const char	*range;		/* for the error message */
-};
-static const struct number_key tgq_numbers[] = {
-	{ K_MAX_BODY, NUM_SIZE, 1024, 64 * 1024 * 1024, "1K to 64M" },
-	{ K_BUSY_TIMEOUT, NUM_INT, 0, 60000, "0 to 60000 ms" },
-	{ K_RETRY_AFTER, NUM_DURATION, 1, 3600, "1 s to 1 h" },
-	{ K_THREADS, NUM_INT, 1, 64, "1 to 64" },
-	{ K_MAX_ATTEMPTS, NUM_INT, 1, 1000, "1 to 1000" },
-	{ K_HANDLER_TIMEOUT, NUM_DURATION, 1, 3600, "1 s to 1 h" },
-	{ K_MAX_OUTPUT, NUM_SIZE, 1024, 64 * 1024 * 1024, "1K to 64M" },
-	{ K_SEND_TIMEOUT, NUM_DURATION, 1, 600, "1 s to 10 m" },
-	{ K_LEASE, NUM_DURATION, 2, 86400, "2 s to 1 d" },
-	{ K_RETAIN, NUM_DURATION, 60, 3650 * 86400, "1 m to 10 years" },
-	{ K_MAX_IN_FLIGHT, NUM_INT, 1, 1000, "1 to 1000" },
-	{ K_HANDLERS, NUM_INT, 1, 256, "1 to 256" },
-};
-static const struct number_key bot_numbers[] = {
-	{ B_RATE_GLOBAL, NUM_INT, 0, 100000, "0 (off) to 100000 per second" },
-	{ B_RATE_CHAT, NUM_INT, 0, 100000, "0 (off) to 100000 per second" },
-	{ B_RATE_GROUP, NUM_INT, 0, 100000, "0 (off) to 100000 per minute" },
-};
-
-static int64_t *
-tgq_number_slot(struct config *cfg, int key)
-{
-	switch (key) {
-	case K_MAX_BODY: return &cfg->max_body;
-	case K_BUSY_TIMEOUT: return &cfg->busy_timeout_ms;
-	case K_RETRY_AFTER: return &cfg->retry_after_s;
-	case K_THREADS: return &cfg->threads;
-	case K_MAX_ATTEMPTS: return &cfg->max_attempts;
-	case K_HANDLER_TIMEOUT: return &cfg->handler_timeout_s;
-	case K_MAX_OUTPUT: return &cfg->max_output;
-	case K_SEND_TIMEOUT: return &cfg->send_timeout_s;
-	case K_LEASE: return &cfg->lease_s;
-	case K_RETAIN: return &cfg->retain_s;
-	case K_MAX_IN_FLIGHT: return &cfg->max_in_flight;
-	case K_HANDLERS: return &cfg->handlers;
-	default: return NULL;
-	}
-}
-
-static int64_t *
-bot_number_slot(struct bot_config *b, int key)
-{
-	switch (key) {
-	case B_RATE_GLOBAL: return &b->rate_global;
-	case B_RATE_CHAT: return &b->rate_chat;
-	case B_RATE_GROUP: return &b->rate_group;
-	default: return NULL;
-	}
-}
-
-/* Parses a numeric key into slot; 1 when key is numeric (0 when not), -1 on error. */
-static int
-apply_number(const struct number_key *table, size_t n, int key, const char *name,
-    const char *value, int64_t *slot, char *why, size_t whylen)
-{
-	const char	*errstr = NULL;
-	int64_t		 v;
-	size_t		 i;
-	int		 rc;
-
-	for (i = 0; i < n && table[i].key != key; i++)
-		continue;
-	if (i == n)
-		return 0;
-	switch (table[i].kind) {
-	case NUM_SIZE:
-		rc = parse_size(value, table[i].min, table[i].max, &v, &errstr);
-		break;
-	case NUM_DURATION:
-		rc = parse_duration(value, table[i].min, table[i].max, &v, &errstr);
-		break;
-	default:
-		rc = parse_int(value, table[i].min, table[i].max, &v, &errstr);
-		break;
-	}
-	if (rc == -1) {
-		snprintf(why, whylen, "%s: %s (%s)", name, errstr, table[i].range);
-		return -1;
-	}
-	*slot = v;
-	return 1;
-}
-
-static int
-key_lookup(const char *const *keys, int nkeys, const char *name)
-{
-	int i;
-
-	for (i = 0; i < nkeys; i++)
-		if (strcmp(keys[i], name) == 0)
-			return i;
-	return -1;
-}
-
-/* Applies one [tgq] setting; "what" names its source in errors. */
-static int
-apply_tgq(struct config *cfg, enum tgq_key key, const char *value, char *why,
-    size_t whylen)
-{
-	int rc = apply_number(tgq_numbers, sizeof(tgq_numbers) /
-	    sizeof(tgq_numbers[0]), key, tgq_keys[key], value,
-	    tgq_number_slot(cfg, key), why, whylen);
-
-	if (rc != 0)
-		return rc == 1 ? 0 : -1;
-	switch (key) {
-	case K_DATABASE:
-		if (*value == '\0') {
-			snprintf(why, whylen, "database: empty path");
-			return -1;
-		}
-		return set_string(&cfg->database, value);
-	case K_DURABILITY:
-		if (strcmp(value, "full") == 0)
-			cfg->durability = DURABILITY_FULL;
-		else if (strcmp(value, "normal") == 0)
-			cfg->durability = DURABILITY_NORMAL;
-		else {
-			snprintf(why, whylen, "durability: must be full or normal");
-			return -1;
-		}
-		return 0;
-	case K_API_URL:
-		if (strncmp(value, "https://", 8) != 0 &&
-		    strncmp(value, "http://", 7) != 0) {
-			snprintf(why, whylen, "api_url: must start with https:// or http://");
-			return -1;
-		}
-		return set_string(&cfg->api_url, value);
-	case K_ALLOWED_IPS:
-	case K_TRUSTED_PROXIES: {
-		struct cidr_list *list = key == K_ALLOWED_IPS ? &cfg->allowed_ips :
-		    &cfg->trusted_proxies;
-		char reason[160];
-
-		if (cidr_parse(value, list, reason, sizeof(reason)) == -1) {
-			snprintf(why, whylen, "%s: %s", tgq_keys[key], reason);
-			return -1;
-		}
-		return 0;
-	}
-	case K_LOG_LEVEL:
-		if (log_level_parse(value, &cfg->log_level) == -1) {
-			snprintf(why, whylen,
-			    "log_level: must be err, warning, info or debug");
-			return -1;
-		}
-		return 0;
-	default:
-		break;
-	}
-	return -1;
 }
 
 /*
@@ -312,6 +224,196 @@ handler_program(const char *botname, const char *handler, char *prog,
 	return 1;
 }
 
+static const struct key_choice *
+key_choice(const struct config_key *k, const char *value)
+{
+	const struct key_choice *c;
+
+	for (c = k->choices; c->name != NULL; c++) {
+		if (k->type == KEY_URL && strncmp(value, c->name, strlen(c->name)) == 0)
+			return c;
+		if (k->type == KEY_ENUM && ((k->flags & KEY_ANY_CASE) ?
+		    strcasecmp(value, c->name) : strcmp(value, c->name)) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+/*
+ * Sets key k of base (the struct config, or the struct bot_config of the bot
+ * botname) from the text value; -1 with why, which never quotes the value.
+ */
+static int
+key_apply(const struct config_key *k, void *base, const char *botname,
+    const char *value, char *why, size_t whylen)
+{
+	char		*field = (char *)base + k->offset;
+	const struct key_choice *choice;
+	const char	*errstr = NULL;
+	char		 reason[160], prog[PATH_MAX];
+	int64_t		 n;
+	int		 rc;
+
+	/* No [bot] key has a meaning when empty: an empty one is a mistake. */
+	if (k->section == SECTION_BOT && *value == '\0') {
+		snprintf(why, whylen, "%s: empty value", k->name);
+		return -1;
+	}
+	switch (k->type) {
+	case KEY_INT:
+	case KEY_SIZE:
+	case KEY_DURATION:
+		if (k->type == KEY_SIZE)
+			rc = parse_size(value, k->min, k->max, &n, &errstr);
+		else if (k->type == KEY_DURATION)
+			rc = parse_duration(value, k->min, k->max, &n, &errstr);
+		else
+			rc = parse_int(value, k->min, k->max, &n, &errstr);
+		if (rc == -1) {
+			snprintf(why, whylen, "%s: %s (%s)", k->name, errstr, k->rule);
+			return -1;
+		}
+		*(int64_t *)(void *)field = n;
+		return 0;
+	case KEY_ENUM:
+		if ((choice = key_choice(k, value)) == NULL)
+			break;
+		*(int *)(void *)field = choice->value;
+		return 0;
+	case KEY_CIDRS:
+		if (cidr_parse(value, (struct cidr_list *)(void *)field, reason,
+		    sizeof(reason)) == -1) {
+			snprintf(why, whylen, "%s: %s", k->name, reason);
+			return -1;
+		}
+		return 0;
+	case KEY_PATH:
+		if (*value == '\0') {
+			snprintf(why, whylen, "%s: empty path", k->name);
+			return -1;
+		}
+		goto string;
+	case KEY_URL:
+		if (key_choice(k, value) == NULL)
+			break;
+		goto string;
+	case KEY_HANDLER:
+		if (handler_program(botname, value, prog, sizeof(prog), why,
+		    whylen) == -1)
+			return -1;
+		goto string;
+	}
+	snprintf(why, whylen, "%s: %s", k->name, k->rule);
+	return -1;
+string:
+	if (set_string((char **)(void *)field, value) == -1) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Applies the defaults of a section's keys to base (see key_apply). */
+static int
+apply_defaults(enum key_section section, void *base, const char *botname,
+    char *why, size_t whylen)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (config_keys[i].section == section && config_keys[i].def != NULL &&
+		    key_apply(&config_keys[i], base, botname, config_keys[i].def, why,
+		    whylen) == -1)
+			return -1;
+	return 0;
+}
+
+static const struct config_key *
+key_find(enum key_section section, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (config_keys[i].section == section &&
+		    strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	return NULL;
+}
+
+void
+config_print_keys(FILE *out)
+{
+	const struct key_choice	*c;
+	size_t			 i;
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		fprintf(out, "%s\t%s\t%s\t%s", k->section == SECTION_TGQ ? "[tgq]" :
+		    "[bot NAME]", k->name, k->env, key_type_names[k->type]);
+		for (c = k->type == KEY_ENUM ? k->choices : NULL; c != NULL &&
+		    c->name != NULL; c++)
+			fprintf(out, "%c%s", c == k->choices ? ':' : ',', c->name);
+		fprintf(out, "\t%s\n", k->def != NULL ? k->def : "-");
+	}
+	/* The variables that stand for no key. */
+	fprintf(out, "-\t-\t%s\tpath\t%s\n", CONFIG_ENV, CONFIG_DEFAULT_PATH);
+	for (i = 0; i < sizeof(secret_sources) / sizeof(secret_sources[0]); i++)
+		fprintf(out, "[bot default]\t-\t%s\tsecret\t-\n", secret_sources[i].env);
+	fprintf(out, "-\t-\tCREDENTIALS_DIRECTORY\tpath\t-\n");
+}
+
+static int
+bot_name_valid(const char *name, size_t len)
+{
+	size_t i;
+
+	if (len < 1 || len > BOT_NAME_MAX)
+		return 0;
+	for (i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+		    c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+const struct bot_config *
+config_bot(const struct config *cfg, const char *name, size_t namelen)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nbots; i++)
+		if (strlen(cfg->bots[i].name) == namelen &&
+		    memcmp(cfg->bots[i].name, name, namelen) == 0)
+			return &cfg->bots[i];
+	return NULL;
+}
+
+/* Finds or adds the bot (with its keys' defaults); -1 with why when the table
+ * is full. */
+static int
+bot_index(struct config *cfg, const char *name, char *why, size_t whylen)
+{
+	struct bot_config	*b;
+	size_t			 i, len = strlen(name);
+
+	for (i = 0; i < cfg->nbots; i++)
+		if (strcmp(cfg->bots[i].name, name) == 0)
+			return (int)i;
+	if (cfg->nbots == CONFIG_MAX_BOTS) {
+		snprintf(why, whylen, "more than %d bots", CONFIG_MAX_BOTS);
+		return -1;
+	}
+	b = &cfg->bots[cfg->nbots++];
+	memcpy(b->name, name, len + 1);
+	if (apply_defaults(SECTION_BOT, b, b->name, why, whylen) == -1)
+		return -1;
+	return (int)(cfg->nbots - 1);
+}
+
 int
 config_check_handler(const struct bot_config *b, char *err, size_t errlen)
 {
@@ -344,109 +446,71 @@ config_check_handler(const struct bot_config *b, char *err, size_t errlen)
 	return 0;
 }
 
+/* One [bot NAME] line; 0 when applied, -1 with why. */
 static int
-apply_bot(struct parse_state *ps, int bot, enum bot_key key, const char *value,
-    char *why, size_t whylen)
+ini_bot_line(struct parse_state *ps, const char *botname, const char *name,
+    const char *value, char *why, size_t whylen)
 {
-	struct bot_config	*b = &ps->cfg->bots[bot];
-	int			 rc;
+	const struct config_key	*k;
+	int			 bot;
 
-	if (*value == '\0') {
-		snprintf(why, whylen, "%s: empty value", bot_keys[key]);
+	if (!bot_name_valid(botname, strlen(botname))) {
+		snprintf(why, whylen, "bot names are 1-%d characters of a-z 0-9 _ -",
+		    BOT_NAME_MAX);
 		return -1;
 	}
-	rc = apply_number(bot_numbers, sizeof(bot_numbers) / sizeof(bot_numbers[0]),
-	    key, bot_keys[key], value, bot_number_slot(b, key), why, whylen);
-	if (rc != 0)
-		return rc == 1 ? 0 : -1;
-	switch (key) {
-	case B_TOKEN_FILE:
-		return set_string(&ps->token_file[bot], value);
-	case B_SECRET_FILE:
-		return set_string(&ps->secret_file[bot], value);
-	case B_WEBHOOK_URL:
-		if (strncmp(value, "https://", 8) != 0) {
-			snprintf(why, whylen, "webhook_url: must start with https://");
-			return -1;
-		}
-		return set_string(&b->webhook_url, value);
-	case B_HANDLER: {
-		char prog[PATH_MAX];
-
-		if (handler_program(b->name, value, prog, sizeof(prog), why,
-		    whylen) == -1)
-			return -1;
-		return set_string(&b->handler, value);
+	if ((bot = bot_index(ps->cfg, botname, why, whylen)) == -1)
+		return -1;
+	if (strcmp(name, "token") == 0 || strcmp(name, "secret") == 0) {
+		snprintf(why, whylen, "%s: secrets are not written here; use %s_file",
+		    name, name);
+		return -1;
 	}
-	default:
-		break;
+	if ((k = key_find(SECTION_BOT, name)) == NULL) {
+		snprintf(why, whylen, "unknown key \"%s\" in [bot %s]", name, botname);
+		return -1;
 	}
-	return -1;
+	if (ps->seen_bot[bot][k - config_keys]) {
+		snprintf(why, whylen, "%s: given twice", name);
+		return -1;
+	}
+	ps->seen_bot[bot][k - config_keys] = true;
+	return key_apply(k, &ps->cfg->bots[bot], botname, value, why, whylen);
 }
 
 static int
 ini_handler_fn(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_state	*ps = user;
+	const struct config_key	*k;
 	char			*why = ps->reason;
 	size_t			 whylen = sizeof(ps->reason);
-	int			 key, bot;
 
 	if (ps->error_line != 0)
 		return 1;	/* report the first error only */
 	if (strcmp(section, "tgq") == 0) {
-		if ((key = key_lookup(tgq_keys, K_NTGQ, name)) == -1) {
+		if ((k = key_find(SECTION_TGQ, name)) == NULL) {
 			snprintf(why, whylen, "unknown key \"%s\" in [tgq]", name);
 			goto fail;
 		}
-		if (ps->seen_tgq & (1u << key)) {
+		if (ps->seen_tgq[k - config_keys]) {
 			snprintf(why, whylen, "%s: given twice", name);
 			goto fail;
 		}
-		ps->seen_tgq |= 1u << key;
-		if (apply_tgq(ps->cfg, (enum tgq_key)key, value, why, whylen) == -1)
-			goto fail_oom;
+		ps->seen_tgq[k - config_keys] = true;
+		if (key_apply(k, ps->cfg, NULL, value, why, whylen) == -1)
+			goto fail;
 		return 1;
 	}
 	if (strncmp(section, "bot ", 4) == 0) {
-		const char *botname = section + 4;
-
-		if (!bot_name_valid(botname, strlen(botname))) {
-			snprintf(why, whylen,
-			    "bot names are 1-%d characters of a-z 0-9 _ -", BOT_NAME_MAX);
+		if (ini_bot_line(ps, section + 4, name, value, why, whylen) == -1)
 			goto fail;
-		}
-		if ((bot = bot_index(ps->cfg, botname)) == -1) {
-			snprintf(why, whylen, "more than %d bots", CONFIG_MAX_BOTS);
-			goto fail;
-		}
-		if (strcmp(name, "token") == 0 || strcmp(name, "secret") == 0) {
-			snprintf(why, whylen, "%s: secrets are not written here; "
-			    "use %s_file", name, name);
-			goto fail;
-		}
-		if ((key = key_lookup(bot_keys, B_NBOT, name)) == -1) {
-			snprintf(why, whylen, "unknown key \"%s\" in [bot %s]", name,
-			    botname);
-			goto fail;
-		}
-		if (ps->seen_bot[bot] & (1u << key)) {
-			snprintf(why, whylen, "%s: given twice", name);
-			goto fail;
-		}
-		ps->seen_bot[bot] |= 1u << key;
-		if (apply_bot(ps, bot, (enum bot_key)key, value, why, whylen) == -1)
-			goto fail_oom;
 		return 1;
 	}
 	if (*section == '\0')
 		snprintf(why, whylen, "key \"%s\" outside a section", name);
 	else
 		snprintf(why, whylen, "unknown section; use [tgq] or [bot NAME]");
-	goto fail;
-fail_oom:
-	if (*why == '\0')
-		snprintf(why, whylen, "out of memory");
 fail:
 	ps->error_line = ps->lineno;
 	return 0;
@@ -550,76 +614,52 @@ credential_exists(const char *name)
 	return n > 0 && (size_t)n < sizeof(path) && access(path, F_OK) == 0;
 }
 
+/* The environment on top of the file: [bot] keys' variables describe the bot
+ * "default". */
 static int
 apply_environment(struct parse_state *ps, char *err, size_t errlen)
 {
-	static const struct {
-		const char	*var;
-		enum tgq_key	 key;
-	} tgq_env[] = {
-		{ "TGQ_DATABASE", K_DATABASE }, { "TGQ_DURABILITY", K_DURABILITY },
-		{ "TGQ_MAX_BODY", K_MAX_BODY }, { "TGQ_API_URL", K_API_URL },
-		{ "TGQ_BUSY_TIMEOUT", K_BUSY_TIMEOUT },
-		{ "TGQ_RETRY_AFTER", K_RETRY_AFTER }, { "TGQ_THREADS", K_THREADS },
-		{ "TGQ_LOG_LEVEL", K_LOG_LEVEL }, { "TGQ_MAX_ATTEMPTS", K_MAX_ATTEMPTS },
-		{ "TGQ_HANDLER_TIMEOUT", K_HANDLER_TIMEOUT },
-		{ "TGQ_MAX_OUTPUT", K_MAX_OUTPUT }, { "TGQ_SEND_TIMEOUT", K_SEND_TIMEOUT },
-		{ "TGQ_LEASE", K_LEASE }, { "TGQ_RETAIN", K_RETAIN },
-		{ "TGQ_MAX_IN_FLIGHT", K_MAX_IN_FLIGHT }, { "TGQ_HANDLERS", K_HANDLERS },
-		{ "TGQ_ALLOWED_IPS", K_ALLOWED_IPS },
-		{ "TGQ_TRUSTED_PROXIES", K_TRUSTED_PROXIES },
-	};
-	static const struct {
-		const char	*var;
-		enum bot_key	 key;
-	} bot_env[] = {
-		{ "TGQ_BOT_TOKEN_FILE", B_TOKEN_FILE },
-		{ "TGQ_WEBHOOK_SECRET_FILE", B_SECRET_FILE },
-		{ "TGQ_WEBHOOK_URL", B_WEBHOOK_URL }, { "TGQ_HANDLER", B_HANDLER },
-		{ "TGQ_RATE_GLOBAL", B_RATE_GLOBAL }, { "TGQ_RATE_CHAT", B_RATE_CHAT },
-		{ "TGQ_RATE_GROUP", B_RATE_GROUP },
-	};
+	struct config	*cfg = ps->cfg;
 	char		 why[256];
 	const char	*value;
 	size_t		 i;
-	int		 bot = -1;
+	int		 bot = -1, credentials = 0;
 
-	for (i = 0; i < sizeof(tgq_env) / sizeof(tgq_env[0]); i++) {
-		if ((value = getenv(tgq_env[i].var)) == NULL)
+	for (i = 0; i < NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		if ((value = getenv(k->env)) == NULL)
 			continue;
-		why[0] = '\0';
-		if (apply_tgq(ps->cfg, tgq_env[i].key, value, why, sizeof(why)) == -1) {
-			snprintf(err, errlen, "%s: %s", tgq_env[i].var,
-			    *why ? why : "out of memory");
-			return -1;
-		}
-	}
-	for (i = 0; i < sizeof(bot_env) / sizeof(bot_env[0]); i++) {
-		if ((value = getenv(bot_env[i].var)) == NULL)
+		if (k->section == SECTION_TGQ) {
+			if (key_apply(k, cfg, NULL, value, why, sizeof(why)) == -1)
+				goto fail;
 			continue;
-		if (bot == -1 && (bot = bot_index(ps->cfg, "default")) == -1)
-			goto full;
-		why[0] = '\0';
-		if (apply_bot(ps, bot, bot_env[i].key, value, why, sizeof(why)) == -1) {
-			snprintf(err, errlen, "%s: %s", bot_env[i].var,
-			    *why ? why : "out of memory");
-			return -1;
 		}
+		if (bot == -1 && (bot = bot_index(cfg, "default", why,
+		    sizeof(why))) == -1)
+			goto fail_bot;
+		if (key_apply(k, &cfg->bots[bot], cfg->bots[bot].name, value, why,
+		    sizeof(why)) == -1)
+			goto fail;
 	}
-	/* The values themselves: these variables hold the secrets. */
-	if (getenv("TGQ_BOT_TOKEN") != NULL || getenv("TGQ_WEBHOOK_SECRET") != NULL) {
-		if (bot == -1 && (bot = bot_index(ps->cfg, "default")) == -1)
-			goto full;
+	for (i = 0; i < sizeof(secret_sources) / sizeof(secret_sources[0]); i++) {
+		/* The values themselves: these variables hold the secrets. */
+		if (getenv(secret_sources[i].env) != NULL && bot == -1 &&
+		    (bot = bot_index(cfg, "default", why, sizeof(why))) == -1)
+			goto fail_bot;
+		credentials += credential_exists(secret_sources[i].credential);
 	}
 	/* A systemd unit's LoadCredential= alone describes the bot "default" too,
 	 * when nothing else names a bot. */
-	if (ps->cfg->nbots == 0 && credential_exists("bot-token") +
-	    credential_exists("webhook-secret") > 0 &&
-	    bot_index(ps->cfg, "default") == -1)
-		goto full;
+	if (cfg->nbots == 0 && credentials > 0 &&
+	    bot_index(cfg, "default", why, sizeof(why)) == -1)
+		goto fail_bot;
 	return 0;
-full:
-	snprintf(err, errlen, "more than %d bots", CONFIG_MAX_BOTS);
+fail:
+	snprintf(err, errlen, "%s: %s", config_keys[i].env, why);
+	return -1;
+fail_bot:
+	snprintf(err, errlen, "%s", why);
 	return -1;
 }
 
@@ -639,16 +679,17 @@ chomp(char *s, size_t *len)
  * configuration file), else the credential a systemd unit may pass by default.
  */
 static int
-load_secret(struct parse_state *ps, const char *botname, const char *envvar,
-    const char *file, const char *credential, char **out, size_t *outlen,
-    char **path_out, char *err, size_t errlen)
+load_secret(struct parse_state *ps, const char *botname,
+    const struct secret_source *source, const char *file, char **out,
+    size_t *outlen, char **path_out, char *err, size_t errlen)
 {
 	const char	*creds = getenv("CREDENTIALS_DIRECTORY");
 	const char	*value;
 	char		 path[PATH_MAX], default_name[BOT_NAME_MAX + 32];
 	int		 n;
 
-	if (strcmp(botname, "default") == 0 && (value = getenv(envvar)) != NULL) {
+	if (strcmp(botname, "default") == 0 &&
+	    (value = getenv(source->env)) != NULL) {
 		if ((*out = strdup(value)) == NULL) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
@@ -659,10 +700,11 @@ load_secret(struct parse_state *ps, const char *botname, const char *envvar,
 	}
 	if (file == NULL && creds != NULL) {
 		if (strcmp(botname, "default") == 0)
-			snprintf(default_name, sizeof(default_name), "%s", credential);
+			snprintf(default_name, sizeof(default_name), "%s",
+			    source->credential);
 		else
-			snprintf(default_name, sizeof(default_name), "%s-%s", credential,
-			    botname);
+			snprintf(default_name, sizeof(default_name), "%s-%s",
+			    source->credential, botname);
 		n = snprintf(path, sizeof(path), "%s/%s", creds, default_name);
 		if (n < 0 || (size_t)n >= sizeof(path) || access(path, F_OK) != 0)
 			return 0;
@@ -705,12 +747,12 @@ load_bot_secrets(struct parse_state *ps, unsigned need, char *err, size_t errlen
 		struct bot_config *b = &ps->cfg->bots[i];
 
 		if ((need & CONFIG_NEED_TOKENS) && load_secret(ps, b->name,
-		    "TGQ_BOT_TOKEN", ps->token_file[i], "bot-token", &b->token,
+		    &secret_sources[SECRET_TOKEN], b->token_file, &b->token,
 		    &b->token_len, NULL, err, errlen) == -1)
 			return -1;
 		if ((need & CONFIG_NEED_SECRETS) && load_secret(ps, b->name,
-		    "TGQ_WEBHOOK_SECRET", ps->secret_file[i], "webhook-secret",
-		    &b->secret, &b->secret_len, &b->secret_path, err, errlen) == -1)
+		    &secret_sources[SECRET_WEBHOOK], b->secret_file, &b->secret,
+		    &b->secret_len, &b->secret_path, err, errlen) == -1)
 			return -1;
 		if ((need & CONFIG_NEED_HANDLERS) &&
 		    config_check_handler(b, err, errlen) == -1)
@@ -730,30 +772,6 @@ load_bot_secrets(struct parse_state *ps, unsigned need, char *err, size_t errlen
 	return 0;
 }
 
-static int
-set_defaults(struct config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->durability = DURABILITY_FULL;
-	cfg->max_body = 1024 * 1024;
-	cfg->busy_timeout_ms = 5000;
-	cfg->retry_after_s = 5;
-	cfg->threads = 1;
-	cfg->log_level = LOG_LVL_INFO;
-	cfg->max_attempts = 5;
-	cfg->handler_timeout_s = 10;
-	cfg->max_output = 1024 * 1024;
-	cfg->send_timeout_s = 30;
-	cfg->lease_s = 60;
-	cfg->retain_s = 7 * 86400;
-	cfg->max_in_flight = 16;
-	cfg->handlers = 4;
-	if (set_string(&cfg->database, "/var/lib/tgq/queue.db") == -1 ||
-	    set_string(&cfg->api_url, "https://api.telegram.org") == -1)
-		return -1;
-	return 0;
-}
-
 int
 config_load(const char *path_override, struct config *cfg, char *err, size_t errlen)
 {
@@ -767,7 +785,6 @@ config_load_for(const char *path_override, unsigned need, struct config *cfg,
 {
 	struct parse_state	*ps;
 	const char		*path = path_override;
-	size_t			 i;
 	int			 rc = -1;
 
 	if ((ps = calloc(1, sizeof(*ps))) == NULL) {
@@ -776,17 +793,16 @@ config_load_for(const char *path_override, unsigned need, struct config *cfg,
 	}
 	ps->cfg = cfg;
 	snprintf(ps->dir, sizeof(ps->dir), ".");
-	if (set_defaults(cfg) == -1) {
-		snprintf(err, errlen, "out of memory");
+	memset(cfg, 0, sizeof(*cfg));
+	if (apply_defaults(SECTION_TGQ, cfg, NULL, err, errlen) == -1)
 		goto done;
-	}
 	if (path != NULL && *path == '\0') {
 		snprintf(err, errlen, "the configuration path given with -c is empty");
 		goto done;
 	}
-	if (path == NULL && (path = getenv("TGQ_CONFIG")) != NULL && *path == '\0') {
-		snprintf(err, errlen, "TGQ_CONFIG is set but empty: name the file, or "
-		    "unset it for %s", CONFIG_DEFAULT_PATH);
+	if (path == NULL && (path = getenv(CONFIG_ENV)) != NULL && *path == '\0') {
+		snprintf(err, errlen, "%s is set but empty: name the file, or unset it "
+		    "for %s", CONFIG_ENV, CONFIG_DEFAULT_PATH);
 		goto done;
 	}
 	/* Only a file that is not there means "no file": a folder this user cannot
@@ -823,10 +839,6 @@ config_load_for(const char *path_override, unsigned need, struct config *cfg,
 	}
 	rc = 0;
 done:
-	for (i = 0; i < CONFIG_MAX_BOTS; i++) {
-		free(ps->token_file[i]);
-		free(ps->secret_file[i]);
-	}
 	free(ps);
 	if (rc == -1)
 		config_free(cfg);
@@ -843,6 +855,19 @@ free_secret(char *s, size_t len)
 	free(s);
 }
 
+/* Frees the string keys of a section in base. */
+static void
+free_strings(enum key_section section, void *base)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (config_keys[i].section == section &&
+		    (config_keys[i].type == KEY_PATH || config_keys[i].type == KEY_URL ||
+		    config_keys[i].type == KEY_HANDLER))
+			free(*(char **)(void *)((char *)base + config_keys[i].offset));
+}
+
 void
 config_free(struct config *cfg)
 {
@@ -852,11 +877,9 @@ config_free(struct config *cfg)
 		free_secret(cfg->bots[i].token, cfg->bots[i].token_len);
 		free_secret(cfg->bots[i].secret, cfg->bots[i].secret_len);
 		free(cfg->bots[i].secret_path);
-		free(cfg->bots[i].webhook_url);
-		free(cfg->bots[i].handler);
+		free_strings(SECTION_BOT, &cfg->bots[i]);
 	}
 	free(cfg->path);
-	free(cfg->database);
-	free(cfg->api_url);
+	free_strings(SECTION_TGQ, cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }

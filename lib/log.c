@@ -6,7 +6,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "tgq.h"
 
@@ -18,28 +17,6 @@ log_init(const char *progname, enum log_level max_level)
 {
 	log_progname = progname;
 	log_max = max_level;
-}
-
-int
-log_level_parse(const char *text, enum log_level *out)
-{
-	static const struct {
-		const char	*name;
-		enum log_level	 level;
-	} names[] = {
-		{ "err", LOG_LVL_ERR }, { "error", LOG_LVL_ERR },
-		{ "warning", LOG_LVL_WARNING }, { "warn", LOG_LVL_WARNING },
-		{ "info", LOG_LVL_INFO }, { "debug", LOG_LVL_DEBUG },
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (strcasecmp(text, names[i].name) == 0) {
-			*out = names[i].level;
-			return 0;
-		}
-	}
-	return -1;
 }
 
 /* One fprintf per line: stderr is unbuffered, so concurrent threads and processes

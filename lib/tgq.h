@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define TGQ_VERSION "0.1.0"
@@ -45,7 +46,6 @@ void	 tgq_umask(void);
 enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARNING = 4, LOG_LVL_INFO = 6,
 	LOG_LVL_DEBUG = 7 };
 void	 log_init(const char *progname, enum log_level max_level);
-int	 log_level_parse(const char *text, enum log_level *out);
 void	 log_err(const char *fmt, ...) TGQ_PRINTF(1, 2);
 void	 log_warnx(const char *fmt, ...) TGQ_PRINTF(1, 2);
 void	 log_info(const char *fmt, ...) TGQ_PRINTF(1, 2);
@@ -114,6 +114,7 @@ int	 cidr_match(const struct cidr_list *list, const char *addr);
 
 /* config.c */
 #define CONFIG_DEFAULT_PATH "/etc/tgq/tgq.conf"
+#define CONFIG_ENV "TGQ_CONFIG"	/* names another file */
 #define CONFIG_MAX_BOTS 64
 #define BOT_NAME_MAX 32
 enum durability { DURABILITY_FULL, DURABILITY_NORMAL };
@@ -124,6 +125,8 @@ struct bot_config {
 	char	*secret;	/* NULL when not configured */
 	size_t	 secret_len;
 	char	*secret_path;	/* the file it was read from; NULL: the environment */
+	char	*token_file;	/* as configured (NULL: none), read when needed */
+	char	*secret_file;
 	char	*webhook_url;
 	char	*handler;
 	/* Telegram's limits, which the drain keeps to: calls per second for the bot,
@@ -161,15 +164,12 @@ struct config {
 /*
  * Reads the configuration: the file named by TGQ_CONFIG (an error when it is missing
  * or empty), else /etc/tgq/tgq.conf when it exists (any error but "no such file", a
- * folder this user cannot enter for one, is an error), then the environment on top (TGQ_DATABASE,
- * TGQ_DURABILITY, TGQ_MAX_BODY, TGQ_API_URL, TGQ_BUSY_TIMEOUT, TGQ_RETRY_AFTER,
- * TGQ_THREADS, TGQ_LOG_LEVEL, the drain's TGQ_MAX_ATTEMPTS, TGQ_HANDLER_TIMEOUT,
- * TGQ_MAX_OUTPUT, TGQ_SEND_TIMEOUT, TGQ_LEASE, TGQ_RETAIN, TGQ_MAX_IN_FLIGHT,
- * TGQ_HANDLERS, and for the bot "default": TGQ_BOT_TOKEN[_FILE],
- * TGQ_WEBHOOK_SECRET[_FILE], TGQ_WEBHOOK_URL, TGQ_HANDLER, TGQ_RATE_GLOBAL,
- * TGQ_RATE_CHAT, TGQ_RATE_GROUP).  Secret files that are
- * relative paths are looked up in $CREDENTIALS_DIRECTORY when it is set.  Errors say
- * "file:line: reason" and never quote the line.  config_free() releases what it holds.
+ * folder this user cannot enter for one, is an error), then the environment on top:
+ * each key's variable (config_print_keys lists them; the [bot] keys' describe the
+ * bot "default"), and TGQ_BOT_TOKEN and TGQ_WEBHOOK_SECRET, the secrets themselves.
+ * Secret files that are relative paths are looked up in $CREDENTIALS_DIRECTORY when
+ * it is set.  Errors say "file:line: reason" and never quote the line.
+ * config_free() releases what it holds.
  */
 int	 config_load(const char *path_override, struct config *cfg, char *err,
 	    size_t errlen);
@@ -189,6 +189,9 @@ void	 config_free(struct config *cfg);
 int	 config_check_handler(const struct bot_config *b, char *err, size_t errlen);
 const struct bot_config *config_bot(const struct config *cfg, const char *name,
 	    size_t namelen);
+/* One line per key, tab-separated: section, name, environment variable, type,
+ * default ("-": none); then the variables that stand for no key. */
+void	 config_print_keys(FILE *out);
 
 /* queue.c */
 #define QUEUE_SCHEMA_VERSION 5

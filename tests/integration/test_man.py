@@ -1,6 +1,8 @@
 """The manual pages: they pass `mandoc -T lint -W warning`, render, document every
-command of cli/main.c and every key and variable of lib/config.c, and `make install`
-puts them (and the programs) where man(1) finds them."""
+command of cli/main.c and every key and variable of the configuration (as
+`tgq-webhook --print-keys` lists them; the README's table has every key too, with
+its variable and default), and `make install` puts them (and the programs) where
+man(1) finds them."""
 
 import os
 import re
@@ -116,20 +118,54 @@ def case_every_command_documented(stack):
                        len(commands))
 
 
+def config_keys(stack):
+    """The rows of `tgq-webhook --print-keys`: (section, key, variable, type,
+    default), key and default "-" when there is none."""
+    prog = os.path.join(stack.ctx.build, "tgq-webhook")
+    r = subprocess.run([prog, "--print-keys"], capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, "tgq-webhook --print-keys: exit %d: %s" % (
+        r.returncode, r.stderr.strip())
+    rows = [tuple(line.split("\t")) for line in r.stdout.splitlines()]
+    bad = [row for row in rows if len(row) != 5]
+    assert not bad, "tgq-webhook --print-keys: not 5 columns: %r" % bad[:3]
+    return rows
+
+
 def case_every_key_documented(stack):
-    config = read_root("lib/config.c")
-    keys = re.findall(r'"([a-z_]+)"', c_array(config, "tgq_keys")) + \
-        re.findall(r'"([a-z_]+)"', c_array(config, "bot_keys"))
-    variables = sorted(set(re.findall(r'"(TGQ_[A-Z_]+)"', config)))
+    rows = config_keys(stack)
+    keys = [key for _, key, _, _, _ in rows if key != "-"]
+    variables = [var for _, _, var, _, _ in rows]
     assert len(keys) >= 10 and len(variables) >= 10, \
-        "found only %d keys and %d variables in lib/config.c" % (len(keys),
-                                                                 len(variables))
+        "tgq-webhook --print-keys lists only %d keys and %d variables" % (
+            len(keys), len(variables))
     items = documented_items(stack.source("tgq.conf.5"))
-    missing = [k for k in keys + variables + ["CREDENTIALS_DIRECTORY"]
-               if k not in items]
+    missing = [k for k in keys + variables if k not in items]
     assert not missing, "tgq.conf.5 has no .It for %s" % ", ".join(missing)
     stack.notes.append("tgq.conf.5 documents %d keys and %d variables" % (
         len(keys), len(variables)))
+
+
+def case_readme_table_lists_keys(stack):
+    """Each key has its row in the README's configuration table, which names
+    its section, its variable and its default."""
+    readme = read_root("README.md")
+    problems = []
+    for section, key, var, _, default in config_keys(stack):
+        if key == "-":
+            continue
+        start = "| `%s` (`%s`) |" % (key, section)
+        lines = [l for l in readme.splitlines() if l.startswith(start)]
+        if len(lines) != 1:
+            problems.append("%d rows for %s" % (len(lines), start))
+            continue
+        cells = [c.strip() for c in lines[0].split("|")[1:-1]]
+        if "`%s`" % var not in cells[1]:
+            problems.append("%s: no `%s` in %r" % (key, var, cells[1]))
+        if default != "-" and not cells[2].startswith("`%s`" % default):
+            problems.append("%s: default %r, the README says %r" % (
+                key, default, cells[2]))
+    assert not problems, "README.md's configuration table: " + "; ".join(problems)
 
 
 def case_install_lists_pages(stack):
@@ -160,6 +196,7 @@ def groups(ctx):
         ("renders", case_renders),
         ("every_command_documented", case_every_command_documented),
         ("every_key_documented", case_every_key_documented),
+        ("readme_table_lists_keys", case_readme_table_lists_keys),
     ] + ([] if ctx.asan else [
         # A sanitizer build's make install would rebuild it without sanitizers.
         ("install_lists_pages", case_install_lists_pages)]))]

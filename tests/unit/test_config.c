@@ -324,6 +324,24 @@ test_errors(void)
 			config_free(&c2);
 	}
 	expect_error("continuation", "[tgq]\ndatabase = /a\n  /b\n", "tgq.conf:3:");
+	/* Repeats are counted per bot: a second [bot a] part cannot set a key again. */
+	expect_error("twice_per_bot", "[bot a]\nrate_chat = 2\n[bot b]\n"
+	    "rate_chat = 3\n[bot a]\nrate_chat = 4\n",
+	    "tgq.conf:6: rate_chat: given twice");
+	/* log_level's names match in any case, durability's only in lower case. */
+	expect_error("durability_case", "[tgq]\ndurability = FULL\n",
+	    "tgq.conf:2: durability: must be full or normal");
+	CHECK("config_log_level_any_case", load_text("[tgq]\nlog_level = Warn\n",
+	    &cfg, err, sizeof(err)) == 0 && cfg.log_level == LOG_LVL_WARNING);
+	if (cfg.database != NULL)
+		config_free(&cfg);
+	expect_error("handler_relative", "[bot a]\nhandler = exec:bot.sh hunter2\n",
+	    "tgq.conf:2: bot a: handler exec: needs an absolute program path");
+	setenv("TGQ_HANDLER", "exec:", 1);
+	CHECK("config_rejects_bad_env_handler", config_load(write_file("ok.conf", ""),
+	    &cfg, err, sizeof(err)) == -1 && strstr(err, "TGQ_HANDLER: bot default: "
+	    "handler exec: needs an absolute program path") != NULL);
+	unsetenv("TGQ_HANDLER");
 	setenv("TGQ_THREADS", "lots", 1);
 	CHECK("config_rejects_bad_env", config_load(write_file("ok.conf", ""), &cfg,
 	    err, sizeof(err)) == -1 && strstr(err, "TGQ_THREADS: threads: not a number")
@@ -333,6 +351,141 @@ test_errors(void)
 	CHECK("config_rejects_bad_env_secret_quietly", config_load(write_file("ok.conf",
 	    ""), &cfg, err, sizeof(err)) == -1 && strstr(err, "hunter2") == NULL &&
 	    strstr(err, "webhook secret") != NULL);
+	clear_env();
+}
+
+/* A value each type accepts, for the keys that have no default. */
+static const char *
+sample_value(const char *type)
+{
+	if (strcmp(type, "url") == 0)
+		return "https://example.org/x";
+	if (strcmp(type, "cidr-list") == 0)
+		return "127.0.0.1";
+	return "x";	/* a path */
+}
+
+/* Splits a line of config_print_keys at its tabs; the number of columns. */
+static int
+split_row(char *line, char *cols[], int max)
+{
+	int n = 0;
+
+	line[strcspn(line, "\n")] = '\0';
+	while (n < max) {
+		cols[n++] = line;
+		if ((line = strchr(line, '\t')) == NULL)
+			break;
+		*line++ = '\0';
+	}
+	return n;
+}
+
+#define TABLE_MAX 64
+struct table_row {
+	char	 name[32], env[40], value[64];
+	int	 in_tgq;
+};
+
+/* Appends "name = value" to a section's text. */
+static void
+append_key(char *text, size_t size, const struct table_row *r)
+{
+	size_t	len = strlen(text);
+	int	n = snprintf(text + len, size - len, "%s = %s\n", r->name, r->value);
+
+	if (n < 0 || (size_t)n >= size - len) {
+		fprintf(stderr, "test_config: a table text is too long\n");
+		exit(2);
+	}
+}
+
+/*
+ * The table as config_print_keys prints it: every key can be given once in its
+ * section, a second time is refused on its own line whatever its row, and every
+ * variable is applied.
+ */
+static void
+test_table(void)
+{
+	static struct table_row rows[TABLE_MAX];
+	struct config	 cfg;
+	char		 line[256], tgq[2048] = "[tgq]\n", bot[1024] = "[bot a]\n";
+	char		 text[4096], err[256], want[128], *c[6];
+	size_t		 n = 0, i, ntgq = 0;
+	int		 threads_row = 0, handler_row = 0, all_twice = 1, rc;
+	FILE		*fp = tmpfile();
+
+	clear_env();
+	if (fp == NULL) {
+		perror("tmpfile");
+		exit(2);
+	}
+	config_print_keys(fp);
+	rewind(fp);
+	while (fgets(line, sizeof(line), fp) != NULL && n < TABLE_MAX) {
+		if (split_row(line, c, 6) != 5 || strcmp(c[1], "-") == 0)
+			continue;
+		threads_row |= strcmp(c[0], "[tgq]") == 0 &&
+		    strcmp(c[1], "threads") == 0 && strcmp(c[2], "TGQ_THREADS") == 0 &&
+		    strcmp(c[3], "integer") == 0 && strcmp(c[4], "1") == 0;
+		handler_row |= strcmp(c[0], "[bot NAME]") == 0 &&
+		    strcmp(c[1], "handler") == 0 && strcmp(c[2], "TGQ_HANDLER") == 0 &&
+		    strcmp(c[4], "echo") == 0;
+		rows[n].in_tgq = strcmp(c[0], "[tgq]") == 0;
+		snprintf(rows[n].name, sizeof(rows[n].name), "%s", c[1]);
+		snprintf(rows[n].env, sizeof(rows[n].env), "%s", c[2]);
+		snprintf(rows[n].value, sizeof(rows[n].value), "%s",
+		    strcmp(c[4], "-") != 0 ? c[4] : sample_value(c[3]));
+		if (rows[n].in_tgq)
+			append_key(tgq, sizeof(tgq), &rows[n]);
+		else
+			append_key(bot, sizeof(bot), &rows[n]);
+		ntgq += rows[n].in_tgq;
+		n++;
+	}
+	fclose(fp);
+	CHECK("config_print_keys_rows", n >= 25 && threads_row && handler_row);
+
+	/* Every variable at once: each applies (the [bot] ones to "default"). */
+	for (i = 0; i < n; i++)
+		setenv(rows[i].env, rows[i].value, 1);
+	rc = config_load_for(write_file("ok.conf", ""), 0, &cfg, err, sizeof(err));
+	CHECK("config_every_variable_applies", rc == 0 && cfg.nbots == 1 &&
+	    strcmp(cfg.bots[0].name, "default") == 0 &&
+	    cfg.bots[0].webhook_url != NULL && strcmp(cfg.bots[0].webhook_url,
+	    "https://example.org/x") == 0 && cfg.allowed_ips.n == 1 &&
+	    cfg.trusted_proxies.n == 1);
+	if (rc == 0)
+		config_free(&cfg);
+	for (i = 0; i < n; i++)
+		unsetenv(rows[i].env);
+
+	/* Every key once, in one file. */
+	snprintf(text, sizeof(text), "%s%s", tgq, bot);
+	rc = config_load_for(write_file("all.conf", text), 0, &cfg, err, sizeof(err));
+	CHECK("config_every_key_once", rc == 0 && cfg.nbots == 1 &&
+	    cfg.allowed_ips.n == 1 && cfg.bots[0].token_file != NULL);
+	if (rc == 0)
+		config_free(&cfg);
+
+	/* Each key given twice: refused on the second one's line, whatever its row. */
+	for (i = 0; i < n; i++) {
+		snprintf(text, sizeof(text), "%s", rows[i].in_tgq ? tgq : bot);
+		append_key(text, sizeof(text), &rows[i]);
+		if (snprintf(want, sizeof(want), "all.conf:%zu: %s: given twice",
+		    (rows[i].in_tgq ? ntgq : n - ntgq) + 2, rows[i].name) < 0)
+			exit(2);
+		rc = config_load_for(write_file("all.conf", text), 0, &cfg, err,
+		    sizeof(err));
+		if (rc == 0)
+			config_free(&cfg);
+		if (rc == 0 || strstr(err, want) == NULL) {
+			printf("  (want %s, got %s)\n", want, rc == 0 ? "success" : err);
+			all_twice = 0;
+		}
+	}
+	CHECK("config_every_key_given_twice", all_twice);
 	clear_env();
 }
 
@@ -349,6 +502,7 @@ main(void)
 	test_file();
 	test_credentials();
 	test_errors();
+	test_table();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
