@@ -939,7 +939,7 @@ run_loop(struct drain *d)
 		plan_wakeup(d, now_ms, &w);
 		if (finished(d, now_ms, &w))
 			break;
-		if (wait_for_events(d, w.progress ? 0 : w.wait_ms) == -1) {
+		if (wait_for_events(d, w.wait_ms) == -1) {
 			log_err("waiting for the network failed");
 			return -1;
 		}
