@@ -173,7 +173,8 @@ int64_t	 retry_backoff_s(int64_t failures);
  *     (exec:).  abort() ends a run at any time.
  * Where the next kinds go: "http:" (POST each update to the bot's webhook
  * server) is a run like exec:; "pull" (a local Bot API serves getUpdates) runs
- * nothing: a kind with neither handle() nor start().
+ * nothing: a kind with neither handle() nor start(), whose bot's updates the
+ * claim then leaves alone.
  */
 #define HANDLER_KINDS(X)	\
 	X(ECHO, echo)		\
