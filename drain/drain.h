@@ -1,8 +1,9 @@
 /*
  * tgq-drain's own interface: the rate limiter (ratelimit.c), handler output and
- * the built-in echo (calls.c), the drain's statements on the queue (jobs.c),
- * libcurl transfers (sender.c) and the event loop that ties them (loop.c).
- * Running exec: handlers is handler.c's (handler.h).
+ * the built-in echo (calls.c), the kinds of handler (handler_kinds.c and one
+ * handler_KIND.c each), the retry backoff (backoff.c), the drain's statements on
+ * the queue (jobs.c), libcurl transfers (sender.c) and the event loop that ties
+ * them (loop.c).  Running exec: handlers' processes is handler.c's (handler.h).
  */
 #ifndef DRAIN_H
 #define DRAIN_H
@@ -12,6 +13,7 @@
 #include <stdint.h>
 
 #include "tgq.h"
+#include "handler.h"
 
 #define CHAT_KEY_MAX 64
 
@@ -96,8 +98,8 @@ struct send_result {
 	enum send_outcome	 outcome;
 	int64_t			 next_attempt_at;	/* unix s */
 	int64_t			 migrate_to;
-	const char		*error;
-	const char		*result;
+	char			*error;		/* owned by the result */
+	char			*result;	/* owned by the result */
 };
 int	 jobs_open(struct queue *q, const struct config *cfg, struct jobs **out,
 	    char *err, size_t errlen);
@@ -153,6 +155,77 @@ int64_t	 jobs_next_due(struct jobs *j, int64_t now);
 int	 jobs_changed(struct jobs *j);
 /* 1 when the last failure was only another writer holding the queue. */
 int	 jobs_busy(const struct jobs *j);
+
+/* backoff.c */
+/* Seconds to wait after the failures-th failed attempt: doubling from 1 s, at most
+ * 300 s, +-25% at random (random(): the caller seeds it). */
+int64_t	 retry_backoff_s(int64_t failures);
+
+/* handler_kinds.c */
+/*
+ * A bot's handler is of one kind, named by the start of its configured value:
+ * "echo", "exec:PROGRAM ARGS".  A kind is one file, handler_NAME.c, defining
+ * handler_NAME (its operations), and one row of HANDLER_KINDS.  A kind handles
+ * an update in one of two ways:
+ *   - inside the transaction that claimed it, without a process: handle() (echo);
+ *   - as a run the loop drives: start(); then pollfds() and deadline() say what
+ *     to wait for and step() until it returns 1; then finish() gives the result
+ *     (exec:).  abort() ends a run at any time.
+ * Where the next kinds go: "http:" (POST each update to the bot's webhook
+ * server) is a run like exec:; "pull" (a local Bot API serves getUpdates) runs
+ * nothing: a kind with neither handle() nor start(), whose bot's updates the
+ * claim then leaves alone.
+ */
+#define HANDLER_KINDS(X)	\
+	X(ECHO, echo)		\
+	X(EXEC, exec)
+
+enum handler_kind {
+#define HANDLER_KIND_ENUM(NAME, name)	HANDLER_KIND_##NAME,
+	HANDLER_KINDS(HANDLER_KIND_ENUM)
+#undef HANDLER_KIND_ENUM
+	HANDLER_KIND_COUNT
+};
+
+struct handler_ops {
+	/* The configured value: exactly this, or, ending in ':', this followed by
+	 * the kind's argument. */
+	const char	*value;
+	/* Reads the argument (NULL for a value without one) into the kind's own
+	 * state, at start; release() frees that state. */
+	int	 (*setup)(const char *bot, const char *arg, void **state, char *err,
+		    size_t errlen);
+	void	 (*release)(void *state);
+	/* Kinds that handle an update inside the claim's transaction: its calls
+	 * into *calls; -1 with err makes the update dead.  db is the queue's. */
+	int	 (*handle)(void *state, struct sqlite3 *db, const struct claimed *c,
+		    struct call_list *calls, char *err, size_t errlen);
+	/* Kinds that run: the life of a run, as handler.h describes it. */
+	int	 (*start)(void *state, const struct claimed *c,
+		    const struct handler_limits *limits, void **run, char *err,
+		    size_t errlen);
+	int	 (*pollfds)(const void *run, struct pollfd *fds, int max);
+	int64_t	 (*deadline)(const void *run);
+	int	 (*step)(void *run, int64_t now_ms);
+	void	 (*finish)(void *run, struct handler_result *res);
+	void	 (*abort)(void *run);
+};
+
+#define HANDLER_KIND_OPS(NAME, name)	extern const struct handler_ops handler_##name;
+HANDLER_KINDS(HANDLER_KIND_OPS)
+#undef HANDLER_KIND_OPS
+
+/* One bot's handler, set up from its configured value. */
+struct bot_handler {
+	enum handler_kind		 kind;
+	const struct handler_ops	*ops;
+	void				*state;
+};
+/* value NULL is echo, the default.  -1 with err when no kind takes the value or
+ * its argument is wrong. */
+int	 bot_handler_setup(struct bot_handler *h, const char *bot, const char *value,
+	    char *err, size_t errlen);
+void	 bot_handler_release(struct bot_handler *h);
 
 /* sender.c */
 struct sender;

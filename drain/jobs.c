@@ -14,7 +14,6 @@
 #define RETAIN_BATCH 500
 #define JOBS_LOCK_WAIT_MS 100	/* for the lock, and in SQLite's busy handler */
 #define RETAIN_BATCHES_PER_CALL 20
-#define BACKOFF_CAP_S 300
 
 enum stmt_id {
 	S_CLAIM, S_CLAIM_EXPIRED, S_LEASE, S_FINISH, S_INSERT_CALL, S_FAIL, S_DUE_CALLS,
@@ -473,20 +472,6 @@ jobs_finish(struct jobs *j, const struct claimed *c, const struct call_list *cal
 	return commit(j);
 }
 
-/* Exponential backoff with jitter: about 1, 2, 4 ... s after each failure, capped,
- * spread over +-25% so that many failures do not come back at the same second. */
-static int64_t
-backoff_s(int64_t attempts)
-{
-	int64_t base = 1;
-
-	while (attempts-- > 1 && base < BACKOFF_CAP_S)
-		base *= 2;
-	if (base > BACKOFF_CAP_S)
-		base = BACKOFF_CAP_S;
-	return base * 3 / 4 + (int64_t)(random() % (base / 2 + 1));
-}
-
 int
 jobs_fail(struct jobs *j, const struct claimed *c, const char *reason, int dead,
     int64_t now)
@@ -500,7 +485,7 @@ jobs_fail(struct jobs *j, const struct claimed *c, const char *reason, int dead,
 	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, dead);
 	sqlite3_bind_int64(st, 5, j->cfg->max_attempts);
-	sqlite3_bind_int64(st, 6, now + backoff_s(c->attempts));
+	sqlite3_bind_int64(st, 6, now + retry_backoff_s(c->attempts));
 	if (run(st) == -1) {
 		rollback(j);
 		return -1;

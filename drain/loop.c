@@ -16,14 +16,12 @@
 #include <sqlite3.h>
 
 #include "drain.h"
-#include "handler.h"
 
 #define CANDIDATES_MAX 512
 #define ONCE_WAIT_S 10		/* --once also waits for retries due this soon */
 #define FOLLOW_TICK_MS 1000	/* follow mode looks again at least this often */
 #define RECOVER_EVERY_MS 5000
 #define RETAIN_EVERY_MS 60000
-#define MAX_ARGS 32
 #define BUSY_RETRY_MS 50
 #define CLAIM_MAX 64
 #define GIVE_UP_FAILURES 30
@@ -31,13 +29,13 @@
 
 struct bot_ctx {
 	const struct bot_config	*cfg;
-	char			*handler_copy;	/* argv points into it */
-	char			*argv[MAX_ARGS + 1];	/* argv[0] NULL: echo */
+	struct bot_handler	 handler;
 	struct ratelimit	*rl;
 };
 
+/* An update whose handler runs. */
 struct running {
-	struct handler_run	*run;
+	void			*run;
 	struct claimed		 upd;
 	struct bot_ctx		*bot;
 };
@@ -51,33 +49,68 @@ struct flight {
 	int64_t		 rate_slot;	/* its place in the bot's rate window */
 };
 
+/*
+ * Whether the loop takes new work: not while another writer holds the queue, and
+ * after queue errors only one try a second; what is under way goes on.
+ */
+struct admission {
+	int	 failures;		/* queue errors in a row */
+	int64_t	 next_probe_ms;		/* after failures, the next try */
+	int64_t	 busy_until_ms;		/* another writer holds the queue */
+};
+
+/* Whether a claim may find something. */
+struct claiming {
+	int	 all_in_transaction;	/* no bot's handler runs as a process */
+	int	 again;
+	int64_t	 last_ms;
+};
+
+/* Answers not yet recorded; each result owns its text. */
+struct answers {
+	struct send_result	*r;
+	size_t			 n;
+	int64_t			 first_ms;	/* when r[0] came */
+};
+
+/* What a signal asked for: stop once what is under way has finished. */
+struct stopping {
+	int	 sigfd;
+	int	 requested;
+};
+
+/* Upkeep on a timer. */
+struct chores {
+	int64_t	 last_recover_ms;
+	int64_t	 last_retain_ms;
+};
+
+/* The next wake-up, as one turn of the loop decides it. */
+struct wakeup {
+	int64_t	 wait_ms;
+	int64_t	 rate_wait;	/* ms until a call held back by a limit may go */
+	int	 progress;	/* something was claimed or sent: look again now */
+};
+
 struct drain {
 	const struct config	*cfg;
 	enum drain_mode		 mode;
 	struct queue		*q;
 	struct jobs		*jobs;
 	struct sender		*sender;
+	struct metrics		*metrics;	/* shared with the webhook's /metrics */
 	struct bot_ctx		 bots[CONFIG_MAX_BOTS];
 	size_t			 nbots;
 	struct running		*runs;
 	size_t			 nruns;
 	struct flight		*flights;
-	struct send_result	*results;	/* answers not yet recorded */
-	char			**result_text;	/* what results[i] points into */
-	size_t			 nresults;
-	int			 sigfd, inofd;
-	int			 stopping;
-	int			 failures;	/* queue errors in a row */
-	int64_t			 next_probe_ms;	/* after failures, the next try */
-	int			 all_builtin;	/* no bot runs exec: handlers */
-	int			 claim_again;	/* a claim may find something */
-	int64_t			 last_claim_ms;
-	int64_t			 busy_until_ms;	/* another writer holds the queue */
-	int64_t			 first_result_ms;	/* when results[0] came */
-	int64_t			 last_recover_ms, last_retain_ms;
+	struct answers		 answers;
+	struct admission	 admission;
+	struct claiming		 claiming;
+	struct stopping		 stopping;
+	struct chores		 chores;
+	int			 inofd;		/* follow mode: the queue's folder */
 	uint64_t		 handled, sent;
-	struct metrics		*metrics;	/* shared with the webhook's /metrics */
-	struct sqlite3_stmt	*echo;		/* the built-in handler's statement */
 };
 
 static struct bot_ctx *
@@ -91,47 +124,22 @@ find_bot(struct drain *d, const char *name)
 	return NULL;
 }
 
-/* "echo", or "exec:/path/to/program arg ...": no shell, arguments split on
- * blanks. */
 static int
 bot_setup(struct bot_ctx *b, const struct bot_config *cfg, char *err, size_t errlen)
 {
-	const char	*handler = cfg->handler ? cfg->handler : "echo";
-	char		*p, *save = NULL;
-	int		 n = 0;
-
 	b->cfg = cfg;
 	if ((b->rl = ratelimit_new(cfg->rate_global, cfg->rate_chat,
 	    cfg->rate_group)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (strcmp(handler, "echo") == 0)
-		return 0;
-	if (strncmp(handler, "exec:", 5) != 0) {
-		snprintf(err, errlen, "bot %s: handler must be echo or exec:PROGRAM",
-		    cfg->name);
-		return -1;
-	}
-	if ((b->handler_copy = strdup(handler + 5)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	for (p = strtok_r(b->handler_copy, " \t", &save); p != NULL;
-	    p = strtok_r(NULL, " \t", &save)) {
-		if (n == MAX_ARGS) {
-			snprintf(err, errlen, "bot %s: handler has more than %d words",
-			    cfg->name, MAX_ARGS);
-			return -1;
-		}
-		b->argv[n++] = p;
-	}
-	if (n == 0 || b->argv[0][0] != '/') {
-		snprintf(err, errlen, "bot %s: exec: needs an absolute program path",
-		    cfg->name);
-		return -1;
-	}
-	return 0;
+	return bot_handler_setup(&b->handler, cfg->name, cfg->handler, err, errlen);
+}
+
+static const struct handler_ops *
+handler_of(struct drain *d, const struct claimed *c)
+{
+	return find_bot(d, c->bot)->handler.ops;
 }
 
 /* A queue that is only busy (another writer) is tried again shortly; real
@@ -140,11 +148,11 @@ static void
 note_queue_result(struct drain *d, int rc)
 {
 	if (rc != -1)
-		d->failures = 0;
+		d->admission.failures = 0;
 	else if (jobs_busy(d->jobs))
-		d->busy_until_ms = now_unix_ms() + BUSY_RETRY_MS;
+		d->admission.busy_until_ms = now_unix_ms() + BUSY_RETRY_MS;
 	else
-		d->failures++;
+		d->admission.failures++;
 }
 
 /* The handler's answer goes into the queue: its calls and "done" together. */
@@ -155,7 +163,7 @@ record_handled(struct drain *d, struct claimed *c, const char *out, size_t len)
 	char			 err[256];
 	int			 rc;
 
-	d->claim_again = 1;	/* its chat's next update may be due now */
+	d->claiming.again = 1;	/* its chat's next update may be due now */
 	rc = calls_parse(queue_db(d->q), out, len, &calls, err, sizeof(err));
 	if (rc == -1) {
 		log_warnx("bot %s update %lld: %s: dead", c->bot,
@@ -191,8 +199,8 @@ start_one(struct drain *d, struct claimed *c)
 	limits.max_output = (size_t)d->cfg->max_output;
 	limits.max_stderr_logged = 64 * 1024;
 	r = &d->runs[d->nruns];
-	if (handler_start(bot->argv, c->bot, c->update_id, c->body, c->body_len,
-	    &limits, &r->run, err, sizeof(err)) == -1) {
+	if (bot->handler.ops->start(bot->handler.state, c, &limits, &r->run, err,
+	    sizeof(err)) == -1) {
 		log_err("bot %s update %lld: %s", c->bot, (long long)c->update_id, err);
 		note_queue_result(d, jobs_fail(d->jobs, c, err, 0, now_unix()));
 		claimed_free(c);
@@ -204,12 +212,12 @@ start_one(struct drain *d, struct claimed *c)
 }
 
 /*
- * The built-in handler needs no process: a whole batch is handled inside the
+ * Handlers that need no process: a whole batch is handled inside the
  * transaction that claimed it.  Returns how many were handled, for counting once
  * that transaction committed.
  */
 static size_t
-handle_builtin(struct drain *d, struct claimed **batch, size_t n)
+handle_in_transaction(struct drain *d, struct claimed **batch, size_t n)
 {
 	struct call_list	 calls[CLAIM_MAX];
 	struct claimed		*ok[CLAIM_MAX];
@@ -219,8 +227,10 @@ handle_builtin(struct drain *d, struct claimed **batch, size_t n)
 	int			 rc;
 
 	for (i = 0; i < n; i++) {
-		if (calls_echo(queue_db(d->q), &d->echo, batch[i]->body,
-		    batch[i]->body_len, &calls[nok], err, sizeof(err)) == -1) {
+		struct bot_handler *h = &find_bot(d, batch[i]->bot)->handler;
+
+		if (h->ops->handle(h->state, queue_db(d->q), batch[i], &calls[nok],
+		    err, sizeof(err)) == -1) {
 			log_warnx("bot %s update %lld: %s: dead", batch[i]->bot,
 			    (long long)batch[i]->update_id, err);
 			metrics_add(d->metrics, M_UPDATES_DEAD, 1);
@@ -244,37 +254,38 @@ handle_builtin(struct drain *d, struct claimed **batch, size_t n)
 
 /*
  * Claims what can be handled now: as many as the free handler slots take, or,
- * when every bot uses the built-in handler, a batch.  The claim and what the
- * built-in handler made of it are one transaction; handler processes start only
- * once it committed.  A claim that found fewer than it asked for is not repeated
+ * when no bot's handler runs as a process, a batch.  The claim and what the
+ * handlers that need no process made of it are one transaction; handler
+ * processes start only once it committed.  A claim that found fewer than it asked for is not repeated
  * until the queue changes or a second passes (a backoff may have ended).
  */
 static size_t
 claim_updates(struct drain *d, int64_t now_ms)
 {
 	struct claimed	 claimed[CLAIM_MAX];
-	struct claimed	*builtin[CLAIM_MAX];
-	size_t		 i, n = 0, nbuiltin = 0, room, handled = 0;
+	struct claimed	*inside[CLAIM_MAX];
+	size_t		 i, n = 0, ninside = 0, room, handled = 0;
 
-	if (jobs_changed(d->jobs) || now_ms - d->last_claim_ms >= FOLLOW_TICK_MS)
-		d->claim_again = 1;
-	if (!d->claim_again)
+	if (jobs_changed(d->jobs) || now_ms - d->claiming.last_ms >= FOLLOW_TICK_MS)
+		d->claiming.again = 1;
+	if (!d->claiming.again)
 		return 0;
-	room = d->all_builtin ? CLAIM_MAX : (size_t)d->cfg->handlers - d->nruns;
+	room = d->claiming.all_in_transaction ? CLAIM_MAX :
+	    (size_t)d->cfg->handlers - d->nruns;
 	if (room == 0)
 		return 0;
 	if (room > CLAIM_MAX)
 		room = CLAIM_MAX;
-	d->last_claim_ms = now_ms;
+	d->claiming.last_ms = now_ms;
 	if (jobs_begin(d->jobs) == -1) {
 		note_queue_result(d, -1);
 		return 0;
 	}
-	/* What the built-in handler finished lets its chats' next updates go:
+	/* What was handled inside the transaction lets its chats' next updates go:
 	 * claimed again in the same transaction, so a chat with a backlog moves
 	 * a batch per COMMIT, not one update (at most `room` in all). */
 	for (;;) {
-		size_t got, first = nbuiltin;
+		size_t got, first = ninside;
 
 		if (jobs_claim(d->jobs, now_unix(), room - n, claimed + n, &got) == -1) {
 			jobs_rollback(d->jobs);
@@ -284,12 +295,13 @@ claim_updates(struct drain *d, int64_t now_ms)
 			return 0;
 		}
 		for (i = n; i < n + got; i++)
-			if (find_bot(d, claimed[i].bot)->argv[0] == NULL)
-				builtin[nbuiltin++] = &claimed[i];
+			if (handler_of(d, &claimed[i])->handle != NULL)
+				inside[ninside++] = &claimed[i];
 		n += got;
-		if (nbuiltin > first)
-			handled += handle_builtin(d, builtin + first, nbuiltin - first);
-		if (got == 0 || nbuiltin == first || n == room)
+		if (ninside > first)
+			handled += handle_in_transaction(d, inside + first,
+			    ninside - first);
+		if (got == 0 || ninside == first || n == room)
 			break;
 	}
 	if (jobs_commit(d->jobs) == -1) {
@@ -299,11 +311,11 @@ claim_updates(struct drain *d, int64_t now_ms)
 		return 0;
 	}
 	note_queue_result(d, 0);
-	d->claim_again = n == room || nbuiltin > 0;	/* their chats may go on */
+	d->claiming.again = n == room || ninside > 0;	/* their chats may go on */
 	d->handled += handled;
 	metrics_add(d->metrics, M_HANDLED, handled);
 	for (i = 0; i < n; i++) {
-		if (find_bot(d, claimed[i].bot)->argv[0] != NULL)
+		if (handler_of(d, &claimed[i])->start != NULL)
 			start_one(d, &claimed[i]);
 		else
 			claimed_free(&claimed[i]);
@@ -317,8 +329,8 @@ finish_run(struct drain *d, size_t i)
 	struct running		*r = &d->runs[i];
 	struct handler_result	 res;
 
-	handler_finish(r->run, &res);
-	d->claim_again = 1;	/* a slot is free, and its chat may go on */
+	r->bot->handler.ops->finish(r->run, &res);
+	d->claiming.again = 1;	/* a slot is free, and its chat may go on */
 	switch (res.status) {
 	case HANDLER_OK:
 		record_handled(d, &r->upd, res.output, res.output_len);
@@ -351,7 +363,9 @@ step_runs(struct drain *d, int64_t now_ms)
 	size_t i = 0;
 
 	while (i < d->nruns) {
-		if (handler_step(d->runs[i].run, now_ms))
+		struct running *r = &d->runs[i];
+
+		if (r->bot->handler.ops->step(r->run, now_ms))
 			finish_run(d, i);	/* moves the last run into slot i */
 		else
 			i++;
@@ -398,14 +412,20 @@ unpick(struct picking *p, size_t from)
 	p->chosen = from;
 }
 
+/* What the error of a result says when its text could not be copied. */
+static char out_of_memory[] = "out of memory";
+
 static void
-forget_results(struct drain *d)
+forget_answers(struct answers *a)
 {
 	size_t i;
 
-	for (i = 0; i < d->nresults; i++)
-		free(d->result_text[i]);
-	d->nresults = 0;
+	for (i = 0; i < a->n; i++) {
+		free(a->r[i].result);
+		if (a->r[i].error != out_of_memory)
+			free(a->r[i].error);
+	}
+	a->n = 0;
 }
 
 /*
@@ -428,13 +448,13 @@ record_and_start_calls(struct drain *d, int64_t now_ms, int *progress)
 	room = (size_t)d->cfg->max_in_flight - sender_in_flight(d->sender);
 	if (room > CANDIDATES_MAX)
 		room = CANDIDATES_MAX;
-	if (room == 0 && d->nresults == 0)
+	if (room == 0 && d->answers.n == 0)
 		return p.wait_min;
 	if (jobs_begin(d->jobs) == -1) {
 		note_queue_result(d, -1);
 		return p.wait_min;
 	}
-	if ((d->nresults > 0 && jobs_record(d->jobs, d->results, d->nresults,
+	if ((d->answers.n > 0 && jobs_record(d->jobs, d->answers.r, d->answers.n,
 	    now_unix()) == -1) || (room > 0 && jobs_due_calls(d->jobs, now_ms / 1000,
 	    CANDIDATES_MAX, room, want_call, &p, cand, &n) == -1)) {
 		jobs_rollback(d->jobs);
@@ -449,7 +469,7 @@ record_and_start_calls(struct drain *d, int64_t now_ms, int *progress)
 	if (jobs_commit(d->jobs) == -1)
 		goto fail;
 	note_queue_result(d, 0);
-	forget_results(d);
+	forget_answers(&d->answers);
 	for (i = 0; i < n; i++) {
 		struct outcall	*c = &cand[i];
 		struct bot_ctx	*bot = p.bots[i];
@@ -496,30 +516,21 @@ find_flight(struct drain *d, int64_t id, size_t *index)
 	return NULL;
 }
 
-/* Random spread of +-25% around base seconds, so retries do not bunch up. */
-static int64_t
-jittered(int64_t base)
-{
-	return base * 3 / 4 + (int64_t)(random() % (base / 2 + 1));
-}
-
 static void
 add_result(struct drain *d, const struct flight *f, struct sent *s)
 {
 	struct botapi_answer	*a = &s->answer;
-	struct send_result	*r = &d->results[d->nresults];
-	int64_t			 now = now_unix(), backoff = 1, k;
+	struct send_result	*r = &d->answers.r[d->answers.n];
+	int64_t			 now = now_unix();
 	char			 esc[160];
 
 	memset(r, 0, sizeof(*r));
 	r->id = s->id;
-	d->result_text[d->nresults] = NULL;
 	if (ratelimit_answered(f->bot->rl, f->chat, f->rate_slot, now_unix_ms()) == -1)
 		log_warnx("out of memory for the rate limits of a chat");
 	switch (a->outcome) {
 	case BOTAPI_OK:
 		r->outcome = SENT;
-		d->result_text[d->nresults] = a->result;
 		r->result = a->result;
 		a->result = NULL;
 		d->sent++;
@@ -553,9 +564,7 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 		r->outcome = RETRY_LATER;
 		metrics_add(d->metrics, f->attempts + 1 >= d->cfg->max_attempts ?
 		    M_CALLS_DEAD : M_RETRIED, 1);
-		for (k = 0; k < f->attempts && backoff < 300; k++)
-			backoff *= 2;
-		r->next_attempt_at = now + jittered(backoff > 300 ? 300 : backoff);
+		r->next_attempt_at = now + retry_backoff_s(f->attempts + 1);
 		log_warnx("call %lld: attempt %lld failed (HTTP %ld): %s",
 		    (long long)r->id, (long long)f->attempts + 1, a->http_status,
 		    log_escape(esc, sizeof(esc), a->description,
@@ -564,12 +573,11 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 	}
 	if (a->outcome != BOTAPI_OK) {
 		/* Telegram's description, kept as the call's last_error. */
-		d->result_text[d->nresults] = strdup(a->description);
-		r->error = d->result_text[d->nresults] ? d->result_text[d->nresults] :
-		    "out of memory";
+		if ((r->error = strdup(a->description)) == NULL)
+			r->error = out_of_memory;
 	}
-	if (d->nresults++ == 0)
-		d->first_result_ms = now_unix_ms();
+	if (d->answers.n++ == 0)
+		d->answers.first_ms = now_unix_ms();
 }
 
 static void
@@ -596,14 +604,14 @@ collect_answers(struct drain *d)
 static void
 record_answers(struct drain *d)
 {
-	if (d->nresults == 0)
+	if (d->answers.n == 0)
 		return;
-	if (jobs_record(d->jobs, d->results, d->nresults, now_unix()) == -1) {
+	if (jobs_record(d->jobs, d->answers.r, d->answers.n, now_unix()) == -1) {
 		note_queue_result(d, -1);
 		return;
 	}
 	note_queue_result(d, 0);
-	forget_results(d);
+	forget_answers(&d->answers);
 }
 
 static int
@@ -616,7 +624,7 @@ open_signals(struct drain *d)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1 ||
-	    (d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+	    (d->stopping.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
 		return -1;
 	/* Handlers that close their stdin early must not kill the drain. */
 	signal(SIGPIPE, SIG_IGN);
@@ -657,13 +665,13 @@ read_signals(struct drain *d)
 {
 	struct signalfd_siginfo si;
 
-	while (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+	while (read(d->stopping.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP)
 			continue;	/* configuration is read at start only */
-		if (!d->stopping)
+		if (!d->stopping.requested)
 			log_info("signal %u: finishing the handlers and calls in "
 			    "progress", si.ssi_signo);
-		d->stopping = 1;
+		d->stopping.requested = 1;
 	}
 }
 
@@ -695,7 +703,7 @@ setup(struct drain *d, char *err, size_t errlen)
 {
 	size_t i;
 
-	d->sigfd = d->inofd = -1;
+	d->stopping.sigfd = d->inofd = -1;
 	if (drain_check(d->cfg, err, errlen) == -1)
 		return -1;
 	for (i = 0; i < d->cfg->nbots; i++) {
@@ -708,18 +716,16 @@ setup(struct drain *d, char *err, size_t errlen)
 		if (bot_setup(&d->bots[d->nbots++], b, err, errlen) == -1)
 			return -1;
 	}
-	d->all_builtin = 1;
-	d->claim_again = 1;
+	d->claiming.all_in_transaction = 1;
+	d->claiming.again = 1;
 	for (i = 0; i < d->nbots; i++)
-		if (d->bots[i].argv[0] != NULL)
-			d->all_builtin = 0;
+		if (d->bots[i].handler.ops->handle == NULL)
+			d->claiming.all_in_transaction = 0;
 	if ((d->runs = calloc((size_t)d->cfg->handlers, sizeof(*d->runs))) == NULL ||
 	    (d->flights = calloc((size_t)d->cfg->max_in_flight + 1,
 	    sizeof(*d->flights))) == NULL ||
-	    (d->results = calloc((size_t)d->cfg->max_in_flight,
-	    sizeof(*d->results))) == NULL ||
-	    (d->result_text = calloc((size_t)d->cfg->max_in_flight,
-	    sizeof(*d->result_text))) == NULL) {
+	    (d->answers.r = calloc((size_t)d->cfg->max_in_flight,
+	    sizeof(*d->answers.r))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -736,24 +742,21 @@ teardown(struct drain *d)
 {
 	size_t i;
 
-	sqlite3_finalize(d->echo);
-	d->echo = NULL;
 	for (i = 0; i < d->nruns; i++) {
-		handler_abort(d->runs[i].run);
+		d->runs[i].bot->handler.ops->abort(d->runs[i].run);
 		claimed_free(&d->runs[i].upd);
 	}
-	for (i = 0; i < d->nresults; i++)
-		free(d->result_text[i]);
+	if (d->answers.r != NULL)
+		forget_answers(&d->answers);
 	for (i = 0; i < d->nbots; i++) {
 		ratelimit_free(d->bots[i].rl);
-		free(d->bots[i].handler_copy);
+		bot_handler_release(&d->bots[i].handler);
 	}
 	free(d->runs);
 	free(d->flights);
-	free(d->results);
-	free(d->result_text);
-	if (d->sigfd != -1)
-		close(d->sigfd);
+	free(d->answers.r);
+	if (d->stopping.sigfd != -1)
+		close(d->stopping.sigfd);
 	if (d->inofd != -1)
 		close(d->inofd);
 }
@@ -764,19 +767,26 @@ min64(int64_t a, int64_t b)
 	return a < b ? a : b;
 }
 
+/* Nothing is under way: no handler runs, no call is in flight, no answer waits. */
+static int
+idle(struct drain *d)
+{
+	return d->nruns == 0 && sender_in_flight(d->sender) == 0 &&
+	    d->answers.n == 0;
+}
+
 /* In --once mode: 1 when nothing is left to do now or within ONCE_WAIT_S. */
 static int
-once_done(struct drain *d, int progress, int64_t rate_wait, int64_t *wait_ms)
+once_done(struct drain *d, struct wakeup *w)
 {
 	int64_t now = now_unix(), next;
 
-	if (progress || d->nruns > 0 || sender_in_flight(d->sender) > 0 ||
-	    d->nresults > 0 || rate_wait != INT64_MAX)
+	if (w->progress || !idle(d) || w->rate_wait != INT64_MAX)
 		return 0;
 	next = jobs_next_due(d->jobs, now);
 	if (next == 0 || next > now + ONCE_WAIT_S)
 		return 1;
-	*wait_ms = min64(*wait_ms, (next - now) * 1000);
+	w->wait_ms = min64(w->wait_ms, (next - now) * 1000);
 	return 0;
 }
 
@@ -787,16 +797,17 @@ wait_for_events(struct drain *d, int64_t wait_ms)
 	unsigned	 n = 0;
 	size_t		 i;
 
-	fds[n].fd = d->sigfd;
+	fds[n].fd = d->stopping.sigfd;
 	fds[n++].events = POLLIN;
 	if (d->inofd != -1) {
 		fds[n].fd = d->inofd;
 		fds[n++].events = POLLIN;
 	}
 	for (i = 0; i < d->nruns; i++) {
-		wait_ms = min64(wait_ms, handler_deadline(d->runs[i].run) -
-		    now_unix_ms());
-		n += (unsigned)handler_pollfds(d->runs[i].run, fds + n,
+		const struct handler_ops *ops = d->runs[i].bot->handler.ops;
+
+		wait_ms = min64(wait_ms, ops->deadline(d->runs[i].run) - now_unix_ms());
+		n += (unsigned)ops->pollfds(d->runs[i].run, fds + n,
 		    (int)(sizeof(fds) / sizeof(fds[0]) - n));
 	}
 	if (wait_ms < 0)
@@ -813,80 +824,126 @@ wait_for_events(struct drain *d, int64_t wait_ms)
 static int
 gathering(struct drain *d, int64_t now_ms)
 {
-	return d->nresults > 0 && d->nresults < sender_in_flight(d->sender) &&
-	    now_ms - d->first_result_ms < GATHER_MS;
+	return d->answers.n > 0 && d->answers.n < sender_in_flight(d->sender) &&
+	    now_ms - d->answers.first_ms < GATHER_MS;
+}
+
+/* Give up on a queue that keeps failing (systemd starts us again), but never
+ * with answers not yet recorded: they would go twice. */
+static int
+given_up(struct drain *d)
+{
+	if (d->admission.failures < GIVE_UP_FAILURES || !idle(d))
+		return 0;
+	log_err("the queue failed %d times in a row: stopping", d->admission.failures);
+	return 1;
+}
+
+/* While the queue fails or is held by another writer, take no new work, but for
+ * one try a second; what is under way finishes and its answers wait. */
+static int
+admitted(struct drain *d, int64_t now_ms)
+{
+	struct admission	*a = &d->admission;
+	int			 yes;
+
+	yes = !d->stopping.requested && now_ms >= a->busy_until_ms &&
+	    (a->failures == 0 || now_ms >= a->next_probe_ms);
+	if (yes && a->failures > 0)
+		a->next_probe_ms = now_ms + 1000;
+	return yes;
+}
+
+static void
+do_chores(struct drain *d, int64_t now_ms)
+{
+	if (now_ms - d->chores.last_recover_ms >= RECOVER_EVERY_MS) {
+		note_queue_result(d, jobs_recover(d->jobs, now_ms / 1000));
+		d->chores.last_recover_ms = now_ms;
+	}
+	if (d->mode == DRAIN_FOLLOW &&
+	    now_ms - d->chores.last_retain_ms >= RETAIN_EVERY_MS) {
+		jobs_retain(d->jobs, now_ms / 1000);
+		d->chores.last_retain_ms = now_ms;
+	}
+}
+
+/* Updates claimed and handled, answers recorded, calls started. */
+static void
+work(struct drain *d, int64_t now_ms, struct wakeup *w)
+{
+	do_chores(d, now_ms);
+	w->progress |= claim_updates(d, now_ms) > 0;
+	if (gathering(d, now_ms))
+		w->wait_ms = min64(w->wait_ms, GATHER_MS);
+	else {
+		w->rate_wait = record_and_start_calls(d, now_unix_ms(), &w->progress);
+		w->wait_ms = min64(w->wait_ms, w->rate_wait);
+	}
+}
+
+/* A failing queue is tried again within a second, a busy one when its writer is
+ * expected to be done; answers not gathering more are recorded at once. */
+static void
+plan_wakeup(struct drain *d, int64_t now_ms, struct wakeup *w)
+{
+	if (d->admission.failures > 0)
+		w->wait_ms = min64(w->wait_ms, 1000);
+	else if (d->admission.busy_until_ms > now_ms)
+		w->wait_ms = min64(w->wait_ms, d->admission.busy_until_ms - now_ms);
+	else if (d->answers.n > 0 && !gathering(d, now_ms))
+		w->wait_ms = 0;
+	if (w->progress)
+		w->wait_ms = 0;
+}
+
+/* Stopping ends once what is under way has finished; --once ends when nothing
+ * is due soon (not while the queue fails or is busy: it may hide work). */
+static int
+finished(struct drain *d, int64_t now_ms, struct wakeup *w)
+{
+	if (d->stopping.requested)
+		return idle(d);
+	if (d->mode != DRAIN_ONCE || d->admission.failures > 0 ||
+	    d->admission.busy_until_ms > now_ms)
+		return 0;
+	return once_done(d, w);
+}
+
+/* What woke the loop: signals, new rows, handlers' output and exits, answers. */
+static void
+take_events(struct drain *d)
+{
+	read_signals(d);
+	drain_watch(d);
+	step_runs(d, now_unix_ms());
+	collect_answers(d);
 }
 
 static int
 run_loop(struct drain *d)
 {
-	int64_t now_ms, wait_ms, rate_wait;
-	int	progress, can_work;
+	struct wakeup	 w;
+	int64_t		 now_ms;
 
 	note_queue_result(d, jobs_recover(d->jobs, now_unix()));
 	for (;;) {
 		now_ms = now_unix_ms();
-		wait_ms = FOLLOW_TICK_MS;
-		rate_wait = INT64_MAX;
-		progress = 0;
-		/* Give up on a queue that keeps failing (systemd starts us again),
-		 * but never with answers not yet recorded: they would go twice. */
-		if (d->failures >= GIVE_UP_FAILURES && d->nresults == 0 &&
-		    d->nruns == 0 && sender_in_flight(d->sender) == 0) {
-			log_err("the queue failed %d times in a row: stopping",
-			    d->failures);
+		w = (struct wakeup){ FOLLOW_TICK_MS, INT64_MAX, 0 };
+		if (given_up(d))
 			return -1;
-		}
-		/* While the queue fails or is held by another writer, take no new
-		 * work, but for one try a second; what is under way finishes and its
-		 * answers wait. */
-		can_work = !d->stopping && now_ms >= d->busy_until_ms &&
-		    (d->failures == 0 || now_ms >= d->next_probe_ms);
-		if (can_work && d->failures > 0)
-			d->next_probe_ms = now_ms + 1000;
-		if (can_work) {
-			if (now_ms - d->last_recover_ms >= RECOVER_EVERY_MS) {
-				note_queue_result(d, jobs_recover(d->jobs, now_ms / 1000));
-				d->last_recover_ms = now_ms;
-			}
-			if (d->mode == DRAIN_FOLLOW &&
-			    now_ms - d->last_retain_ms >= RETAIN_EVERY_MS) {
-				jobs_retain(d->jobs, now_ms / 1000);
-				d->last_retain_ms = now_ms;
-			}
-			progress |= claim_updates(d, now_ms) > 0;
-			if (gathering(d, now_ms))
-				wait_ms = min64(wait_ms, GATHER_MS);
-			else {
-				rate_wait = record_and_start_calls(d, now_unix_ms(),
-				    &progress);
-				wait_ms = min64(wait_ms, rate_wait);
-			}
-		} else if (d->stopping || d->failures > 0)
+		if (admitted(d, now_ms))
+			work(d, now_ms, &w);
+		else if (d->stopping.requested || d->admission.failures > 0)
 			record_answers(d);
-		if (d->failures > 0)
-			wait_ms = min64(wait_ms, 1000);
-		else if (d->busy_until_ms > now_ms)
-			wait_ms = min64(wait_ms, d->busy_until_ms - now_ms);
-		else if (d->nresults > 0 && !gathering(d, now_ms))
-			wait_ms = 0;
-		if (d->stopping && d->nruns == 0 && sender_in_flight(d->sender) == 0 &&
-		    d->nresults == 0)
+		plan_wakeup(d, now_ms, &w);
+		if (finished(d, now_ms, &w))
 			break;
-		if (d->mode == DRAIN_ONCE && !d->stopping && d->failures == 0 &&
-		    d->busy_until_ms <= now_ms && once_done(d, progress, rate_wait,
-		    &wait_ms))
-			break;
-		if (progress)
-			wait_ms = 0;
-		if (wait_for_events(d, wait_ms) == -1) {
+		if (wait_for_events(d, w.wait_ms) == -1) {
 			log_err("waiting for the network failed");
 			return -1;
 		}
-		read_signals(d);
-		drain_watch(d);
-		step_runs(d, now_unix_ms());
-		collect_answers(d);
+		take_events(d);
 	}
 	if (d->mode == DRAIN_ONCE)
 		jobs_retain(d->jobs, now_unix());

@@ -24,25 +24,21 @@ usage(FILE *out)
 	    "variables; see tgq-drain(8).\n");
 }
 
-int
-main(int argc, char *argv[])
+/* -1 when the arguments say to run, else the exit status (--help, --version, a
+ * usage error). */
+static int
+parse_args(int argc, char *argv[], const char **config_path,
+    enum drain_mode *mode)
 {
-	struct config	 cfg;
-	struct queue	*q = NULL;
-	const char	*config_path = NULL;
-	enum drain_mode	 mode;
-	char		 err[1024];
-	int		 i, have_mode = 0, rc;
+	int i, have_mode = 0;
 
-	tgq_umask();
-	log_init("tgq-drain", LOG_LVL_INFO);
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			config_path = argv[++i];
+			*config_path = argv[++i];
 		else if (strcmp(argv[i], "--once") == 0 && !have_mode++)
-			mode = DRAIN_ONCE;
+			*mode = DRAIN_ONCE;
 		else if (strcmp(argv[i], "--follow") == 0 && !have_mode++)
-			mode = DRAIN_FOLLOW;
+			*mode = DRAIN_FOLLOW;
 		else if (strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
@@ -58,17 +54,42 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
-	/* A configuration that cannot work is refused before the queue is created
-	 * or migrated: nothing is left behind by a run that does nothing. */
+	return -1;
+}
+
+/* A configuration that cannot work is refused before the queue is created or
+ * migrated: nothing is left behind by a run that does nothing. */
+static int
+load_config(const char *config_path, struct config *cfg, char *err,
+    size_t errlen)
+{
 	if (config_load_for(config_path, CONFIG_NEED_TOKENS | CONFIG_NEED_HANDLERS,
-	    &cfg, err, sizeof(err)) == -1) {
-		log_err("configuration: %s", err);
-		return 1;
+	    cfg, err, errlen) == -1)
+		return -1;
+	log_init("tgq-drain", cfg->log_level);
+	if (drain_check(cfg, err, errlen) == -1) {
+		config_free(cfg);
+		return -1;
 	}
-	log_init("tgq-drain", cfg.log_level);
-	if (drain_check(&cfg, err, sizeof(err)) == -1) {
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct config	 cfg;
+	struct queue	*q = NULL;
+	const char	*config_path = NULL;
+	enum drain_mode	 mode = DRAIN_ONCE;
+	char		 err[1024];
+	int		 rc;
+
+	tgq_umask();
+	log_init("tgq-drain", LOG_LVL_INFO);
+	if ((rc = parse_args(argc, argv, &config_path, &mode)) != -1)
+		return rc;
+	if (load_config(config_path, &cfg, err, sizeof(err)) == -1) {
 		log_err("configuration: %s", err);
-		config_free(&cfg);
 		return 1;
 	}
 	queue_limit_memory(DRAIN_SQLITE_MEMORY);

@@ -234,6 +234,66 @@ test_answers(void)
 	botapi_parser_free(p);
 }
 
+/* The configured value chooses the kind, and each kind handles an update one
+ * of the two ways (in the claim's transaction, or as a run). */
+static void
+test_handler_kinds(sqlite3 *db)
+{
+	struct bot_handler	 h;
+	struct call_list	 calls;
+	struct claimed		 c;
+	char			 err[256], body[] = "{\"update_id\":7,\"message\":"
+	    "{\"chat\":{\"id\":42},\"text\":\"hi\"}}";
+
+	CHECK("kind_default_echo", bot_handler_setup(&h, "b", NULL, err,
+	    sizeof(err)) == 0 && h.kind == HANDLER_KIND_ECHO &&
+	    h.ops->handle != NULL && h.ops->start == NULL);
+	memset(&c, 0, sizeof(c));
+	c.body = body;
+	c.body_len = strlen(body);
+	CHECK("kind_echo_handles", h.ops->handle(h.state, db, &c, &calls, err,
+	    sizeof(err)) == 0 && calls.n == 1 &&
+	    strcmp(calls.calls[0].method, "sendMessage") == 0);
+	calls_free(&calls);
+	bot_handler_release(&h);
+	CHECK("kind_echo_exact", bot_handler_setup(&h, "b", "echoes", err,
+	    sizeof(err)) == -1 && strstr(err, "echo or exec:") != NULL);
+	bot_handler_release(&h);
+	CHECK("kind_exec", bot_handler_setup(&h, "b", "exec: /bin/cat  -u\t-", err,
+	    sizeof(err)) == 0 && h.kind == HANDLER_KIND_EXEC &&
+	    h.ops->handle == NULL && h.ops->start != NULL);
+	bot_handler_release(&h);
+	CHECK("kind_exec_relative", bot_handler_setup(&h, "b", "exec:cat", err,
+	    sizeof(err)) == -1 && strstr(err, "absolute") != NULL);
+	bot_handler_release(&h);
+	CHECK("kind_exec_empty", bot_handler_setup(&h, "b", "exec: ", err,
+	    sizeof(err)) == -1 && strstr(err, "absolute") != NULL);
+	bot_handler_release(&h);
+	CHECK("kind_unknown", bot_handler_setup(&h, "b", "http:x", err,
+	    sizeof(err)) == -1 && h.ops == NULL);
+}
+
+/* Every backoff stays within +-25% of 1, 2, 4 ... s, capped at 300 s. */
+static void
+test_backoff(void)
+{
+	int64_t	 failures, base, b;
+	int	 i, inside = 1, zero_first = 1;
+
+	for (failures = 1, base = 1; failures <= 20; failures++) {
+		for (i = 0; i < 200; i++) {
+			b = retry_backoff_s(failures);
+			if (b < base * 3 / 4 || b > base * 3 / 4 + base / 2)
+				inside = 0;
+			if (failures == 1 && b != 0)
+				zero_first = 0;
+		}
+		base = base * 2 > 300 ? 300 : base * 2;
+	}
+	CHECK("backoff_bounds", inside);
+	CHECK("backoff_first_at_once", zero_first);
+}
+
 int
 main(void)
 {
@@ -244,7 +304,9 @@ main(void)
 	if (sqlite3_open(":memory:", &db) != SQLITE_OK)
 		return 2;
 	test_calls(db);
+	test_handler_kinds(db);
 	sqlite3_close(db);
+	test_backoff();
 	test_answers();
 	return check_exit();
 }
