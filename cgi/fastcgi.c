@@ -66,7 +66,7 @@ struct worker;
 
 struct conn {
 	struct fcgi_link	*link;	/* libfcgi's side; owns the socket */
-	int			 fd;	/* the socket, while link is */
+	int			 fd;	/* the socket, closed by fcgi_link_free() */
 	struct request_io	 io;
 	struct worker		*w;
 	struct fcgi_scan	 scan;	/* of the bytes arrived: peeked, or in `in` */
