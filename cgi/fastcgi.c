@@ -674,23 +674,30 @@ worker_free(struct worker *w)
 		pthread_mutex_destroy(&w->mu);
 }
 
+/* What FCGI_MAX_CONNS is answered: as many connections as descriptors. */
+static unsigned long
+max_conns(void)
+{
+	struct rlimit files;
+
+	if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur <= RESERVED_FDS)
+		return 1024;
+	if (files.rlim_cur == RLIM_INFINITY || files.rlim_cur > 1000000)
+		return 1000000;
+	return (unsigned long)(files.rlim_cur - RESERVED_FDS);
+}
+
 static int
 worker_start(struct worker *w, const struct webhook *wh, int64_t idle_timeout_s)
 {
 	struct epoll_event	 ev;
-	struct rlimit		 files;
 	int			 rc;
 
 	w->wh = wh;
 	w->limit = (size_t)wh->cfg->max_body + PEEK_MAX;
 	w->idle_timeout_ms = idle_timeout_s * 1000;
-	/* One request per connection, as many connections as descriptors. */
-	w->values.max_conns = 1024;
-	if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur > RESERVED_FDS)
-		w->values.max_conns = files.rlim_cur == RLIM_INFINITY ||
-		    files.rlim_cur > 1000000 ? 1000000 :
-		    (unsigned long)(files.rlim_cur - RESERVED_FDS);
-	w->values.max_reqs = w->values.max_conns;
+	/* One request per connection. */
+	w->values.max_conns = w->values.max_reqs = max_conns();
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	w->peek = malloc(PEEK_MAX);
