@@ -13,24 +13,23 @@
  * libfcgi read a request only once all of it has arrived (fcgi_frame.c), so that
  * libfcgi's blocking reads never wait on a slow peer: a request of up to PEEK_MAX
  * bytes waits in the socket, a larger one is taken off it as it arrives, into a
- * buffer of the connection's, and libfcgi reads it from memory.  The thread reads
+ * buffer of the connection's, and libfcgi reads it from memory.  How libfcgi is
+ * made to do that is fcgi_adapter.c's business alone.  The thread reads
  * every request that has arrived, stores their updates in one transaction
  * (store.c: group commit), and answers them all after the COMMIT; what arrives
  * meanwhile makes the next batch.  No request changes threads on its way, and an
  * idle kept connection costs a file descriptor and a few hundred bytes, never a
  * thread.  Management records are answered here (fcgi_frame.c), never by libfcgi.
  */
-#define _GNU_SOURCE	/* accept4, memfd_create, pthread_timedjoin_np */
+#define _GNU_SOURCE	/* accept4, pthread_timedjoin_np */
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -41,8 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <fastcgi.h>
-#include <fcgiapp.h>
+#include <fastcgi.h>	/* FCGI_LISTENSOCK_FILENO */
 
 #include "webhook.h"
 
@@ -67,11 +65,8 @@
 struct worker;
 
 struct conn {
-	/* req.ipcFd, where libfcgi reads and writes: the socket, or memfd while a
-	 * buffered request is read.  libfcgi may close it, and then sets it to -1. */
-	FCGX_Request		 req;
-	int			 fd;	/* the socket; -1 once closed */
-	int			 memfd;	/* the buffered request; -1: none */
+	struct fcgi_link	*link;	/* libfcgi's side; owns the socket */
+	int			 fd;	/* the socket, closed by fcgi_link_free() */
 	struct request_io	 io;
 	struct worker		*w;
 	struct fcgi_scan	 scan;	/* of the bytes arrived: peeked, or in `in` */
@@ -120,37 +115,19 @@ static atomic_int open_conns, peak_conns;
 static const char *
 fcgi_param(void *ctx, const char *name)
 {
-	return FCGX_GetParam(name, ((struct conn *)ctx)->req.envp);
-}
-
-/* Where libfcgi reads the request from. */
-static int
-reading_fd(const struct conn *c)
-{
-	return c->memfd >= 0 ? c->memfd : c->fd;
+	return fcgi_link_param(((struct conn *)ctx)->link, name);
 }
 
 static ssize_t
 fcgi_read(void *ctx, char *buf, size_t len)
 {
-	int n = FCGX_GetStr(buf, len > 65536 ? 65536 : (int)len,
-	    ((struct conn *)ctx)->req.in);
-
-	return n < 0 ? -1 : n;
+	return fcgi_link_read(((struct conn *)ctx)->link, buf, len);
 }
 
 static int
 fcgi_write(void *ctx, const char *buf, size_t len)
 {
-	struct conn	*c = ctx;
-	int		 n;
-
-	/* The answer goes to the socket, even while the request is read from
-	 * memory (libfcgi writes on req.ipcFd whenever its buffer fills). */
-	c->req.ipcFd = c->fd;
-	n = FCGX_PutStr(buf, (int)len, c->req.out);
-	c->req.ipcFd = reading_fd(c);
-	return n == (int)len ? 0 : -1;
+	return fcgi_link_write(((struct conn *)ctx)->link, buf, len);
 }
 
 static void
@@ -178,12 +155,7 @@ conn_close(struct worker *w, struct conn *c)
 		w->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	if (c->fd >= 0)
-		close(c->fd);	/* which also takes it out of epoll */
-	if (c->memfd >= 0)
-		close(c->memfd);
-	c->req.ipcFd = -1;
-	FCGX_Free(&c->req, 0);
+	fcgi_link_free(c->link);	/* closing the socket takes it out of epoll */
 	free(c->in);
 	free(c->body);
 	free(c);
@@ -213,30 +185,15 @@ defer_update(void *ctx, const struct queue_item *item, char *body)
 static int
 conn_finish(struct worker *w, struct conn *c)
 {
-	char		 sink[1024];
-	int64_t		 budget = w->wh->cfg->max_body + PEEK_MAX;
-	int		 keep, n;
+	int keep;
 
-	keep = c->req.keepConnection && !c->hangup && !atomic_load(&stopping);
-	/* What is left of the body would be read as the next request's start. */
-	while (budget > 0 && (n = FCGX_GetStr(sink, sizeof(sink), c->req.in)) > 0)
-		budget -= n;
-	if (!FCGX_HasSeenEOF(c->req.in))
-		keep = 0;
-	c->req.keepConnection = 1;	/* see conn_new() */
-	c->req.ipcFd = c->fd;
-	FCGX_Finish_r(&c->req);
-	if (c->req.ipcFd < 0)
-		c->fd = -1;	/* libfcgi closed it: writing the answer failed */
-	if (c->memfd >= 0) {
-		close(c->memfd);
-		c->memfd = -1;
-	}
+	keep = !c->hangup && !atomic_load(&stopping);
+	keep = fcgi_link_finish(c->link, w->limit) && keep;
 	c->deferred = 0;
 	free(c->body);
 	c->body = NULL;
 	c->idle_since_ms = now_unix_ms();
-	if (!keep || c->fd < 0) {
+	if (!keep) {
 		conn_close(w, c);
 		return -1;
 	}
@@ -279,6 +236,16 @@ conn_fill(struct worker *w, struct conn *c)
 	}
 }
 
+/* Forgets what was taken off the socket: the next request is peeked at again. */
+static void
+conn_drop_buffer(struct conn *c)
+{
+	free(c->in);
+	c->in = NULL;
+	c->inlen = c->incap = 0;
+	c->buffering = 0;
+}
+
 /* Answers the management record at c->scan.at in c->in and takes it out.
  * Returns -1 when the connection is to be closed. */
 static int
@@ -302,38 +269,37 @@ conn_management(struct worker *w, struct conn *c)
 	memmove(c->in + at, c->in + at + len, c->inlen - at - len);
 	c->inlen -= len;
 	c->idle_since_ms = now_unix_ms();
+	if (c->inlen == 0)
+		conn_drop_buffer(c);	/* nothing begun */
 	return 0;
 }
 
-/* Hands libfcgi the buffered request: it reads it from a memfd, as from a socket
- * that holds all of it. */
+/*
+ * What has arrived on the connection: looked at in the socket (MSG_PEEK), or,
+ * when buffering, taken off it into c->in.  Returns 1 with *buf and *len set,
+ * 0 when nothing more has arrived, -1 when the connection is to be closed.
+ */
 static int
-conn_hand_over(struct conn *c)
+conn_arrived(struct worker *w, struct conn *c, const unsigned char **buf,
+    size_t *len)
 {
-	size_t	 at = 0;
-	ssize_t	 n;
+	ssize_t n;
 
-	if ((c->memfd = memfd_create("tgq-request", MFD_CLOEXEC)) == -1)
-		goto fail;
-	while (at < c->inlen) {
-		n = write(c->memfd, c->in + at, c->inlen - at);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			goto fail;
-		at += (size_t)n;
+	if (c->buffering) {
+		if (conn_fill(w, c) == -1)
+			return -1;
+		*buf = c->in;
+		*len = c->inlen;
+		return 1;
 	}
-	if (lseek(c->memfd, 0, SEEK_SET) != 0)
-		goto fail;
-	c->req.ipcFd = c->memfd;
-	free(c->in);
-	c->in = NULL;
-	c->inlen = c->incap = 0;
-	c->buffering = 0;
-	return 0;
-fail:
-	log_err("buffering a FastCGI request: %s", strerror(errno));
-	return -1;
+	n = recv(c->fd, w->peek, PEEK_MAX, MSG_PEEK | MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	if (n <= 0)
+		return -1;	/* closed by the peer, or failed */
+	*buf = w->peek;
+	*len = (size_t)n;
+	return 1;
 }
 
 /* Why the connection is closed, for the log; NULL when it is not. */
@@ -353,11 +319,35 @@ frame_refusal(enum fcgi_frame got)
 }
 
 /*
+ * Has libfcgi read the whole request at hand, from the socket or from c->in, and
+ * handles it.  Returns 1 when it is answered and the connection kept, 0 when its
+ * update joined the batch, -1 when the connection was closed.
+ */
+static int
+conn_request(struct worker *w, struct conn *c)
+{
+	int rc;
+
+	c->partial_since_ms = 0;
+	fcgi_scan_begin(&c->scan, w->limit);
+	rc = fcgi_link_accept(c->link, c->buffering ? c->in : NULL, c->inlen);
+	conn_drop_buffer(c);
+	if (rc == -1) {
+		conn_close(w, c);
+		return -1;
+	}
+	request_handle(&c->io, w->wh);
+	if (c->deferred)
+		return 0;
+	return conn_finish(w, c) == -1 ? -1 : 1;
+}
+
+/*
  * Serves what the connection has sent: each whole request in turn (nginx sends
  * one at a time, and the next only after the answer).  Returns when an update
  * joined the batch, when nothing whole is left, or when the connection closed.
- * A request is looked at in the socket (MSG_PEEK) while it fits in PEEK_MAX and
- * holds no management record; else it is taken off the socket, into c->in.
+ * A request is looked at in the socket while it fits in PEEK_MAX and holds no
+ * management record; else it is taken off the socket, into c->in.
  */
 static void
 conn_serve(struct worker *w, struct conn *c)
@@ -366,28 +356,9 @@ conn_serve(struct worker *w, struct conn *c)
 	const char		*why;
 	enum fcgi_frame		 got;
 	size_t			 len;
-	ssize_t			 n;
+	int			 rc;
 
-	for (;;) {
-		if (c->buffering) {
-			if (conn_fill(w, c) == -1) {
-				conn_close(w, c);
-				return;
-			}
-			buf = c->in;
-			len = c->inlen;
-		} else {
-			n = recv(c->fd, w->peek, PEEK_MAX, MSG_PEEK | MSG_DONTWAIT);
-			if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-			    errno == EINTR))
-				return;
-			if (n <= 0) {
-				conn_close(w, c);	/* closed by the peer, or failed */
-				return;
-			}
-			buf = w->peek;
-			len = (size_t)n;
-		}
+	while ((rc = conn_arrived(w, c, &buf, &len)) == 1) {
 		got = fcgi_scan(&c->scan, buf, len);
 		if (!c->buffering && (got == FCGI_FRAME_MANAGEMENT ||
 		    (got == FCGI_FRAME_PARTIAL && len == PEEK_MAX))) {
@@ -398,49 +369,23 @@ conn_serve(struct worker *w, struct conn *c)
 			got = FCGI_FRAME_TOO_LARGE;
 		if ((why = frame_refusal(got)) != NULL) {
 			log_warnx("closing a FastCGI connection that %s", why);
-			conn_close(w, c);
-			return;
+			break;
 		}
 		if (got == FCGI_FRAME_MANAGEMENT) {
-			if (conn_management(w, c) == -1) {
-				conn_close(w, c);
-				return;
-			}
-			if (c->inlen == 0) {	/* nothing begun: back to peeking */
-				free(c->in);
-				c->in = NULL;
-				c->incap = 0;
-				c->buffering = 0;
-			}
-			continue;
-		}
-		if (got == FCGI_FRAME_PARTIAL) {
+			if (conn_management(w, c) == -1)
+				break;
+		} else if (got == FCGI_FRAME_PARTIAL) {
 			if (c->hangup)
-				conn_close(w, c);	/* the rest never comes */
-			else if (len > 0 && c->partial_since_ms == 0)
+				break;	/* the rest never comes */
+			if (len > 0 && c->partial_since_ms == 0)
 				c->partial_since_ms = now_unix_ms();
 			return;
-		}
-		/* FCGI_FRAME_WHOLE */
-		c->partial_since_ms = 0;
-		fcgi_scan_begin(&c->scan, w->limit);
-		if (c->buffering && conn_hand_over(c) == -1) {
-			conn_close(w, c);
+		} else if (conn_request(w, c) != 1) {	/* FCGI_FRAME_WHOLE */
 			return;
 		}
-		if (FCGX_Accept_r(&c->req) < 0) {
-			/* libfcgi refused it, and closed what it read from. */
-			if (c->memfd >= 0)
-				c->memfd = -1;
-			else
-				c->fd = -1;
-			conn_close(w, c);
-			return;
-		}
-		request_handle(&c->io, w->wh);
-		if (c->deferred || conn_finish(w, c) == -1)
-			return;
 	}
+	if (rc != 0)
+		conn_close(w, c);
 }
 
 static void
@@ -546,23 +491,29 @@ close_stale(struct worker *w, int64_t now)
 	}
 }
 
+/* Resets the eventfd that wake() wrote. */
+static void
+take_wakeups(struct worker *w)
+{
+	uint64_t count;
+
+	while (read(w->wakefd, &count, sizeof(count)) == -1 && errno == EINTR)
+		continue;
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct worker		*w = arg;
 	struct epoll_event	 ev[MAX_EVENTS];
 	int64_t			 now, last_check = now_unix_ms();
-	uint64_t		 count;
 	int			 i, n;
 
 	while (!atomic_load(&stopping)) {
 		n = epoll_wait(w->epfd, ev, MAX_EVENTS, TICK_MS);
 		for (i = 0; i < n; i++) {
 			if (ev[i].data.ptr == NULL) {
-				/* A wake-up: for the incoming list, or to stop. */
-				while (read(w->wakefd, &count, sizeof(count)) == -1 &&
-				    errno == EINTR)
-					continue;
+				take_wakeups(w);	/* for incoming, or to stop */
 				continue;
 			}
 			conn_event(w, ev[i].data.ptr, ev[i].events);
@@ -625,19 +576,13 @@ conn_new(struct worker *w, int fd)
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
-	/* listen_sock -1: when libfcgi fails to read a request, its FCGX_Accept_r
-	 * goes on to accept a connection of its own; it then fails at once. */
-	FCGX_InitRequest(&c->req, -1, 0);
-	c->req.ipcFd = c->fd = fd;
-	c->memfd = -1;
+	if ((c->link = fcgi_link_new(fd)) == NULL) {
+		free(c);
+		return NULL;	/* the caller still owns fd */
+	}
+	c->fd = fd;
 	fcgi_scan_begin(&c->scan, w->limit);
 	c->idle_since_ms = now_unix_ms();
-	/* libfcgi closes an unkept connection at the end of its request; this file
-	 * does that itself (conn_finish), so libfcgi is told to keep every one.
-	 * When it still closes one (a stream failed), detached makes that a plain
-	 * close(), not a wait of up to 2 s for the peer's. */
-	c->req.keepConnection = 1;
-	(void)FCGX_Detach(&c->req);
 	c->io.param = fcgi_param;
 	c->io.read = fcgi_read;
 	c->io.write = fcgi_write;
@@ -649,52 +594,70 @@ conn_new(struct worker *w, int fd)
 	return c;
 }
 
+/* The next connection on the listening socket, or -1 when there is none to
+ * take (a signal, a peer gone before it was accepted, a failure). */
+static int
+accept_next(struct sockaddr_storage *sa, int *warned)
+{
+	struct timespec	 pause = { 0, 100 * 1000 * 1000 };
+	socklen_t	 salen = sizeof(*sa);
+	int		 fd;
+
+	fd = accept4(FCGI_LISTENSOCK_FILENO, (struct sockaddr *)sa, &salen,
+	    SOCK_CLOEXEC);
+	if (fd >= 0) {
+		*warned = 0;
+		return fd;
+	}
+	if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+		return -1;
+	/* Out of descriptors, or the socket failed: do not spin. */
+	if (!*warned)
+		log_err("accepting a FastCGI connection: %s", strerror(errno));
+	*warned = 1;
+	nanosleep(&pause, NULL);
+	return -1;
+}
+
+/* Gives the connection to its request thread, which watches it from its next
+ * turn on. */
+static void
+hand_to_worker(struct worker *w, struct conn *c)
+{
+	int n;
+
+	n = atomic_fetch_add(&open_conns, 1) + 1;
+	if (n > atomic_load(&peak_conns))
+		atomic_store(&peak_conns, n);
+	pthread_mutex_lock(&w->mu);
+	c->queued = w->incoming;
+	w->incoming = c;
+	pthread_mutex_unlock(&w->mu);
+	wake(w);
+}
+
 static void *
 acceptor_main(void *arg)
 {
 	struct server		*sv = arg;
 	struct sockaddr_storage	 sa;
-	socklen_t		 salen;
 	struct conn		*c;
 	struct worker		*w;
 	sigset_t		 wakeup;
 	unsigned		 next = 0;
-	int			 fd, warned = 0, n;
+	int			 fd, warned = 0;
 
 	sigemptyset(&wakeup);
 	sigaddset(&wakeup, SIGUSR2);
 	pthread_sigmask(SIG_UNBLOCK, &wakeup, NULL);
 	while (!atomic_load(&stopping)) {
-		salen = sizeof(sa);
-		fd = accept4(FCGI_LISTENSOCK_FILENO, (struct sockaddr *)&sa, &salen,
-		    SOCK_CLOEXEC);
-		if (fd == -1) {
-			struct timespec pause = { 0, 100 * 1000 * 1000 };
-
-			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-				continue;
-			/* Out of descriptors, or the socket failed: do not spin. */
-			if (!warned)
-				log_err("accepting a FastCGI connection: %s",
-				    strerror(errno));
-			warned = 1;
-			nanosleep(&pause, NULL);
+		if ((fd = accept_next(&sa, &warned)) == -1)
 			continue;
-		}
-		warned = 0;
 		w = &sv->workers[next++ % (unsigned)sv->nworkers];
-		if (!peer_allowed(&sa, sv->web_servers) || (c = conn_new(w, fd)) == NULL) {
+		if (!peer_allowed(&sa, sv->web_servers) || (c = conn_new(w, fd)) == NULL)
 			close(fd);
-			continue;
-		}
-		n = atomic_fetch_add(&open_conns, 1) + 1;
-		if (n > atomic_load(&peak_conns))
-			atomic_store(&peak_conns, n);
-		pthread_mutex_lock(&w->mu);
-		c->queued = w->incoming;
-		w->incoming = c;
-		pthread_mutex_unlock(&w->mu);
-		wake(w);
+		else
+			hand_to_worker(w, c);
 	}
 	return NULL;
 }
@@ -711,23 +674,30 @@ worker_free(struct worker *w)
 		pthread_mutex_destroy(&w->mu);
 }
 
+/* What FCGI_MAX_CONNS is answered: as many connections as descriptors. */
+static unsigned long
+max_conns(void)
+{
+	struct rlimit files;
+
+	if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur <= RESERVED_FDS)
+		return 1024;
+	if (files.rlim_cur == RLIM_INFINITY || files.rlim_cur > 1000000)
+		return 1000000;
+	return (unsigned long)(files.rlim_cur - RESERVED_FDS);
+}
+
 static int
 worker_start(struct worker *w, const struct webhook *wh, int64_t idle_timeout_s)
 {
 	struct epoll_event	 ev;
-	struct rlimit		 files;
 	int			 rc;
 
 	w->wh = wh;
 	w->limit = (size_t)wh->cfg->max_body + PEEK_MAX;
 	w->idle_timeout_ms = idle_timeout_s * 1000;
-	/* One request per connection, as many connections as descriptors. */
-	w->values.max_conns = 1024;
-	if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur > RESERVED_FDS)
-		w->values.max_conns = files.rlim_cur == RLIM_INFINITY ||
-		    files.rlim_cur > 1000000 ? 1000000 :
-		    (unsigned long)(files.rlim_cur - RESERVED_FDS);
-	w->values.max_reqs = w->values.max_conns;
+	/* One request per connection. */
+	w->values.max_conns = w->values.max_reqs = max_conns();
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	w->peek = malloc(PEEK_MAX);
@@ -782,74 +752,113 @@ stop_server(struct server *sv, int acceptor_running)
 	return late;
 }
 
+/* TGQ_IDLE_TIMEOUT, for the tests: how long a kept connection may be idle. */
+static int
+idle_timeout(int64_t *seconds)
+{
+	const char	*idle = getenv("TGQ_IDLE_TIMEOUT"), *errstr;
+
+	*seconds = IDLE_TIMEOUT_S;
+	if (idle != NULL && parse_duration(idle, 1, 86400, seconds, &errstr) == -1) {
+		log_err("TGQ_IDLE_TIMEOUT: %s", errstr);
+		return -1;
+	}
+	return 0;
+}
+
+/* Blocks every signal in this thread, and so in the threads it starts; *stop is
+ * what wait_for_stop() takes.  SIGUSR2 only wakes the acceptor. */
+static void
+block_signals(sigset_t *stop)
+{
+	struct sigaction sa;
+	sigset_t	 all;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = wake_handler;	/* no SA_RESTART: accept() must return */
+	sigaction(SIGUSR2, &sa, NULL);
+	/* SIGUSR1 is libfcgi's "finish and exit" convention, so it means what
+	 * SIGTERM means. */
+	sigemptyset(stop);
+	sigaddset(stop, SIGTERM);
+	sigaddset(stop, SIGINT);
+	sigaddset(stop, SIGUSR1);
+	sigaddset(stop, SIGHUP);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
+/* Starts the request threads, then the acceptor; 0, or -1 (logged) with
+ * sv->started the threads that run. */
+static int
+start_server(struct server *sv, const struct webhook *wh, int64_t idle_timeout_s)
+{
+	int i, rc;
+
+	sv->wh = wh;
+	sv->web_servers = getenv("FCGI_WEB_SERVER_ADDRS");
+	sv->nworkers = (int)wh->cfg->threads;
+	if ((sv->workers = calloc((size_t)sv->nworkers, sizeof(*sv->workers))) == NULL) {
+		log_err("out of memory");
+		sv->nworkers = 0;
+		return -1;
+	}
+	for (i = 0; i < sv->nworkers; i++)
+		sv->workers[i].epfd = sv->workers[i].wakefd = -1;
+	for (i = 0; i < sv->nworkers &&
+	    worker_start(&sv->workers[i], wh, idle_timeout_s) == 0; i++)
+		sv->started++;
+	if (sv->started < sv->nworkers)
+		return -1;
+	if ((rc = pthread_create(&sv->acceptor, NULL, acceptor_main, sv)) != 0) {
+		log_err("starting the acceptor thread: %s", strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* The stop signal that ends the server; configuration is read once, so SIGHUP
+ * does not. */
+static int
+wait_for_stop(const sigset_t *stop)
+{
+	int sig;
+
+	do {
+		if (sigwait(stop, &sig) != 0)
+			sig = SIGTERM;
+	} while (sig == SIGHUP);
+	return sig;
+}
+
 int
 serve_fastcgi(const struct webhook *wh)
 {
 	/* static: a request thread that outlives a timed-out stop (its COMMIT held
 	 * up by a failing disk) still uses it until the process exits. */
 	static struct server sv;
-	struct sigaction sa;
-	sigset_t	 stop, all;
-	const char	*idle = getenv("TGQ_IDLE_TIMEOUT"), *errstr;
-	int64_t		 idle_timeout_s = IDLE_TIMEOUT_S;
-	int		 i, sig, rc, acceptor_running = 0;
+	sigset_t	 stop;
+	int64_t		 idle_timeout_s;
+	int		 i, running;
 
-	if (idle != NULL && parse_duration(idle, 1, 86400, &idle_timeout_s,
-	    &errstr) == -1) {
-		log_err("TGQ_IDLE_TIMEOUT: %s", errstr);
+	if (idle_timeout(&idle_timeout_s) == -1 || fcgi_library_init() == -1)
 		return 1;
-	}
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = wake_handler;	/* no SA_RESTART: accept() must return */
-	sigaction(SIGUSR2, &sa, NULL);
-	/* Only this thread takes the stop signals; SIGUSR1 is libfcgi's "finish and
-	 * exit" convention, so it means what SIGTERM means. */
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGUSR1);
-	sigaddset(&stop, SIGHUP);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-
-	/* libfcgi mallocs its stream buffers per request, in several threads; an
-	 * arena per thread would keep their free memory resident. */
-	mallopt(M_ARENA_MAX, 1);
+	block_signals(&stop);
 	memset(&sv, 0, sizeof(sv));
-	sv.wh = wh;
-	sv.web_servers = getenv("FCGI_WEB_SERVER_ADDRS");
-	sv.nworkers = (int)wh->cfg->threads;
-	if ((sv.workers = calloc((size_t)sv.nworkers, sizeof(*sv.workers))) == NULL) {
-		log_err("out of memory");
-		return 1;
-	}
-	for (i = 0; i < sv.nworkers; i++)
-		sv.workers[i].epfd = sv.workers[i].wakefd = -1;
-	for (i = 0; i < sv.nworkers &&
-	    worker_start(&sv.workers[i], wh, idle_timeout_s) == 0; i++)
-		sv.started++;
-	if (sv.started == sv.nworkers) {
-		if ((rc = pthread_create(&sv.acceptor, NULL, acceptor_main, &sv)) != 0)
-			log_err("starting the acceptor thread: %s", strerror(rc));
-		acceptor_running = rc == 0;
-	}
-	if (acceptor_running) {
+	running = start_server(&sv, wh, idle_timeout_s) == 0;
+	if (running) {
 		log_info("serving FastCGI with %d request threads, database %s",
 		    sv.nworkers, wh->cfg->database);
-		do {
-			if (sigwait(&stop, &sig) != 0)
-				sig = SIGTERM;
-		} while (sig == SIGHUP);	/* configuration is read once */
-		log_info("signal %d: finishing the requests in progress", sig);
+		log_info("signal %d: finishing the requests in progress",
+		    wait_for_stop(&stop));
 	}
-	if (stop_server(&sv, acceptor_running) > 0)
+	if (stop_server(&sv, running) > 0)
 		return 1;	/* the process exits; the threads stay */
-	if (acceptor_running)
+	if (running)
 		log_info("stopped; at most %d FastCGI connections were open at once",
 		    atomic_load(&peak_conns));
 	for (i = 0; i < sv.nworkers; i++)
 		worker_free(&sv.workers[i]);
 	free(sv.workers);
-	return acceptor_running ? 0 : 1;
+	return running ? 0 : 1;
 }

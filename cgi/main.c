@@ -10,8 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <fcgiapp.h>
-
 #include "webhook.h"
 
 static void
@@ -161,7 +159,7 @@ main(int argc, char *argv[])
 		goto fail;
 	if (adopt_systemd_socket() == -1)
 		goto fail;
-	cgi = FCGX_IsCGI() || check_only;
+	cgi = fcgi_started_as_cgi() || check_only;
 	if (store_start(&cfg, &wh.store, err, sizeof(err)) == -1) {
 		log_err("%s", err);
 		goto fail;

@@ -1,7 +1,8 @@
 /*
  * tgq-webhook's own interface: the request checks (request.c), group commit
- * (store.c), the FastCGI framing read before libfcgi (fcgi_frame.c) and the two
- * ways requests arrive (fastcgi.c, main.c).
+ * (store.c), the FastCGI framing read before libfcgi (fcgi_frame.c), the one
+ * file that drives libfcgi (fcgi_adapter.c) and the two ways requests arrive
+ * (fastcgi.c, main.c).
  */
 #ifndef WEBHOOK_H
 #define WEBHOOK_H
@@ -94,6 +95,44 @@ struct fcgi_values {
  * record's pairs are not sound (or out is shorter than FCGI_ANSWER_MAX). */
 size_t	 fcgi_management_answer(const unsigned char *rec, size_t len,
 	    const struct fcgi_values *v, unsigned char *out, size_t outlen);
+
+/* fcgi_adapter.c: the one file that drives libfcgi (its head comment states what
+ * it assumes of libfcgi). */
+/* Readies libfcgi for this process; 0, or -1 (logged). */
+int	 fcgi_library_init(void);
+/* Whether the process was started as a CGI program: fd 0 is not a socket. */
+int	 fcgi_started_as_cgi(void);
+/* One FastCGI connection's requests as libfcgi reads them and answers them. */
+struct fcgi_link;
+/* A link for the connected socket sock, which it owns from then on (it is
+ * closed by fcgi_link_free()); NULL when out of memory. */
+struct fcgi_link *fcgi_link_new(int sock);
+void	 fcgi_link_free(struct fcgi_link *l);
+/*
+ * Has libfcgi read the next request and its parameters: from the socket, where
+ * all of it has arrived and nothing after it (buf NULL), or from buf[0..len), the
+ * request taken off the socket (copied: buf may be freed on return).  0, or -1
+ * when the connection is to be closed (libfcgi refused the request).
+ */
+int	 fcgi_link_accept(struct fcgi_link *l, const unsigned char *buf, size_t len);
+/* The request's parameter, or NULL; valid until fcgi_link_finish(). */
+const char *fcgi_link_param(const struct fcgi_link *l, const char *name);
+/* How many parameters libfcgi found, FCGI_ROLE included. */
+size_t	 fcgi_link_param_count(const struct fcgi_link *l);
+/* Reads up to len bytes of the body: how many, 0 at the end, -1 on error. */
+ssize_t	 fcgi_link_read(struct fcgi_link *l, char *buf, size_t len);
+/* Whether the body was read to its end, without a stream error. */
+int	 fcgi_link_body_ended(const struct fcgi_link *l);
+/* Adds buf[0..len) to the answer, which goes to the socket; 0, or -1. */
+int	 fcgi_link_write(struct fcgi_link *l, const char *buf, size_t len);
+/*
+ * Ends the request: reads what is left of its body (at most budget bytes), sends
+ * the rest of the answer and frees libfcgi's buffers.  Returns 1 when the
+ * connection may serve another request (the web server asked to keep it, the
+ * body was read to its end and the answer sent), else 0.  Either way the link
+ * stays for fcgi_link_free().
+ */
+int	 fcgi_link_finish(struct fcgi_link *l, size_t budget);
 
 /* fastcgi.c */
 /* Serves FastCGI requests on fd 0 until SIGTERM, SIGINT or SIGUSR1; 0 or 1. */

@@ -31,7 +31,7 @@ FUZZ_HEADERS	 = $(HEADERS) tests/fuzz/fuzz.h
 FUZZ_SRC_request = cgi/request.c
 FUZZ_SRC_calls	 = drain/calls.c
 FUZZ_SRC_frame	 = cgi/fcgi_frame.c
-FUZZ_SRC_fcgi	 = cgi/fcgi_frame.c
+FUZZ_SRC_fcgi	 = cgi/fcgi_frame.c cgi/fcgi_adapter.c
 
 FUZZ_LIB_OBJ	 = $(LIB_SRC:%.c=$(FUZZ_B)/obj/%.o)
 FUZZ_BINS	 = $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)

@@ -3,8 +3,8 @@
  * process: the bytes a connection sent go through fcgi_scan() (cgi/fcgi_frame.c),
  * whose name-value walk guards libfcgi; each management record is answered with
  * fcgi_management_answer() and taken out; a whole request is then handed to
- * libfcgi from memory, as tgq-webhook hands it a request it buffered, and libfcgi
- * parses it (FCGX_Accept_r) and reads its body to the end.
+ * libfcgi from memory through cgi/fcgi_adapter.c, as tgq-webhook hands it a
+ * request it buffered, and libfcgi parses it and reads its body to the end.
  *
  * Input layout: the bytes as they arrived on one connection.  The limit on a
  * request is LIMIT bytes, so that inputs of libFuzzer's sizes reach it.
@@ -16,16 +16,12 @@
  * body bytes the STDIN records carried, then the end of the stream; nothing
  * aborts or reads out of bounds (ASan), whatever the lengths say.
  */
-#define _GNU_SOURCE	/* memfd_create */
-#include <sys/mman.h>
-
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <fastcgi.h>
-#include <fcgiapp.h>
 
 #include "fuzz.h"
 #include "webhook.h"
@@ -39,7 +35,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	if (FCGX_Init() != 0 || (devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)) == -1)
+	if (fcgi_library_init() != 0 || (devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)) == -1)
 		abort();
 	return 0;
 }
@@ -98,36 +94,30 @@ stdin_bytes(const unsigned char *buf, size_t len)
 	return total;
 }
 
-/* libfcgi reads the request from a memfd, as fastcgi.c hands it a buffered one. */
+/* libfcgi reads the request from memory, as tgq-webhook hands it a buffered one;
+ * the answer goes to /dev/null, as tgq-webhook's goes to the socket. */
 static void
 libfcgi_parse(const unsigned char *buf, size_t len, size_t pairs)
 {
-	FCGX_Request	 req;
-	char		 sink[4096];
-	size_t		 params = 0, body = 0;
-	int		 fd, n;
+	struct fcgi_link	*l;
+	const char		*role;
+	char			 sink[4096];
+	size_t			 body = 0;
+	ssize_t			 n;
+	int			 answer_fd;
 
-	if ((fd = memfd_create("fuzz-fcgi", MFD_CLOEXEC)) == -1 ||
-	    write(fd, buf, len) != (ssize_t)len || lseek(fd, 0, SEEK_SET) != 0)
+	if ((answer_fd = dup(devnull)) == -1 || (l = fcgi_link_new(answer_fd)) == NULL)
 		abort();
-	FCGX_InitRequest(&req, -1, 0);
-	req.ipcFd = fd;
-	req.keepConnection = 1;
-	(void)FCGX_Detach(&req);
-	FUZZ_CHECK(FCGX_Accept_r(&req) == 0);
-	FUZZ_CHECK(req.role == FCGI_RESPONDER && req.ipcFd == fd);
-	while (req.envp[params] != NULL)
-		params++;
-	FUZZ_CHECK(params == pairs + 1);	/* and FCGI_ROLE */
-	while ((n = FCGX_GetStr(sink, sizeof(sink), req.in)) > 0)
+	FUZZ_CHECK(fcgi_link_accept(l, buf, len) == 0);
+	role = fcgi_link_param(l, "FCGI_ROLE");
+	FUZZ_CHECK(role != NULL && strcmp(role, "RESPONDER") == 0);
+	FUZZ_CHECK(fcgi_link_param_count(l) == pairs + 1);	/* and FCGI_ROLE */
+	while ((n = fcgi_link_read(l, sink, sizeof(sink))) > 0)
 		body += (size_t)n;
-	FUZZ_CHECK(n == 0 && FCGX_HasSeenEOF(req.in) && FCGX_GetError(req.in) == 0);
+	FUZZ_CHECK(n == 0 && fcgi_link_body_ended(l));
 	FUZZ_CHECK(body == stdin_bytes(buf, len));
-	/* The answer goes elsewhere, as tgq-webhook's goes to the socket. */
-	req.ipcFd = devnull;
-	req.keepConnection = 1;
-	FCGX_Finish_r(&req);
-	close(fd);
+	(void)fcgi_link_finish(l, 0);
+	fcgi_link_free(l);
 }
 
 int
