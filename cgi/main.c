@@ -5,6 +5,7 @@
  * request.c for what a request does.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,51 @@ check_bots(const struct config *cfg)
 	return 0;
 }
 
+/* -1 when the arguments say to run, else the exit status (--help, --version,
+ * --print-keys, a usage error). */
+static int
+parse_args(int argc, char *argv[], const char **config_path, int *check_only)
+{
+	enum { OPT_CHECK = 256, OPT_PRINT_KEYS, OPT_HELP, OPT_VERSION };
+	static const struct option longopts[] = {
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "print-keys", no_argument, NULL, OPT_PRINT_KEYS },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch;
+
+	opterr = 0;	/* usage() says it all */
+	while ((ch = getopt_long(argc, argv, "+c:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			*config_path = optarg;
+			break;
+		case OPT_CHECK:
+			*check_only = 1;
+			break;
+		case OPT_PRINT_KEYS:
+			config_print_keys(stdout);
+			return 0;
+		case OPT_HELP:
+			usage(stdout);
+			return 0;
+		case OPT_VERSION:
+			printf("tgq-webhook %s\n", TGQ_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	return -1;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -124,29 +170,14 @@ main(int argc, char *argv[])
 	struct webhook	 wh = { &cfg, NULL, NULL };
 	const char	*config_path = NULL;
 	char		 err[1024];
-	int		 i, check_only = 0, cgi, rc;
+	int		 check_only = 0, cgi, rc;
 
+	if (check_std_fds() == -1)
+		return 1;
 	tgq_umask();
 	log_init("tgq-webhook", LOG_LVL_INFO);
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			config_path = argv[++i];
-		else if (strcmp(argv[i], "--check") == 0)
-			check_only = 1;
-		else if (strcmp(argv[i], "--print-keys") == 0) {
-			config_print_keys(stdout);
-			return 0;
-		} else if (strcmp(argv[i], "--help") == 0) {
-			usage(stdout);
-			return 0;
-		} else if (strcmp(argv[i], "--version") == 0) {
-			printf("tgq-webhook %s\n", TGQ_VERSION);
-			return 0;
-		} else {
-			usage(stderr);
-			return 2;
-		}
-	}
+	if ((rc = parse_args(argc, argv, &config_path, &check_only)) != -1)
+		return rc;
 	/* The webhook runs no handler: a missing program must not stop updates being
 	 * stored; --check reports it, as the drain would refuse it. */
 	if (config_load_for(config_path, CONFIG_NEED_SECRETS |

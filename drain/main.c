@@ -3,6 +3,7 @@
  * and sends what the handler asked for to the Bot API, in order per chat and within
  * Telegram's rate limits.  --once (a systemd timer) or --follow (a service).
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,27 +31,39 @@ static int
 parse_args(int argc, char *argv[], const char **config_path,
     enum drain_mode *mode)
 {
-	int i, have_mode = 0;
+	enum { OPT_ONCE = 256, OPT_FOLLOW, OPT_HELP, OPT_VERSION };
+	static const struct option longopts[] = {
+		{ "once", no_argument, NULL, OPT_ONCE },
+		{ "follow", no_argument, NULL, OPT_FOLLOW },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch, modes = 0;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			*config_path = argv[++i];
-		else if (strcmp(argv[i], "--once") == 0 && !have_mode++)
-			*mode = DRAIN_ONCE;
-		else if (strcmp(argv[i], "--follow") == 0 && !have_mode++)
-			*mode = DRAIN_FOLLOW;
-		else if (strcmp(argv[i], "--help") == 0) {
+	opterr = 0;	/* usage() says it all */
+	while ((ch = getopt_long(argc, argv, "+c:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			*config_path = optarg;
+			break;
+		case OPT_ONCE:
+		case OPT_FOLLOW:
+			*mode = ch == OPT_ONCE ? DRAIN_ONCE : DRAIN_FOLLOW;
+			modes++;
+			break;
+		case OPT_HELP:
 			usage(stdout);
 			return 0;
-		} else if (strcmp(argv[i], "--version") == 0) {
+		case OPT_VERSION:
 			printf("tgq-drain %s\n", TGQ_VERSION);
 			return 0;
-		} else {
+		default:
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (!have_mode) {
+	if (optind != argc || modes != 1) {
 		usage(stderr);
 		return 2;
 	}
@@ -84,6 +97,8 @@ main(int argc, char *argv[])
 	char		 err[1024];
 	int		 rc;
 
+	if (check_std_fds() == -1)
+		return 1;
 	tgq_umask();
 	log_init("tgq-drain", LOG_LVL_INFO);
 	if ((rc = parse_args(argc, argv, &config_path, &mode)) != -1)

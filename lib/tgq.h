@@ -41,6 +41,13 @@ const char *running_user(char *buf, size_t len);
  * the metrics file) are 0640, for the service's group, whoever started it. */
 #define TGQ_UMASK 027
 void	 tgq_umask(void);
+/*
+ * Opens /dev/null on each of the descriptors 0, 1 and 2 that is closed, so that a
+ * file the program opens later (the queue) never becomes its standard output or
+ * error, where a log line would be written into it; an open one is left alone
+ * (tgq-webhook's fd 0 may be its FastCGI socket).  -1 when it cannot.
+ */
+int	 check_std_fds(void);
 
 /* log.c */
 enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARNING = 4, LOG_LVL_INFO = 6,

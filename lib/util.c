@@ -185,3 +185,21 @@ tgq_umask(void)
 {
 	umask(TGQ_UMASK);
 }
+
+int
+check_std_fds(void)
+{
+	int fd, null;
+
+	for (fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		if ((null = open("/dev/null", O_RDWR)) == -1)
+			return -1;
+		if (null != fd) {	/* cannot be: the lower ones are open */
+			close(null);
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -142,6 +144,34 @@ test_read_small_file(void)
 	    err, sizeof(err)) == -1);
 }
 
+/*
+ * In a child (this process keeps its own 0-2): with 0, 1 and 2 closed, and then
+ * with only 2 closed, check_std_fds() fills exactly the closed ones, so the next
+ * file opened lands above 2.  The child's exit status is the verdict.
+ */
+static int
+std_fds_filled(int close_all)
+{
+	pid_t	 pid;
+	int	 status, fd, first = close_all ? 0 : 2;
+
+	if ((pid = fork()) == -1)
+		return 0;
+	if (pid == 0) {
+		for (fd = first; fd <= 2; fd++)
+			close(fd);
+		if (check_std_fds() == -1)
+			_exit(1);
+		for (fd = 0; fd <= 2; fd++)
+			if (fcntl(fd, F_GETFD) == -1)
+				_exit(2);
+		fd = open("/dev/null", O_RDONLY);
+		_exit(fd > 2 ? 0 : 3);
+	}
+	return waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0;
+}
+
 int
 main(void)
 {
@@ -149,5 +179,7 @@ main(void)
 	test_secret();
 	test_log_escape();
 	test_read_small_file();
+	CHECK("std_fds_all_closed", std_fds_filled(1));
+	CHECK("std_fds_stderr_closed", std_fds_filled(0));
 	return check_exit();
 }
