@@ -216,7 +216,7 @@ json_query(struct cli *c, const char *sql, const char *json, const char *path)
 		return NULL;
 	sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL) {
+	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, ONE_VALUE) == SQLITE_NULL) {
 		sqlite3_finalize(st);
 		return NULL;
 	}
@@ -248,7 +248,7 @@ cli_json_int(struct cli *c, const char *json, const char *path, int64_t def)
 	    "json_type(?1, ?2) IN ('integer', 'true', 'false') THEN json_extract(?1, ?2) "
 	    "END", json, path)) == NULL)
 		return def;
-	v = sqlite3_column_int64(st, 0);
+	v = sqlite3_column_int64(st, ONE_VALUE);
 	sqlite3_finalize(st);
 	return v;
 }

@@ -16,6 +16,9 @@
 #define EXIT_FAILED	1	/* a call, a check or a lookup failed */
 #define EXIT_USAGE	2	/* the command line is wrong */
 
+/* The column of a statement that selects one value. */
+enum { ONE_VALUE };
+
 struct cli {
 	struct config		 cfg;
 	const char		*config_path;	/* -c, NULL when not given */

@@ -420,8 +420,8 @@ db_int(sqlite3 *db, const char *sql, int64_t def)
 
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return def;
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		v = sqlite3_column_int64(st, 0);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, ONE_VALUE) != SQLITE_NULL)
+		v = sqlite3_column_int64(st, ONE_VALUE);
 	sqlite3_finalize(st);
 	return v;
 }

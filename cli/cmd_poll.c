@@ -80,8 +80,8 @@ read_batch(struct cli *c, const char *result, struct polled *p)
 		return -1;
 	sqlite3_bind_text(st, 1, result, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && p->n < POLL_BATCH) {
-		const char		*body = (const char *)sqlite3_column_text(st, 0);
-		size_t			 len = (size_t)sqlite3_column_bytes(st, 0);
+		const char		*body = (const char *)sqlite3_column_text(st, ONE_VALUE);
+		size_t			 len = (size_t)sqlite3_column_bytes(st, ONE_VALUE);
 		struct update_info	*info = &p->info[p->n];
 		struct queue_item	*it = &p->items[p->n];
 

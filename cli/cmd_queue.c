@@ -323,38 +323,6 @@ step_error(struct cli *c, sqlite3_stmt *st)
 	return EXIT_FAILED;
 }
 
-/* Every write: the cross-process lock first, so that the webhook and the drain
- * queue behind us on the kernel lock rather than in SQLite's busy handler. */
-static int
-write_begin(struct cli *c, struct queue *q)
-{
-	queue_lock(q);
-	if (sqlite3_exec(queue_db(q), "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
-		cli_fail(c, "queue: BEGIN: %s", sqlite3_errmsg(queue_db(q)));
-		queue_unlock(q);
-		return -1;
-	}
-	return 0;
-}
-
-/* COMMIT when ok, else (or when COMMIT fails) ROLLBACK; returns -1 when the
- * changes were not kept. */
-static int
-write_end(struct cli *c, struct queue *q, int ok)
-{
-	sqlite3 *db = queue_db(q);
-
-	if (ok && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		cli_fail(c, "queue: COMMIT: %s", sqlite3_errmsg(db));
-		ok = 0;
-	}
-	if (!ok && !sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	queue_unlock(q);
-	return ok ? 0 : -1;
-}
-
 /* Runs a write statement already bound; its changes in *changes. */
 static int
 run_write(struct cli *c, sqlite3_stmt *st, int64_t *changes)
@@ -1034,6 +1002,8 @@ static const char retry_calls_sql[] =
 	"     WHERE update_id = ?1 AND replaced_at IS NULL"
 	"     AND (?2 IS NULL OR bot = ?2)))";
 
+/* exists_sql's one column. */
+enum { EX_STATE };
 static const char exists_sql[] =
 	"SELECT state FROM updates WHERE update_id = ?1 AND replaced_at IS NULL"
 	" AND (?2 IS NULL OR bot = ?2) ORDER BY id DESC LIMIT 1";
@@ -1053,7 +1023,7 @@ update_exists(struct cli *c, sqlite3 *db, int64_t update_id, char *state,
 	bind_text_or_null(st, 2, bot_filter(c));
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		snprintf(state, len, "%s", col_text(st, 0));
+		snprintf(state, len, "%s", col_text(st, EX_STATE));
 	else if (rc != SQLITE_DONE) {
 		step_error(c, st);
 		return -1;
@@ -1067,6 +1037,7 @@ retry_rows(struct cli *c, struct queue *q, int all, int64_t update_id,
     int64_t *nupdates, int64_t *ncalls)
 {
 	sqlite3_stmt	*su = NULL, *sc = NULL;
+	char		 err[512];
 	int		 ok = 0, i;
 
 	if ((su = prepare(c, queue_db(q), retry_updates_sql)) == NULL ||
@@ -1083,12 +1054,17 @@ retry_rows(struct cli *c, struct queue *q, int all, int64_t update_id,
 			sqlite3_bind_int64(st, 1, update_id);
 		bind_text_or_null(st, 2, bot_filter(c));
 	}
-	if (write_begin(c, q) == 0) {
-		/* One transaction: the update and its calls come back together. */
-		ok = run_write(c, sc, ncalls) == 0 && run_write(c, su, nupdates) == 0;
-		if (write_end(c, q, ok) == -1)
-			ok = 0;
-	}
+	/* One transaction: the update and its calls come back together.  The
+	 * lock waits as long as another writer takes: an operator's command. */
+	if (queue_begin(q, QUEUE_WAIT_FOREVER, err, sizeof(err)) != QUEUE_OK)
+		cli_fail(c, "queue: %s", err);
+	else if (run_write(c, sc, ncalls) == 0 && run_write(c, su, nupdates) == 0) {
+		if (queue_commit(q, err, sizeof(err)) == QUEUE_OK)
+			ok = 1;
+		else
+			cli_fail(c, "queue: %s", err);
+	} else
+		queue_rollback(q);
 	sqlite3_finalize(su);
 	sqlite3_finalize(sc);
 	return ok ? 0 : -1;
@@ -1164,59 +1140,22 @@ cmd_retry(struct cli *c, int argc, char **argv)
 
 /* ------------------------------------------------------------------ purge */
 
-/* Each deletes at most ?3 rows, so that one transaction stays short. */
-enum { PU_DONE_CALLS, PU_DONE_UPDATES, PU_DEAD_CALLS, PU_DEAD_UPDATES, PU_N };
-
-static const char *const purge_sql[PU_N] = {
-	/* PU_DONE_CALLS: sent calls. */
-	"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-	" WHERE state = 'sent' AND sent_at < ?1 AND (?2 IS NULL OR bot = ?2)"
-	" LIMIT ?3)",
-	/* PU_DONE_UPDATES: done updates none of whose calls still waits to be
-	 * sent (the drain's retention rule), so show keeps what is in flight. */
-	"DELETE FROM updates WHERE id IN (SELECT u.id FROM updates u"
-	" WHERE u.state = 'done' AND u.handled_at < ?1"
-	"   AND (?2 IS NULL OR u.bot = ?2) AND NOT EXISTS (SELECT 1 FROM outbox o"
-	"     WHERE o.update_row = u.id AND o.state IN ('new', 'sending'))"
-	" LIMIT ?3)",
-	/* PU_DEAD_CALLS */
-	"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-	" WHERE state = 'dead' AND created_at < ?1 AND (?2 IS NULL OR bot = ?2)"
-	" LIMIT ?3)",
-	/* PU_DEAD_UPDATES */
-	"DELETE FROM updates WHERE id IN (SELECT id FROM updates"
-	" WHERE state = 'dead' AND received_at < ?1 AND (?2 IS NULL OR bot = ?2)"
-	" LIMIT ?3)",
-};
-
-/* Runs one purge statement in batches until it deletes less than a batch. */
+/* Deletes one kind of row in batches (the rule is the queue's, shared with the
+ * drain's retention). */
 static int
-purge_batches(struct cli *c, struct queue *q, const char *sql, int64_t cutoff,
-    int64_t *total)
+purge_rows(struct cli *c, struct queue *q, enum queue_purge_what what,
+    int64_t cutoff, int64_t *total)
 {
-	sqlite3_stmt	*st;
-	int64_t		 n = 0;
-	int		 rc = 0, ok;
+	struct queue_purge	 p = { .what = what, .before = cutoff,
+	    .bot = bot_filter(c), .batch = PURGE_BATCH, .max_batches = 0,
+	    .max_wait_ms = QUEUE_WAIT_FOREVER };
+	char			 err[512];
 
-	if ((st = prepare(c, queue_db(q), sql)) == NULL)
+	if (queue_purge(q, &p, total, err, sizeof(err)) != QUEUE_OK) {
+		cli_fail(c, "queue: %s", err);
 		return -1;
-	sqlite3_bind_int64(st, 1, cutoff);
-	bind_text_or_null(st, 2, bot_filter(c));
-	sqlite3_bind_int64(st, 3, PURGE_BATCH);
-	do {
-		if (write_begin(c, q) == -1) {
-			rc = -1;
-			break;
-		}
-		ok = run_write(c, st, &n) == 0;
-		if (write_end(c, q, ok) == -1) {
-			rc = -1;
-			break;
-		}
-		*total += n;
-	} while (n == PURGE_BATCH);
-	sqlite3_finalize(st);
-	return rc;
+	}
+	return 0;
 }
 
 int
@@ -1268,9 +1207,10 @@ cmd_purge(struct cli *c, int argc, char **argv)
 	if ((q = cli_queue(c)) == NULL)
 		return EXIT_FAILED;
 	cutoff = now_unix() - age;
-	failed = purge_batches(c, q, purge_sql[dead ? PU_DEAD_CALLS : PU_DONE_CALLS],
-	    cutoff, &ncalls) == -1 || purge_batches(c, q, purge_sql[dead ?
-	    PU_DEAD_UPDATES : PU_DONE_UPDATES], cutoff, &nupdates) == -1;
+	failed = purge_rows(c, q, dead ? QUEUE_PURGE_DEAD_CALLS :
+	    QUEUE_PURGE_SENT_CALLS, cutoff, &ncalls) == -1 || purge_rows(c, q,
+	    dead ? QUEUE_PURGE_DEAD_UPDATES : QUEUE_PURGE_DONE_UPDATES, cutoff,
+	    &nupdates) == -1;
 	/* What was deleted before a failure is gone: say so either way. */
 	if (failed) {
 		if (nupdates + ncalls > 0 && !c->json)
