@@ -85,6 +85,9 @@ struct update_info {
 size_t	 json_replace_lone_surrogates(char *buf, size_t len);
 /* 1 when buf[0..len) is well-formed UTF-8 (no surrogates, no overlong forms). */
 int	 utf8_valid(const char *buf, size_t len);
+/* The length of the character at p by the same rules: 1 for ASCII, 2-4 for a
+ * well-formed sequence, 0 for a byte that starts none (or avail 0). */
+size_t	 utf8_char_len(const char *p, size_t avail);
 /*
  * Validates buf[0..len) as strict RFC 8259 JSON in UTF-8, nested at most max_depth
  * deep, whose top level is an object with exactly one "update_id" key holding an
