@@ -86,6 +86,7 @@ write_depth(FILE *f, sqlite3 *db)
 	    " WHERE state IN ('new', 'sending', 'dead') GROUP BY bot, state"
 	    " UNION ALL SELECT 'oldest', NULL, NULL, NULL, min(received_at)"
 	    " FROM updates WHERE state IN ('new', 'leased')";
+	enum { D_WHAT, D_BOT, D_STATE, D_COUNT, D_OLDEST };
 	sqlite3_stmt	*st;
 	int64_t		 oldest = 0;
 	int		 rc, wrote_updates = 0, wrote_calls = 0;
@@ -93,11 +94,11 @@ write_depth(FILE *f, sqlite3 *db)
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *what = (const char *)sqlite3_column_text(st, 0);
+		const char *what = (const char *)sqlite3_column_text(st, D_WHAT);
 
 		if (strcmp(what, "oldest") == 0) {
-			if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-				oldest = now_unix() - sqlite3_column_int64(st, 4);
+			if (sqlite3_column_type(st, D_OLDEST) != SQLITE_NULL)
+				oldest = now_unix() - sqlite3_column_int64(st, D_OLDEST);
 			continue;
 		}
 		if (strcmp(what, "updates") == 0 && !wrote_updates++)
@@ -107,8 +108,8 @@ write_depth(FILE *f, sqlite3 *db)
 			fprintf(f, "# HELP tgq_queue_calls Calls waiting or dead, by bot and "
 			    "state.\n# TYPE tgq_queue_calls gauge\n");
 		fprintf(f, "tgq_queue_%s{bot=\"%s\",state=\"%s\"} %lld\n", what,
-		    sqlite3_column_text(st, 1), sqlite3_column_text(st, 2),
-		    (long long)sqlite3_column_int64(st, 3));
+		    sqlite3_column_text(st, D_BOT), sqlite3_column_text(st, D_STATE),
+		    (long long)sqlite3_column_int64(st, D_COUNT));
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)

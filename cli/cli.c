@@ -75,6 +75,45 @@ cli_json_end(struct jsonw *w)
 	jw_finish(w);
 }
 
+size_t
+cli_char(const char *p, size_t avail, int *printable)
+{
+	const unsigned char	*u = (const unsigned char *)p;
+	size_t			 n = utf8_char_len(p, avail);
+
+	/* C0 controls, DEL, and the C1 controls U+0080-U+009F (0xc2 0x80-0x9f). */
+	*printable = !(n == 1 && (u[0] < 0x20 || u[0] == 0x7f)) &&
+	    !(n == 2 && u[0] == 0xc2 && u[1] < 0xa0);
+	return n;
+}
+
+size_t
+cli_put_clean(FILE *out, const char *s, size_t maxchars)
+{
+	size_t	 left, n, chars = 0;
+	int	 printable;
+
+	if (s == NULL) {
+		fputc('-', out);
+		return 1;
+	}
+	for (left = strlen(s); left > 0; s += n, left -= n) {
+		if (maxchars > 0 && chars == maxchars) {
+			fputs("...", out);
+			return chars + 3;
+		}
+		if ((n = cli_char(s, left, &printable)) == 0) {
+			fputc('?', out);
+			n = 1;
+		} else if (printable)
+			fwrite(s, 1, n, out);
+		else
+			fputc(' ', out);
+		chars++;
+	}
+	return chars;
+}
+
 int
 cli_fail(struct cli *c, const char *fmt, ...)
 {
@@ -91,8 +130,12 @@ cli_fail(struct cli *c, const char *fmt, ...)
 		jw_key(&w, "error");
 		jw_string(&w, msg);
 		cli_json_end(&w);
-	} else
-		fprintf(stderr, "tgq: %s\n", msg);
+	} else {
+		/* Telegram's descriptions end up in these: printed clean. */
+		fputs("tgq: ", stderr);
+		cli_put_clean(stderr, msg, 0);
+		fputc('\n', stderr);
+	}
 	return EXIT_FAILED;
 }
 
@@ -216,7 +259,8 @@ json_query(struct cli *c, const char *sql, const char *json, const char *path)
 		return NULL;
 	sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL) {
+	if (sqlite3_step(st) != SQLITE_ROW ||
+	    sqlite3_column_type(st, ONE_VALUE) == SQLITE_NULL) {
 		sqlite3_finalize(st);
 		return NULL;
 	}
@@ -233,9 +277,29 @@ cli_json_text(struct cli *c, const char *json, const char *path)
 	    "CASE json_type(?1, ?2) WHEN 'object' THEN ?1 -> ?2 WHEN 'array' THEN "
 	    "?1 -> ?2 ELSE json_extract(?1, ?2) END END", json, path)) == NULL)
 		return NULL;
-	out = strdup((const char *)sqlite3_column_text(st, 0));
+	out = strdup((const char *)sqlite3_column_text(st, ONE_VALUE));
 	sqlite3_finalize(st);
 	return out;
+}
+
+void
+cli_json_result(struct cli *c, const char *result)
+{
+	sqlite3_stmt	*st;
+	struct jsonw	 w;
+
+	/* json_patch keeps the target's keys first: "ok" leads, as in every answer. */
+	if (result != NULL && (st = json_query(c, "SELECT CASE WHEN json_valid(?1) "
+	    "AND json_type(?1) = 'object' THEN json_patch('{\"ok\":true}', ?1) END",
+	    result, NULL)) != NULL) {
+		printf("%s\n", (const char *)sqlite3_column_text(st, ONE_VALUE));
+		sqlite3_finalize(st);
+		return;
+	}
+	cli_json_begin(&w, 1);
+	jw_key(&w, "result");
+	jw_raw(&w, result);
+	cli_json_end(&w);
 }
 
 int64_t
@@ -248,7 +312,7 @@ cli_json_int(struct cli *c, const char *json, const char *path, int64_t def)
 	    "json_type(?1, ?2) IN ('integer', 'true', 'false') THEN json_extract(?1, ?2) "
 	    "END", json, path)) == NULL)
 		return def;
-	v = sqlite3_column_int64(st, 0);
+	v = sqlite3_column_int64(st, ONE_VALUE);
 	sqlite3_finalize(st);
 	return v;
 }

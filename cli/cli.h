@@ -16,6 +16,9 @@
 #define EXIT_FAILED	1	/* a call, a check or a lookup failed */
 #define EXIT_USAGE	2	/* the command line is wrong */
 
+/* The column of a statement that selects one value. */
+enum { ONE_VALUE };
+
 struct cli {
 	struct config		 cfg;
 	const char		*config_path;	/* -c, NULL when not given */
@@ -56,11 +59,15 @@ int	 cli_usage_error(const struct command *cmd, const char *fmt, ...)
 /* Prints "tgq: <message>" to stderr (or, with --json, {"error": ...} to stdout)
  * and returns EXIT_FAILED. */
 int	 cli_fail(struct cli *c, const char *fmt, ...) TGQ_PRINTF(2, 3);
-/* --json answers are objects that start with "ok": begin writes up to there on
- * stdout, end closes the object and the line. */
+/* --json answers are objects that start with "ok" (but the lists, ls and
+ * doctor, which are arrays, and poll, which writes an object a line as updates
+ * come): begin writes up to there on stdout, end closes the object and the line. */
 struct jsonw;
 void	 cli_json_begin(struct jsonw *w, int ok);
 void	 cli_json_end(struct jsonw *w);
+/* The answer for a Bot API result that is an object: {"ok":true} and its keys
+ * (any other result under "result"). */
+void	 cli_json_result(struct cli *c, const char *result);
 /* Selects --bot NAME (NULL: the only bot, else "default") as c->bot; -1 after
  * saying why when there is no such bot. */
 int	 cli_select_bot(struct cli *c, const char *name);
@@ -85,6 +92,17 @@ int	 cli_api(struct cli *c, const char *method, const char *params,
  * missing; objects and arrays as JSON), or as an integer (def when missing). */
 char	*cli_json_text(struct cli *c, const char *json, const char *path);
 int64_t	 cli_json_int(struct cli *c, const char *json, const char *path, int64_t def);
+/*
+ * Text from outside (Telegram's answers, updates, the queue's rows) goes to a
+ * terminal through these, so that it cannot move the cursor or retitle the
+ * window.  cli_char(): the length of the character at p (lib's strict UTF-8 rules;
+ * 0 when broken), *printable 0 for C0 controls, DEL and C1 controls.
+ * cli_put_clean(): s on one line, controls (newlines too) as spaces, broken UTF-8
+ * as '?', at most maxchars characters (0: all) and then "..."; NULL prints "-".
+ * Returns the characters printed, for padding columns.
+ */
+size_t	 cli_char(const char *p, size_t avail, int *printable);
+size_t	 cli_put_clean(FILE *out, const char *s, size_t maxchars);
 /* "3 s", "5 min", "2 h", "4 d": how long ago a unix time was, for people. */
 const char *cli_ago(char *buf, size_t len, int64_t then, int64_t now);
 

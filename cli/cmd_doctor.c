@@ -86,7 +86,10 @@ check(struct report *r, const char *name, enum verdict v, const char *fix,
 		jw_end(&r->w);
 		return;
 	}
-	printf("%-8s %-14s %s\n", words[v], name, msg);
+	/* A message may quote Telegram (a username, a URL, an error): clean. */
+	printf("%-8s %-14s ", words[v], name);
+	cli_put_clean(stdout, msg, 0);
+	fputc('\n', stdout);
 	if (v != V_OK && fix != NULL)
 		printf("%-8s %-14s fix: %s\n", "", "", fix);
 }
@@ -420,8 +423,9 @@ db_int(sqlite3 *db, const char *sql, int64_t def)
 
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return def;
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		v = sqlite3_column_int64(st, 0);
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_type(st, ONE_VALUE) != SQLITE_NULL)
+		v = sqlite3_column_int64(st, ONE_VALUE);
 	sqlite3_finalize(st);
 	return v;
 }

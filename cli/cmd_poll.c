@@ -80,8 +80,10 @@ read_batch(struct cli *c, const char *result, struct polled *p)
 		return -1;
 	sqlite3_bind_text(st, 1, result, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && p->n < POLL_BATCH) {
-		const char		*body = (const char *)sqlite3_column_text(st, 0);
-		size_t			 len = (size_t)sqlite3_column_bytes(st, 0);
+		const char		*body = (const char *)sqlite3_column_text(st,
+					    ONE_VALUE);
+		size_t			 len = (size_t)sqlite3_column_bytes(st,
+					    ONE_VALUE);
 		struct update_info	*info = &p->info[p->n];
 		struct queue_item	*it = &p->items[p->n];
 
@@ -132,14 +134,13 @@ print_stored(struct cli *c, const struct polled *p)
 			jw_bool(&w, it->duplicate);
 			jw_end(&w);
 			jw_finish(&w);
-		} else if (it->has_chat_id)
-			printf("update %lld (%s, chat %lld) %s\n", (long long)it->update_id,
-			    *it->kind ? it->kind : "-", (long long)it->chat_id,
-			    it->duplicate ? "was already queued" : "queued");
-		else
-			printf("update %lld (%s) %s\n", (long long)it->update_id,
-			    *it->kind ? it->kind : "-",
-			    it->duplicate ? "was already queued" : "queued");
+			continue;
+		}
+		printf("update %lld (", (long long)it->update_id);
+		cli_put_clean(stdout, *it->kind ? it->kind : "-", 0);
+		if (it->has_chat_id)
+			printf(", chat %lld", (long long)it->chat_id);
+		printf(") %s\n", it->duplicate ? "was already queued" : "queued");
 	}
 	fflush(stdout);
 }
@@ -172,8 +173,9 @@ poll_loop(struct cli *c, struct queue *q, int64_t timeout_s)
 			return rc;
 		}
 		if (a.outcome != BOTAPI_OK) {
-			fprintf(stderr, "tgq: getUpdates: %s; trying again\n",
-			    a.description);
+			fputs("tgq: getUpdates: ", stderr);
+			cli_put_clean(stderr, a.description, 0);
+			fputs("; trying again\n", stderr);
 			botapi_answer_free(&a);
 			pause_s(a.outcome == BOTAPI_RETRY_AFTER ? (int)a.retry_after_s : 2);
 			continue;

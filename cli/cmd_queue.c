@@ -100,79 +100,10 @@ utc(char *buf, size_t len, int64_t t)
 	return buf;
 }
 
-/*
- * Length of the UTF-8 character at p, 0 when p does not start a well-formed one.
- * *printable is 0 for C0 controls, DEL and C1 controls (U+0080-U+009F): a
- * terminal acts on those instead of showing them.
- */
-static size_t
-utf8_len(const unsigned char *p, int *printable)
-{
-	size_t n, i;
-
-	*printable = 1;
-	if (p[0] < 0x80) {
-		*printable = p[0] >= 0x20 && p[0] != 0x7f;
-		return 1;
-	}
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	/* Stops at the NUL, which is no continuation byte. */
-	for (i = 1; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	if (p[0] == 0xc2 && p[1] < 0xa0)
-		*printable = 0;
-	return n;
-}
-
-/*
- * Prints s on one line: controls (newlines too) become spaces, broken UTF-8
- * becomes '?'; at most maxchars characters (0: all), then "...".  Returns the
- * characters printed, for padding columns.
- */
-static size_t
-put_clean(FILE *out, const char *s, size_t maxchars)
-{
-	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 n, chars = 0;
-	int			 printable;
-
-	if (s == NULL) {
-		fputc('-', out);
-		return 1;
-	}
-	while (*p != '\0') {
-		if (maxchars > 0 && chars == maxchars) {
-			fputs("...", out);
-			return chars + 3;
-		}
-		n = utf8_len(p, &printable);
-		if (n == 0) {
-			fputc('?', out);
-			p++;
-		} else {
-			if (printable)
-				fwrite(p, 1, n, out);
-			else
-				fputc(' ', out);
-			p += n;
-		}
-		chars++;
-	}
-	return chars;
-}
-
 static void
 put_padded(FILE *out, const char *s, size_t width)
 {
-	size_t n = put_clean(out, s, 0);
+	size_t n = cli_put_clean(out, s, 0);
 
 	for (; n < width; n++)
 		fputc(' ', out);
@@ -195,18 +126,19 @@ newline_indent(FILE *out, int indent, int depth)
  * by indent spaces.  The text was validated when it was stored, so this only
  * re-lays it out: whitespace outside strings is dropped, and a line break follows
  * every '{', '[' and ','.  It keeps no stack, so any depth is safe.  Inside
- * strings, controls are replaced as put_clean does.
+ * strings, controls are replaced as cli_put_clean() does.
  */
 static void
 put_pretty(FILE *out, const char *json, int indent)
 {
 	const unsigned char	*p = (const unsigned char *)json;
+	const unsigned char	*end = p + strlen(json);
 	const unsigned char	*q;
 	int			 depth = 0, in_str = 0, esc = 0, printable;
 	size_t			 n;
 
 	for (; *p != '\0'; p += n) {
-		n = utf8_len(p, &printable);
+		n = cli_char((const char *)p, (size_t)(end - p), &printable);
 		if (n == 0) {
 			fputc('?', out);
 			n = 1;
@@ -272,38 +204,6 @@ put_pretty(FILE *out, const char *json, int indent)
 	}
 }
 
-/* A JSON column for --json: as it is when it is valid JSON (it always should
- * be), else as a string, so that the output stays one valid JSON value. */
-static void
-jw_json_column(struct jsonw *w, sqlite3_stmt *st, int col, int valid_col)
-{
-	if (col_null(st, col))
-		jw_null(w);
-	else if (sqlite3_column_int(st, valid_col))
-		jw_raw(w, col_text(st, col));
-	else
-		jw_string(w, col_text(st, col));
-}
-
-static void
-jw_int_or_null(struct jsonw *w, sqlite3_stmt *st, int col)
-{
-	if (col_null(st, col))
-		jw_null(w);
-	else
-		jw_int(w, sqlite3_column_int64(st, col));
-}
-
-/* outbox.chat_id is ANY: a number, an "@channel" name, or NULL. */
-static void
-jw_any(struct jsonw *w, sqlite3_stmt *st, int col)
-{
-	if (sqlite3_column_type(st, col) == SQLITE_INTEGER)
-		jw_int(w, sqlite3_column_int64(st, col));
-	else
-		jw_string(w, col_text(st, col));
-}
-
 /* A unix time column as UTC text, "-" when NULL (or 0, "no time" in outbox). */
 static const char *
 time_column(char *buf, size_t len, sqlite3_stmt *st, int col)
@@ -321,38 +221,6 @@ step_error(struct cli *c, sqlite3_stmt *st)
 	cli_fail(c, "queue: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	return EXIT_FAILED;
-}
-
-/* Every write: the cross-process lock first, so that the webhook and the drain
- * queue behind us on the kernel lock rather than in SQLite's busy handler. */
-static int
-write_begin(struct cli *c, struct queue *q)
-{
-	queue_lock(q);
-	if (sqlite3_exec(queue_db(q), "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
-		cli_fail(c, "queue: BEGIN: %s", sqlite3_errmsg(queue_db(q)));
-		queue_unlock(q);
-		return -1;
-	}
-	return 0;
-}
-
-/* COMMIT when ok, else (or when COMMIT fails) ROLLBACK; returns -1 when the
- * changes were not kept. */
-static int
-write_end(struct cli *c, struct queue *q, int ok)
-{
-	sqlite3 *db = queue_db(q);
-
-	if (ok && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		cli_fail(c, "queue: COMMIT: %s", sqlite3_errmsg(db));
-		ok = 0;
-	}
-	if (!ok && !sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	queue_unlock(q);
-	return ok ? 0 : -1;
 }
 
 /* Runs a write statement already bound; its changes in *changes. */
@@ -417,10 +285,7 @@ status_json(struct cli *c, const int64_t *v, const int *has, int64_t now)
 	struct jsonw	w;
 	int		i;
 
-	jw_init(&w, stdout);
-	jw_object(&w);
-	jw_key(&w, "ok");
-	jw_bool(&w, 1);
+	cli_json_begin(&w, 1);
 	jw_key(&w, "database");
 	jw_string(&w, c->cfg.database);
 	jw_key(&w, "bot");
@@ -468,8 +333,7 @@ status_json(struct cli *c, const int64_t *v, const int *has, int64_t now)
 		jw_int(&w, v[ST_SENT_AT]);
 	else
 		jw_null(&w);
-	jw_end(&w);
-	jw_finish(&w);
+	cli_json_end(&w);
 }
 
 static void
@@ -562,57 +426,29 @@ cmd_status(struct cli *c, int argc, char **argv)
  */
 static const char ls_sql[] =
 	"SELECT id, bot, update_id, received_at, kind, chat_id, state, attempts,"
-	" last_error, replaced_at,"
-	" CASE WHEN kind GLOB '[a-z_]*' AND NOT kind GLOB '*[^a-z_]*'"
+	" last_error, replaced_at, text,"
+	" json_object('id', id, 'bot', bot, 'update_id', update_id,"
+	"   'received_at', received_at, 'received', datetime(received_at, 'unixepoch'),"
+	"   'kind', kind, 'chat_id', chat_id, 'state', state, 'attempts', attempts,"
+	"   'text', text, 'last_error', last_error, 'replaced_at', replaced_at)"
+	" FROM (SELECT *, CASE WHEN kind GLOB '[a-z_]*' AND NOT kind GLOB '*[^a-z_]*'"
 	"   AND json_valid(body) THEN coalesce(body -> kind ->> 'text',"
 	"   body -> kind ->> 'caption', body -> kind ->> 'data',"
-	"   body -> kind ->> 'query') END"
+	"   body -> kind ->> 'query') END AS text"
 	" FROM updates"
 	" WHERE (?1 IS NULL OR bot = ?1) AND (?2 IS NULL OR state = ?2)"
 	"   AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR chat_id = ?4)"
-	" ORDER BY id DESC LIMIT ?5";
+	" ORDER BY id DESC LIMIT ?5) ORDER BY id DESC";
 
+/* ls_sql's columns: what the text view prints, then the --json row (LS_JSON). */
 enum { LS_ID, LS_BOT, LS_UPDATE_ID, LS_RECEIVED, LS_KIND, LS_CHAT, LS_STATE,
-	LS_ATTEMPTS, LS_ERROR, LS_REPLACED, LS_TEXT };
+	LS_ATTEMPTS, LS_ERROR, LS_REPLACED, LS_TEXT, LS_JSON };
 
 static int
 valid_update_state(const char *s)
 {
 	return strcmp(s, "new") == 0 || strcmp(s, "leased") == 0 ||
 	    strcmp(s, "done") == 0 || strcmp(s, "dead") == 0;
-}
-
-static void
-ls_json_row(struct jsonw *w, sqlite3_stmt *st)
-{
-	char when[32];
-
-	jw_object(w);
-	jw_key(w, "id");
-	jw_int(w, sqlite3_column_int64(st, LS_ID));
-	jw_key(w, "bot");
-	jw_string(w, col_text(st, LS_BOT));
-	jw_key(w, "update_id");
-	jw_int(w, sqlite3_column_int64(st, LS_UPDATE_ID));
-	jw_key(w, "received_at");
-	jw_int(w, sqlite3_column_int64(st, LS_RECEIVED));
-	jw_key(w, "received");
-	jw_string(w, utc(when, sizeof(when), sqlite3_column_int64(st, LS_RECEIVED)));
-	jw_key(w, "kind");
-	jw_string(w, col_text(st, LS_KIND));
-	jw_key(w, "chat_id");
-	jw_int_or_null(w, st, LS_CHAT);
-	jw_key(w, "state");
-	jw_string(w, col_text(st, LS_STATE));
-	jw_key(w, "attempts");
-	jw_int(w, sqlite3_column_int64(st, LS_ATTEMPTS));
-	jw_key(w, "text");
-	jw_string(w, col_text(st, LS_TEXT));
-	jw_key(w, "last_error");
-	jw_string(w, col_text(st, LS_ERROR));
-	jw_key(w, "replaced_at");
-	jw_int_or_null(w, st, LS_REPLACED);
-	jw_end(w);
 }
 
 static void
@@ -635,7 +471,7 @@ ls_text_row(sqlite3_stmt *st)
 	preview = strcmp(col_text(st, LS_STATE), "dead") == 0 &&
 	    !col_null(st, LS_ERROR) ? col_text(st, LS_ERROR) : col_text(st, LS_TEXT);
 	if (preview != NULL)
-		put_clean(stdout, preview, PREVIEW_CHARS);
+		cli_put_clean(stdout, preview, PREVIEW_CHARS);
 	fputc('\n', stdout);
 }
 
@@ -712,7 +548,7 @@ cmd_ls(struct cli *c, int argc, char **argv)
 				    "CHAT_ID", "STATE", "TRIES", "PREVIEW");
 		}
 		if (c->json)
-			ls_json_row(&w, st);
+			jw_raw(&w, col_text(st, LS_JSON));
 		else
 			ls_text_row(st);
 	}
@@ -731,8 +567,7 @@ cmd_ls(struct cli *c, int argc, char **argv)
 		return EXIT_FAILED;
 	}
 	if (c->json) {
-		jw_end(&w);
-		jw_finish(&w);
+		cli_json_end(&w);
 	}
 	return EXIT_OK;
 }
@@ -741,59 +576,41 @@ cmd_ls(struct cli *c, int argc, char **argv)
 
 /* The row Telegram's update_id now names first (replaced_at NULL), then the
  * rows it named before, newest first. */
+/* A JSON column as JSON when it is valid (it always should be), else as a
+ * string, so that a --json row stays one valid JSON value. */
+#define AS_JSON(col) \
+	"CASE WHEN json_valid(" col ") THEN json(" col ") ELSE " col " END"
+
 static const char show_sql[] =
-	"SELECT id, bot, update_id, received_at, kind, chat_id, body, json_valid(body),"
-	" state, attempts, lease_until, next_attempt_at, last_error, handled_at,"
-	" replaced_at FROM updates WHERE update_id = ?1 AND (?2 IS NULL OR bot = ?2)"
+	"SELECT id, bot, update_id, received_at, kind, chat_id, body, state, attempts,"
+	" lease_until, next_attempt_at, last_error, handled_at, replaced_at,"
+	" json_object('id', id, 'bot', bot, 'update_id', update_id,"
+	"   'received_at', received_at, 'kind', kind, 'chat_id', chat_id,"
+	"   'state', state, 'attempts', attempts, 'lease_until', lease_until,"
+	"   'next_attempt_at', next_attempt_at, 'last_error', last_error,"
+	"   'handled_at', handled_at, 'replaced_at', replaced_at,"
+	"   'body', " AS_JSON("body") ")"
+	" FROM updates WHERE update_id = ?1 AND (?2 IS NULL OR bot = ?2)"
 	" ORDER BY replaced_at IS NOT NULL, id DESC";
 
+/* show_sql's columns: the text view's, then the --json row (SH_JSON). */
 enum { SH_ID, SH_BOT, SH_UPDATE_ID, SH_RECEIVED, SH_KIND, SH_CHAT, SH_BODY,
-	SH_BODY_VALID, SH_STATE, SH_ATTEMPTS, SH_LEASE, SH_NEXT, SH_ERROR,
-	SH_HANDLED, SH_REPLACED };
+	SH_STATE, SH_ATTEMPTS, SH_LEASE, SH_NEXT, SH_ERROR, SH_HANDLED, SH_REPLACED,
+	SH_JSON };
 
 static const char calls_sql[] =
-	"SELECT id, method, chat_id, params, json_valid(params), state, attempts,"
-	" created_at, next_attempt_at, lease_until, last_error, sent_at, result,"
-	" json_valid(result) FROM outbox WHERE update_row = ?1 ORDER BY id";
+	"SELECT id, method, chat_id, params, state, attempts, created_at,"
+	" next_attempt_at, lease_until, last_error, sent_at, result,"
+	" json_object('id', id, 'method', method, 'chat_id', chat_id,"
+	"   'params', " AS_JSON("params") ", 'state', state, 'attempts', attempts,"
+	"   'created_at', created_at, 'next_attempt_at', next_attempt_at,"
+	"   'lease_until', lease_until, 'last_error', last_error, 'sent_at', sent_at,"
+	"   'result', " AS_JSON("result") ")"
+	" FROM outbox WHERE update_row = ?1 ORDER BY id";
 
-enum { CA_ID, CA_METHOD, CA_CHAT, CA_PARAMS, CA_PARAMS_VALID, CA_STATE,
-	CA_ATTEMPTS, CA_CREATED, CA_NEXT, CA_LEASE, CA_ERROR, CA_SENT,
-	CA_RESULT, CA_RESULT_VALID };
-
-static void
-show_update_json(struct jsonw *w, sqlite3_stmt *st)
-{
-	jw_object(w);
-	jw_key(w, "id");
-	jw_int(w, sqlite3_column_int64(st, SH_ID));
-	jw_key(w, "bot");
-	jw_string(w, col_text(st, SH_BOT));
-	jw_key(w, "update_id");
-	jw_int(w, sqlite3_column_int64(st, SH_UPDATE_ID));
-	jw_key(w, "received_at");
-	jw_int(w, sqlite3_column_int64(st, SH_RECEIVED));
-	jw_key(w, "kind");
-	jw_string(w, col_text(st, SH_KIND));
-	jw_key(w, "chat_id");
-	jw_int_or_null(w, st, SH_CHAT);
-	jw_key(w, "state");
-	jw_string(w, col_text(st, SH_STATE));
-	jw_key(w, "attempts");
-	jw_int(w, sqlite3_column_int64(st, SH_ATTEMPTS));
-	jw_key(w, "lease_until");
-	jw_int_or_null(w, st, SH_LEASE);
-	jw_key(w, "next_attempt_at");
-	jw_int_or_null(w, st, SH_NEXT);
-	jw_key(w, "last_error");
-	jw_string(w, col_text(st, SH_ERROR));
-	jw_key(w, "handled_at");
-	jw_int_or_null(w, st, SH_HANDLED);
-	jw_key(w, "replaced_at");
-	jw_int_or_null(w, st, SH_REPLACED);
-	jw_key(w, "body");
-	jw_json_column(w, st, SH_BODY, SH_BODY_VALID);
-	jw_end(w);
-}
+/* calls_sql's columns, the same way. */
+enum { CA_ID, CA_METHOD, CA_CHAT, CA_PARAMS, CA_STATE, CA_ATTEMPTS, CA_CREATED,
+	CA_NEXT, CA_LEASE, CA_ERROR, CA_SENT, CA_RESULT, CA_JSON };
 
 static void
 show_update_text(sqlite3_stmt *st)
@@ -803,11 +620,11 @@ show_update_text(sqlite3_stmt *st)
 	printf("update %lld (row %lld, bot ",
 	    (long long)sqlite3_column_int64(st, SH_UPDATE_ID),
 	    (long long)sqlite3_column_int64(st, SH_ID));
-	put_clean(stdout, col_text(st, SH_BOT), 0);
+	cli_put_clean(stdout, col_text(st, SH_BOT), 0);
 	printf("), times in UTC\n%-14s%s\n", "received",
 	    time_column(when, sizeof(when), st, SH_RECEIVED));
 	printf("%-14s", "kind");
-	put_clean(stdout, col_text(st, SH_KIND), 0);
+	cli_put_clean(stdout, col_text(st, SH_KIND), 0);
 	if (col_null(st, SH_CHAT))
 		printf("\n%-14s-\n", "chat_id");
 	else
@@ -823,7 +640,7 @@ show_update_text(sqlite3_stmt *st)
 	printf("%-14s%s\n", "handled", time_column(when, sizeof(when), st,
 	    SH_HANDLED));
 	printf("%-14s", "last error");
-	put_clean(stdout, col_text(st, SH_ERROR), 0);
+	cli_put_clean(stdout, col_text(st, SH_ERROR), 0);
 	printf("\n%-14s%s\n", "replaced", time_column(when, sizeof(when), st,
 	    SH_REPLACED));
 	printf("body\n  ");
@@ -832,48 +649,17 @@ show_update_text(sqlite3_stmt *st)
 }
 
 static void
-show_call_json(struct jsonw *w, sqlite3_stmt *st)
-{
-	jw_object(w);
-	jw_key(w, "id");
-	jw_int(w, sqlite3_column_int64(st, CA_ID));
-	jw_key(w, "method");
-	jw_string(w, col_text(st, CA_METHOD));
-	jw_key(w, "chat_id");
-	jw_any(w, st, CA_CHAT);
-	jw_key(w, "params");
-	jw_json_column(w, st, CA_PARAMS, CA_PARAMS_VALID);
-	jw_key(w, "state");
-	jw_string(w, col_text(st, CA_STATE));
-	jw_key(w, "attempts");
-	jw_int(w, sqlite3_column_int64(st, CA_ATTEMPTS));
-	jw_key(w, "created_at");
-	jw_int(w, sqlite3_column_int64(st, CA_CREATED));
-	jw_key(w, "next_attempt_at");
-	jw_int(w, sqlite3_column_int64(st, CA_NEXT));
-	jw_key(w, "lease_until");
-	jw_int_or_null(w, st, CA_LEASE);
-	jw_key(w, "last_error");
-	jw_string(w, col_text(st, CA_ERROR));
-	jw_key(w, "sent_at");
-	jw_int_or_null(w, st, CA_SENT);
-	jw_key(w, "result");
-	jw_json_column(w, st, CA_RESULT, CA_RESULT_VALID);
-	jw_end(w);
-}
-
-static void
 show_call_text(sqlite3_stmt *st)
 {
 	char when[32];
 
 	printf("\ncall %lld: ", (long long)sqlite3_column_int64(st, CA_ID));
-	put_clean(stdout, col_text(st, CA_METHOD), 0);
+	cli_put_clean(stdout, col_text(st, CA_METHOD), 0);
 	printf("\n  %-14s", "chat_id");
 	if (sqlite3_column_type(st, CA_CHAT) == SQLITE_INTEGER)
 		printf("%lld", (long long)sqlite3_column_int64(st, CA_CHAT));
 	else
-		put_clean(stdout, col_text(st, CA_CHAT), 0);
+		cli_put_clean(stdout, col_text(st, CA_CHAT), 0);
 	printf("\n  %-14s%s\n", "state", col_text(st, CA_STATE));
 	printf("  %-14s%lld\n", "attempts",
 	    (long long)sqlite3_column_int64(st, CA_ATTEMPTS));
@@ -885,12 +671,12 @@ show_call_text(sqlite3_stmt *st)
 	    CA_LEASE));
 	printf("  %-14s%s\n", "sent", time_column(when, sizeof(when), st, CA_SENT));
 	printf("  %-14s", "last error");
-	put_clean(stdout, col_text(st, CA_ERROR), 0);
+	cli_put_clean(stdout, col_text(st, CA_ERROR), 0);
 	/* Telegram's answer and what was sent: compact, one line each. */
 	printf("\n  %-14s", "result");
-	put_clean(stdout, col_text(st, CA_RESULT), 0);
+	cli_put_clean(stdout, col_text(st, CA_RESULT), 0);
 	printf("\n  %-14s", "params");
-	put_clean(stdout, col_text(st, CA_PARAMS), 0);
+	cli_put_clean(stdout, col_text(st, CA_PARAMS), 0);
 	fputc('\n', stdout);
 }
 
@@ -910,7 +696,7 @@ show_calls(struct cli *c, struct jsonw *w, sqlite3 *db, int64_t row)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		n++;
 		if (c->json)
-			show_call_json(w, st);
+			jw_raw(w, col_text(st, CA_JSON));
 		else
 			show_call_text(st);
 	}
@@ -932,13 +718,13 @@ show_other_row(struct cli *c, struct jsonw *w, sqlite3_stmt *st, int first)
 	char when[32];
 
 	if (c->json) {
-		show_update_json(w, st);
+		jw_raw(w, col_text(st, SH_JSON));
 		return;
 	}
 	if (first)
 		printf("\nother rows with this update_id (tgq ls shows them all):\n");
 	printf("  row %lld, bot ", (long long)sqlite3_column_int64(st, SH_ID));
-	put_clean(stdout, col_text(st, SH_BOT), 0);
+	cli_put_clean(stdout, col_text(st, SH_BOT), 0);
 	printf(", received %s, %s", utc(when, sizeof(when),
 	    sqlite3_column_int64(st, SH_RECEIVED)), col_text(st, SH_STATE));
 	if (!col_null(st, SH_REPLACED))
@@ -987,10 +773,9 @@ cmd_show(struct cli *c, int argc, char **argv)
 	if (rc != SQLITE_ROW)
 		return step_error(c, st);
 	if (c->json) {
-		jw_init(&w, stdout);
-		jw_object(&w);
+		cli_json_begin(&w, 1);
 		jw_key(&w, "update");
-		show_update_json(&w, st);
+		jw_raw(&w, col_text(st, SH_JSON));
 		jw_key(&w, "calls");
 	} else
 		show_update_text(st);
@@ -1009,8 +794,7 @@ cmd_show(struct cli *c, int argc, char **argv)
 	sqlite3_finalize(st);
 	if (c->json) {
 		jw_end(&w);
-		jw_end(&w);
-		jw_finish(&w);
+		cli_json_end(&w);
 	}
 	return EXIT_OK;
 }
@@ -1034,6 +818,8 @@ static const char retry_calls_sql[] =
 	"     WHERE update_id = ?1 AND replaced_at IS NULL"
 	"     AND (?2 IS NULL OR bot = ?2)))";
 
+/* exists_sql's one column. */
+enum { EX_STATE };
 static const char exists_sql[] =
 	"SELECT state FROM updates WHERE update_id = ?1 AND replaced_at IS NULL"
 	" AND (?2 IS NULL OR bot = ?2) ORDER BY id DESC LIMIT 1";
@@ -1053,7 +839,7 @@ update_exists(struct cli *c, sqlite3 *db, int64_t update_id, char *state,
 	bind_text_or_null(st, 2, bot_filter(c));
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		snprintf(state, len, "%s", col_text(st, 0));
+		snprintf(state, len, "%s", col_text(st, EX_STATE));
 	else if (rc != SQLITE_DONE) {
 		step_error(c, st);
 		return -1;
@@ -1067,6 +853,7 @@ retry_rows(struct cli *c, struct queue *q, int all, int64_t update_id,
     int64_t *nupdates, int64_t *ncalls)
 {
 	sqlite3_stmt	*su = NULL, *sc = NULL;
+	char		 err[512];
 	int		 ok = 0, i;
 
 	if ((su = prepare(c, queue_db(q), retry_updates_sql)) == NULL ||
@@ -1083,12 +870,17 @@ retry_rows(struct cli *c, struct queue *q, int all, int64_t update_id,
 			sqlite3_bind_int64(st, 1, update_id);
 		bind_text_or_null(st, 2, bot_filter(c));
 	}
-	if (write_begin(c, q) == 0) {
-		/* One transaction: the update and its calls come back together. */
-		ok = run_write(c, sc, ncalls) == 0 && run_write(c, su, nupdates) == 0;
-		if (write_end(c, q, ok) == -1)
-			ok = 0;
-	}
+	/* One transaction: the update and its calls come back together.  The
+	 * lock waits as long as another writer takes: an operator's command. */
+	if (queue_begin(q, QUEUE_WAIT_FOREVER, err, sizeof(err)) != QUEUE_OK)
+		cli_fail(c, "queue: %s", err);
+	else if (run_write(c, sc, ncalls) == 0 && run_write(c, su, nupdates) == 0) {
+		if (queue_commit(q, err, sizeof(err)) == QUEUE_OK)
+			ok = 1;
+		else
+			cli_fail(c, "queue: %s", err);
+	} else
+		queue_rollback(q);
 	sqlite3_finalize(su);
 	sqlite3_finalize(sc);
 	return ok ? 0 : -1;
@@ -1145,16 +937,12 @@ cmd_retry(struct cli *c, int argc, char **argv)
 		    "to retry", (long long)update_id, state);
 	}
 	if (c->json) {
-		jw_init(&w, stdout);
-		jw_object(&w);
-		jw_key(&w, "ok");
-		jw_bool(&w, 1);
+		cli_json_begin(&w, 1);
 		jw_key(&w, "updates");
 		jw_int(&w, nupdates);
 		jw_key(&w, "calls");
 		jw_int(&w, ncalls);
-		jw_end(&w);
-		jw_finish(&w);
+		cli_json_end(&w);
 	} else
 		printf("%lld %s and %lld %s handed back to the drain\n",
 		    (long long)nupdates, plural(nupdates, "update", "updates"),
@@ -1164,59 +952,22 @@ cmd_retry(struct cli *c, int argc, char **argv)
 
 /* ------------------------------------------------------------------ purge */
 
-/* Each deletes at most ?3 rows, so that one transaction stays short. */
-enum { PU_DONE_CALLS, PU_DONE_UPDATES, PU_DEAD_CALLS, PU_DEAD_UPDATES, PU_N };
-
-static const char *const purge_sql[PU_N] = {
-	/* PU_DONE_CALLS: sent calls. */
-	"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-	" WHERE state = 'sent' AND sent_at < ?1 AND (?2 IS NULL OR bot = ?2)"
-	" LIMIT ?3)",
-	/* PU_DONE_UPDATES: done updates none of whose calls still waits to be
-	 * sent (the drain's retention rule), so show keeps what is in flight. */
-	"DELETE FROM updates WHERE id IN (SELECT u.id FROM updates u"
-	" WHERE u.state = 'done' AND u.handled_at < ?1"
-	"   AND (?2 IS NULL OR u.bot = ?2) AND NOT EXISTS (SELECT 1 FROM outbox o"
-	"     WHERE o.update_row = u.id AND o.state IN ('new', 'sending'))"
-	" LIMIT ?3)",
-	/* PU_DEAD_CALLS */
-	"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-	" WHERE state = 'dead' AND created_at < ?1 AND (?2 IS NULL OR bot = ?2)"
-	" LIMIT ?3)",
-	/* PU_DEAD_UPDATES */
-	"DELETE FROM updates WHERE id IN (SELECT id FROM updates"
-	" WHERE state = 'dead' AND received_at < ?1 AND (?2 IS NULL OR bot = ?2)"
-	" LIMIT ?3)",
-};
-
-/* Runs one purge statement in batches until it deletes less than a batch. */
+/* Deletes one kind of row in batches (the rule is the queue's, shared with the
+ * drain's retention). */
 static int
-purge_batches(struct cli *c, struct queue *q, const char *sql, int64_t cutoff,
-    int64_t *total)
+purge_rows(struct cli *c, struct queue *q, enum queue_purge_what what,
+    int64_t cutoff, int64_t *total)
 {
-	sqlite3_stmt	*st;
-	int64_t		 n = 0;
-	int		 rc = 0, ok;
+	struct queue_purge	 p = { .what = what, .before = cutoff,
+	    .bot = bot_filter(c), .batch = PURGE_BATCH, .max_batches = 0,
+	    .max_wait_ms = QUEUE_WAIT_FOREVER };
+	char			 err[512];
 
-	if ((st = prepare(c, queue_db(q), sql)) == NULL)
+	if (queue_purge(q, &p, total, err, sizeof(err)) != QUEUE_OK) {
+		cli_fail(c, "queue: %s", err);
 		return -1;
-	sqlite3_bind_int64(st, 1, cutoff);
-	bind_text_or_null(st, 2, bot_filter(c));
-	sqlite3_bind_int64(st, 3, PURGE_BATCH);
-	do {
-		if (write_begin(c, q) == -1) {
-			rc = -1;
-			break;
-		}
-		ok = run_write(c, st, &n) == 0;
-		if (write_end(c, q, ok) == -1) {
-			rc = -1;
-			break;
-		}
-		*total += n;
-	} while (n == PURGE_BATCH);
-	sqlite3_finalize(st);
-	return rc;
+	}
+	return 0;
 }
 
 int
@@ -1268,9 +1019,10 @@ cmd_purge(struct cli *c, int argc, char **argv)
 	if ((q = cli_queue(c)) == NULL)
 		return EXIT_FAILED;
 	cutoff = now_unix() - age;
-	failed = purge_batches(c, q, purge_sql[dead ? PU_DEAD_CALLS : PU_DONE_CALLS],
-	    cutoff, &ncalls) == -1 || purge_batches(c, q, purge_sql[dead ?
-	    PU_DEAD_UPDATES : PU_DONE_UPDATES], cutoff, &nupdates) == -1;
+	failed = purge_rows(c, q, dead ? QUEUE_PURGE_DEAD_CALLS :
+	    QUEUE_PURGE_SENT_CALLS, cutoff, &ncalls) == -1 || purge_rows(c, q,
+	    dead ? QUEUE_PURGE_DEAD_UPDATES : QUEUE_PURGE_DONE_UPDATES, cutoff,
+	    &nupdates) == -1;
 	/* What was deleted before a failure is gone: say so either way. */
 	if (failed) {
 		if (nupdates + ncalls > 0 && !c->json)
@@ -1282,10 +1034,7 @@ cmd_purge(struct cli *c, int argc, char **argv)
 	}
 	/* Nothing old enough is a normal outcome for a cron job: exit 0. */
 	if (c->json) {
-		jw_init(&w, stdout);
-		jw_object(&w);
-		jw_key(&w, "ok");
-		jw_bool(&w, 1);
+		cli_json_begin(&w, 1);
 		jw_key(&w, "state");
 		jw_string(&w, dead ? "dead" : "done");
 		jw_key(&w, "older_than_s");
@@ -1294,8 +1043,7 @@ cmd_purge(struct cli *c, int argc, char **argv)
 		jw_int(&w, nupdates);
 		jw_key(&w, "calls");
 		jw_int(&w, ncalls);
-		jw_end(&w);
-		jw_finish(&w);
+		cli_json_end(&w);
 	} else
 		printf("purged %lld %s %s and %lld %s %s, older than %s\n",
 		    (long long)nupdates, dead ? "dead" : "done",

@@ -127,9 +127,12 @@ report_answer(struct cli *c, const char *method, struct botapi_answer *a,
 			jw_string(&w, detail);
 		}
 		cli_json_end(&w);
-	} else
-		printf("%s%s%s (Telegram: %s)\n", done_text, detail ? ": " : "",
-		    detail ? detail : "", *a->description ? a->description : "ok");
+	} else {
+		printf("%s%s%s (Telegram: ", done_text, detail ? ": " : "",
+		    detail ? detail : "");
+		cli_put_clean(stdout, *a->description ? a->description : "ok", 0);
+		printf(")\n");
+	}
 	return EXIT_OK;
 }
 
@@ -363,10 +366,13 @@ no_operands(int argc, char **argv, const char *name, int *exit_code)
 	return 0;
 }
 
+/* The values are Telegram's text (URLs, error messages, names): printed clean. */
 static void
 print_field(const char *label, const char *value)
 {
-	printf("%-20s %s\n", label, value);
+	printf("%-20s ", label);
+	cli_put_clean(stdout, value, 0);
+	fputc('\n', stdout);
 }
 
 /* getWebhookInfo's result for a person. */
@@ -460,10 +466,12 @@ cmd_webhook_info(struct cli *c, int argc, char **argv)
 		cli_json_end(&w);
 	} else {
 		print_webhook_info(c, a.result);
-		if (!matches)
-			printf("warning: Telegram has %s but the configuration says %s: "
-			    "run tgq set-webhook\n", url && *url ? url : "no webhook",
+		if (!matches) {
+			fputs("warning: Telegram has ", stdout);
+			cli_put_clean(stdout, url && *url ? url : "no webhook", 0);
+			printf(" but the configuration says %s: run tgq set-webhook\n",
 			    configured);
+		}
 	}
 	free(url);
 	botapi_answer_free(&a);
@@ -516,15 +524,17 @@ cmd_me(struct cli *c, int argc, char **argv)
 		return rc;
 	}
 	if (c->json) {
-		printf("%s\n", a.result);
+		cli_json_result(c, a.result);
 		botapi_answer_free(&a);
 		return EXIT_OK;
 	}
 	username = cli_json_text(c, a.result, "$.username");
 	first_name = cli_json_text(c, a.result, "$.first_name");
-	printf("@%s (id %lld), \"%s\"\n", username ? username : "?",
-	    (long long)cli_json_int(c, a.result, "$.id", 0),
-	    first_name ? first_name : "");
+	fputc('@', stdout);
+	cli_put_clean(stdout, username ? username : "?", 0);
+	printf(" (id %lld), \"", (long long)cli_json_int(c, a.result, "$.id", 0));
+	cli_put_clean(stdout, first_name ? first_name : "", 0);
+	printf("\"\n");
 	print_field("can join groups:", cli_json_int(c, a.result,
 	    "$.can_join_groups", 0) ? "yes" : "no");
 	print_field("reads all messages:", cli_json_int(c, a.result,

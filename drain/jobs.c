@@ -18,8 +18,22 @@
 enum stmt_id {
 	S_CLAIM, S_CLAIM_EXPIRED, S_LEASE, S_FINISH, S_INSERT_CALL, S_FAIL, S_DUE_CALLS,
 	S_TAKE_CALL, S_SENT, S_RETRY_CALL, S_WAIT_CALL, S_MIGRATE_CALL, S_REJECT_CALL,
-	S_RECOVER, S_RETAIN_CALLS, S_RETAIN_UPDATES, S_NEXT_DUE, S_DATA_VERSION, S_NSTMT
+	S_RECOVER, S_NEXT_DUE, S_DATA_VERSION, S_NSTMT
 };
+
+/*
+ * What both claim statements read, and their filter: ?1 now, ?2 how many, ?3 the
+ * bots with a token (",a,b,").  CLAIM_COLUMNS lists the columns of enum claim_col.
+ */
+#define CLAIM_COLUMNS \
+	"SELECT u.id, u.bot, u.update_id, u.attempts + 1, u.body"
+enum claim_col { CL_ID, CL_BOT, CL_UPDATE_ID, CL_ATTEMPTS, CL_BODY };
+#define CLAIM_OF_OUR_BOTS \
+	"   AND instr(?3, ',' || u.bot || ',') > 0"
+/* S_DUE_CALLS's columns. */
+enum due_col { DC_ID, DC_BOT, DC_CHAT, DC_METHOD, DC_PARAMS, DC_ATTEMPTS };
+/* S_NEXT_DUE and S_DATA_VERSION read one column each. */
+enum { ONE_VALUE };
 
 static const char *const stmt_sql[S_NSTMT] = {
 	/* S_CLAIM: the oldest due new updates that are each the first of their chat
@@ -31,16 +45,16 @@ static const char *const stmt_sql[S_NSTMT] = {
 	 * then leases each row read, in the same transaction (a plain SELECT and
 	 * UPDATEs by id build no temporary tables, which UPDATE ... IN (SELECT ...)
 	 * RETURNING did: a chat with a backlog is claimed once per update). */
-	"SELECT u.id, u.bot, u.update_id, u.attempts + 1, u.body"
+	CLAIM_COLUMNS
 	" FROM next_update n CROSS JOIN updates u ON u.id = n.update_row"
 	" WHERE u.state = 'new' AND coalesce(u.next_attempt_at, 0) <= ?1"
-	"   AND instr(?3, ',' || u.bot || ',') > 0"
+	CLAIM_OF_OUR_BOTS
 	" ORDER BY n.update_row LIMIT ?2",
 	/* S_CLAIM_EXPIRED: leases of drains that died, taken over in the same
 	 * order (rare: a query of its own keeps the common one simple). */
-	"SELECT u.id, u.bot, u.update_id, u.attempts + 1, u.body FROM updates u"
+	CLAIM_COLUMNS " FROM updates u"
 	" WHERE u.state = 'leased' AND u.lease_until < ?1"
-	"   AND instr(?3, ',' || u.bot || ',') > 0"
+	CLAIM_OF_OUR_BOTS
 	"   AND EXISTS (SELECT 1 FROM next_update n WHERE n.update_row = u.id)"
 	" ORDER BY u.id LIMIT ?2",
 	/* S_LEASE */
@@ -87,16 +101,6 @@ static const char *const stmt_sql[S_NSTMT] = {
 	"UPDATE outbox SET state = 'new', lease_until = NULL,"
 	"  last_error = 'the drain stopped while sending; sent again'"
 	" WHERE state = 'sending' AND lease_until < ?1",
-	/* S_RETAIN_CALLS: the index by sent_at reads only what is old enough. */
-	"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-	" INDEXED BY outbox_sent_by_time WHERE state = 'sent' AND sent_at < ?1"
-	" LIMIT ?2)",
-	/* S_RETAIN_UPDATES: done, old, and none of its calls still waiting. */
-	"DELETE FROM updates WHERE id IN (SELECT u.id FROM updates u"
-	" INDEXED BY updates_done_by_time"
-	" WHERE u.state = 'done' AND u.handled_at < ?1 AND NOT EXISTS"
-	"   (SELECT 1 FROM outbox o WHERE o.update_row = u.id"
-	"    AND o.state IN ('new', 'sending')) LIMIT ?2)",
 	/* S_NEXT_DUE: only the first of a chat can be due (those behind it wait
 	 * for it), so only the heads are read. */
 	"SELECT min(t) FROM (SELECT min(u.next_attempt_at) AS t"
@@ -117,98 +121,52 @@ struct jobs {
 	char			*bots;		/* the bots with a token: ",a,b," */
 	int64_t			 data_version;
 	int			 busy;		/* the last failure was another writer */
-	/* Transactions nest: only the outermost begins and ends one, and a
-	 * failure inside dooms it. */
-	int			 depth;
-	int			 doomed;
 };
 
+/* Another writer is not an error of ours: the loop tries again soon. */
 static int
-is_busy(int rc)
+note_status(struct jobs *j, enum queue_status status, const char *err)
 {
-	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
-}
-
-static int
-exec(struct jobs *j, const char *sql)
-{
-	int rc = sqlite3_exec(j->db, sql, NULL, NULL, NULL);
-
-	if (rc == SQLITE_OK)
+	j->busy = status == QUEUE_BUSY;
+	if (status == QUEUE_OK)
 		return 0;
-	/* Another writer is not an error of ours: the loop tries again soon. */
-	if (is_busy(rc))
-		j->busy = 1;
-	else
-		log_err("%s: %s", sql, sqlite3_errmsg(j->db));
+	if (!j->busy)
+		log_err("%s", err);
 	return -1;
 }
 
 /*
- * BEGIN IMMEDIATE under the queue's lock; end with commit() or rollback().  The
- * wait for either is short: this thread also drives the calls in flight, whose
+ * The queue's write transaction; end with commit() or rollback().  The wait for
+ * another writer is short: this thread also drives the calls in flight, whose
  * timeouts run on while it waits (a late answer would make a call go twice).
  */
 static int
 begin(struct jobs *j)
 {
-	if (j->depth > 0) {
-		j->depth++;
-		return 0;
-	}
-	j->busy = 0;
-	if (queue_trylock(j->q, JOBS_LOCK_WAIT_MS) == -1) {
-		j->busy = 1;
-		return -1;
-	}
-	if (exec(j, "BEGIN IMMEDIATE") == -1) {
-		queue_unlock(j->q);
-		return -1;
-	}
-	j->depth = 1;
-	j->doomed = 0;
-	return 0;
+	char err[512];
+
+	return note_status(j, queue_begin(j->q, JOBS_LOCK_WAIT_MS, err,
+	    sizeof(err)), err);
+}
+
+static int
+commit(struct jobs *j)
+{
+	char err[512];
+
+	return note_status(j, queue_commit(j->q, err, sizeof(err)), err);
+}
+
+static void
+rollback(struct jobs *j)
+{
+	queue_rollback(j->q);
 }
 
 int
 jobs_busy(const struct jobs *j)
 {
 	return j->busy;
-}
-
-static void
-rollback(struct jobs *j)
-{
-	if (j->depth > 1) {
-		j->depth--;
-		j->doomed = 1;
-		return;
-	}
-	j->depth = 0;
-	if (!sqlite3_get_autocommit(j->db))
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-	queue_unlock(j->q);
-}
-
-static int
-commit(struct jobs *j)
-{
-	int rc;
-
-	if (j->depth > 1) {
-		j->depth--;
-		return 0;
-	}
-	if (j->doomed) {
-		rollback(j);
-		return -1;
-	}
-	j->depth = 0;
-	rc = exec(j, "COMMIT");
-	if (rc == -1 && !sqlite3_get_autocommit(j->db))
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-	queue_unlock(j->q);
-	return rc;
 }
 
 int
@@ -323,14 +281,14 @@ claim_with(struct jobs *j, sqlite3_stmt *st, int64_t now, int64_t lease_until,
 	sqlite3_bind_text(st, 3, j->bots, -1, SQLITE_STATIC);
 	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct claimed	*c = &out[*n];
-		const void	*body = sqlite3_column_text(st, 4);
-		size_t		 len = (size_t)sqlite3_column_bytes(st, 4);
+		const void	*body = sqlite3_column_text(st, CL_BODY);
+		size_t		 len = (size_t)sqlite3_column_bytes(st, CL_BODY);
 
 		memset(c, 0, sizeof(*c));
-		c->row = sqlite3_column_int64(st, 0);
-		snprintf(c->bot, sizeof(c->bot), "%s", sqlite3_column_text(st, 1));
-		c->update_id = sqlite3_column_int64(st, 2);
-		c->attempts = sqlite3_column_int64(st, 3);
+		c->row = sqlite3_column_int64(st, CL_ID);
+		snprintf(c->bot, sizeof(c->bot), "%s", sqlite3_column_text(st, CL_BOT));
+		c->update_id = sqlite3_column_int64(st, CL_UPDATE_ID);
+		c->attempts = sqlite3_column_int64(st, CL_ATTEMPTS);
 		c->lease_until = lease_until;
 		if ((c->body = malloc(len + 1)) == NULL) {
 			rc = SQLITE_NOMEM;
@@ -509,19 +467,21 @@ jobs_due_calls(struct jobs *j, int64_t now, size_t scan, size_t max,
 		struct outcall *c = &out[*n];
 
 		memset(c, 0, sizeof(*c));
-		snprintf(c->bot, sizeof(c->bot), "%s", sqlite3_column_text(st, 1));
-		if (sqlite3_column_type(st, 2) != SQLITE_NULL)
-			snprintf(c->chat, sizeof(c->chat), "%s", sqlite3_column_text(st, 2));
+		snprintf(c->bot, sizeof(c->bot), "%s", sqlite3_column_text(st, DC_BOT));
+		if (sqlite3_column_type(st, DC_CHAT) != SQLITE_NULL)
+			snprintf(c->chat, sizeof(c->chat), "%s",
+			    sqlite3_column_text(st, DC_CHAT));
 		if (!want(arg, c->bot, c->chat))
 			continue;
-		c->id = sqlite3_column_int64(st, 0);
-		snprintf(c->method, sizeof(c->method), "%s", sqlite3_column_text(st, 3));
-		if ((c->params = strdup((const char *)sqlite3_column_text(st, 4))) ==
-		    NULL) {
+		c->id = sqlite3_column_int64(st, DC_ID);
+		snprintf(c->method, sizeof(c->method), "%s",
+		    sqlite3_column_text(st, DC_METHOD));
+		if ((c->params = strdup((const char *)sqlite3_column_text(st,
+		    DC_PARAMS))) == NULL) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		c->attempts = sqlite3_column_int64(st, 5);
+		c->attempts = sqlite3_column_int64(st, DC_ATTEMPTS);
 		(*n)++;
 	}
 	sqlite3_reset(st);
@@ -641,29 +601,21 @@ jobs_recover(struct jobs *j, int64_t now)
 	return commit(j);
 }
 
+/* Deletes what retention lets go, a batch per transaction, a bounded number of
+ * batches per call (the loop comes back for the rest). */
 static int64_t
-retain_batches(struct jobs *j, sqlite3_stmt *st, int64_t before)
+retain(struct jobs *j, enum queue_purge_what what, int64_t before)
 {
-	int64_t	 total = 0;
-	int	 i, changed;
+	struct queue_purge	 p = { .what = what, .before = before, .bot = NULL,
+	    .batch = RETAIN_BATCH, .max_batches = RETAIN_BATCHES_PER_CALL,
+	    .max_wait_ms = JOBS_LOCK_WAIT_MS };
+	char			 err[512];
+	int64_t			 deleted;
 
-	for (i = 0; i < RETAIN_BATCHES_PER_CALL; i++) {
-		if (begin(j) == -1)
-			return -1;
-		sqlite3_bind_int64(st, 1, before);
-		sqlite3_bind_int64(st, 2, RETAIN_BATCH);
-		if (run(st) == -1) {
-			rollback(j);
-			return -1;
-		}
-		changed = sqlite3_changes(j->db);
-		if (commit(j) == -1)
-			return -1;
-		total += changed;
-		if (changed < RETAIN_BATCH)
-			break;
-	}
-	return total;
+	if (note_status(j, queue_purge(j->q, &p, &deleted, err, sizeof(err)),
+	    err) == -1)
+		return -1;
+	return deleted;
 }
 
 int64_t
@@ -671,8 +623,8 @@ jobs_retain(struct jobs *j, int64_t now)
 {
 	int64_t calls, updates;
 
-	if ((calls = retain_batches(j, j->st[S_RETAIN_CALLS], now - j->cfg->retain_s))
-	    == -1 || (updates = retain_batches(j, j->st[S_RETAIN_UPDATES],
+	if ((calls = retain(j, QUEUE_PURGE_SENT_CALLS, now - j->cfg->retain_s)) ==
+	    -1 || (updates = retain(j, QUEUE_PURGE_DONE_UPDATES,
 	    now - j->cfg->retain_s)) == -1)
 		return -1;
 	if (calls + updates > 0)
@@ -688,8 +640,9 @@ jobs_next_due(struct jobs *j, int64_t now)
 	int64_t		 when = 0;
 
 	sqlite3_bind_int64(st, 1, now);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		when = sqlite3_column_int64(st, 0);
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_type(st, ONE_VALUE) != SQLITE_NULL)
+		when = sqlite3_column_int64(st, ONE_VALUE);
 	sqlite3_reset(st);
 	return when;
 }
@@ -701,7 +654,7 @@ jobs_changed(struct jobs *j)
 	int64_t		 v = j->data_version;
 
 	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
+		v = sqlite3_column_int64(st, ONE_VALUE);
 	sqlite3_reset(st);
 	if (v == j->data_version)
 		return 0;

@@ -225,19 +225,26 @@ utf8_sequence_length(const unsigned char *p, size_t avail)
 	return n;
 }
 
+size_t
+utf8_char_len(const char *p, size_t avail)
+{
+	const unsigned char *u = (const unsigned char *)p;
+
+	if (avail == 0)
+		return 0;
+	if (u[0] < 0x80)
+		return 1;
+	return utf8_sequence_length(u, avail);
+}
+
 /* The one strict UTF-8 check: ASCII, or sequences of table 3-7. */
 int
 utf8_valid(const char *buf, size_t len)
 {
-	const unsigned char	*p = (const unsigned char *)buf;
-	size_t			 at = 0, n;
+	size_t at = 0, n;
 
 	while (at < len) {
-		if (p[at] < 0x80) {
-			at++;
-			continue;
-		}
-		if ((n = utf8_sequence_length(p + at, len - at)) == 0)
+		if ((n = utf8_char_len(buf + at, len - at)) == 0)
 			return 0;
 		at += n;
 	}

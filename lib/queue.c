@@ -16,6 +16,9 @@
 
 #include "tgq.h"
 
+/* The column of a statement that selects one value. */
+enum { ONE_VALUE };
+
 /* 'tgq!': lets `file` and tgq itself tell a queue from any other SQLite file. */
 #define QUEUE_APPLICATION_ID 0x74677121
 
@@ -33,6 +36,11 @@ struct queue {
 	int		 needs_reconnect;
 	int		 checkpoint_pages;	/* 0: SQLite's default */
 	int		 read_only;		/* queue_open_read(): never writes */
+	/* Write transactions nest: only the outermost begins and ends one, and a
+	 * rollback inside dooms it. */
+	int		 depth;
+	int		 doomed;
+	sqlite3_stmt	*purge[QUEUE_PURGE_N];	/* prepared when first used */
 };
 
 static const char schema_v1[] =
@@ -273,10 +281,15 @@ static const char schema_v5[] =
 static const char *const migrations[QUEUE_SCHEMA_VERSION] = { schema_v1, schema_v2,
 	schema_v3, schema_v4, schema_v5 };
 
-static enum queue_status
-classify(int rc)
+/* The one place that decides what "another writer holds the queue" is. */
+enum queue_status
+queue_status_of(int rc)
 {
 	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return QUEUE_OK;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		return QUEUE_BUSY;
@@ -302,7 +315,7 @@ pragma_int(struct queue *q, const char *sql, int64_t *out, char *err, size_t err
 		return fail_db(q, sql, err, errlen);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(st, 0);
+		*out = sqlite3_column_int64(st, ONE_VALUE);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW)
 		return fail_db(q, sql, err, errlen);
@@ -387,8 +400,8 @@ switch_to_wal(struct queue *q, char *err, size_t errlen)
 	if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode = WAL", -1, &st,
 	    NULL) != SQLITE_OK)
 		return fail_db(q, "journal_mode", err, errlen);
-	ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL &&
-	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+	ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, ONE_VALUE) != NULL &&
+	    strcmp((const char *)sqlite3_column_text(st, ONE_VALUE), "wal") == 0;
 	sqlite3_finalize(st);
 	if (!ok) {
 		snprintf(err, errlen, "%s: cannot switch to WAL mode: %s", q->path,
@@ -410,6 +423,12 @@ prepare(struct queue *q, const char *sql, sqlite3_stmt **st, char *err, size_t e
 static void
 disconnect(struct queue *q)
 {
+	int i;
+
+	for (i = 0; i < QUEUE_PURGE_N; i++) {
+		sqlite3_finalize(q->purge[i]);
+		q->purge[i] = NULL;
+	}
 	sqlite3_finalize(q->insert);
 	sqlite3_finalize(q->retire);
 	sqlite3_finalize(q->health);
@@ -456,14 +475,16 @@ set_up(struct queue *q, char *err, size_t errlen)
 		    exec_sql(q, "PRAGMA foreign_keys = ON", err, errlen) == 0 &&
 		    migrate(q, err, errlen) == 0)
 			return 0;
-		code = sqlite3_errcode(q->db) & 0xff;
-		if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) ||
+		code = sqlite3_errcode(q->db);
+		if (queue_status_of(code) != QUEUE_BUSY ||
 		    waited_ms >= q->busy_timeout_ms)
 			return -1;
 		nanosleep(&pause, NULL);
 	}
 }
 
+/* HEALTH_SQL's columns. */
+enum { HEALTH_PENDING, HEALTH_DEAD, HEALTH_OLDEST };
 #define HEALTH_SQL \
 	"SELECT (SELECT count(*) FROM updates WHERE state IN ('new', 'leased')),"\
 	" (SELECT count(*) FROM updates WHERE state = 'dead'),"\
@@ -795,6 +816,161 @@ queue_unlock(struct queue *q)
 		flock(q->lockfd, LOCK_UN);
 }
 
+/*
+ * The one write transaction: the cross-process lock, then BEGIN IMMEDIATE.  SQLite's
+ * busy handler also waits, but the kernel lock queues writers in order instead of
+ * waking them to poll.  Nested calls only count, and a rollback inside dooms the
+ * outermost transaction, so that what a caller groups is kept whole or not at all.
+ */
+enum queue_status
+queue_begin(struct queue *q, int64_t max_wait_ms, char *err, size_t errlen)
+{
+	int rc;
+
+	if (q->depth > 0) {
+		q->depth++;
+		return QUEUE_OK;
+	}
+	if (max_wait_ms < 0)
+		queue_lock(q);
+	else if (queue_trylock(q, max_wait_ms) == -1) {
+		snprintf(err, errlen, "%s: another writer holds the queue", q->path);
+		return QUEUE_BUSY;
+	}
+	if ((rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "%s: BEGIN: %s", q->path, sqlite3_errmsg(q->db));
+		queue_unlock(q);
+		return queue_status_of(rc);
+	}
+	q->depth = 1;
+	q->doomed = 0;
+	return QUEUE_OK;
+}
+
+void
+queue_rollback(struct queue *q)
+{
+	if (q->depth > 1) {
+		q->depth--;
+		q->doomed = 1;
+		return;
+	}
+	q->depth = 0;
+	if (!sqlite3_get_autocommit(q->db))
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+	queue_unlock(q);
+}
+
+enum queue_status
+queue_commit(struct queue *q, char *err, size_t errlen)
+{
+	int rc;
+
+	if (q->depth > 1) {
+		q->depth--;
+		return QUEUE_OK;
+	}
+	if (q->doomed) {
+		snprintf(err, errlen, "%s: rolled back: a part of the transaction "
+		    "failed", q->path);
+		queue_rollback(q);
+		return QUEUE_UNAVAILABLE;
+	}
+	if ((rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL)) == SQLITE_OK) {
+		q->depth = 0;
+		queue_unlock(q);
+		return QUEUE_OK;
+	}
+	snprintf(err, errlen, "%s: COMMIT: %s", q->path, sqlite3_errmsg(q->db));
+	queue_rollback(q);
+	return queue_status_of(rc);
+}
+
+/*
+ * What may be deleted, written once for the drain's retention and `tgq purge`.
+ * ?1: older than this (unix s); ?2: the bot, NULL for all; ?3: rows at most.
+ * The partial indexes by time read only what is old enough.
+ */
+static const char *const purge_sql[QUEUE_PURGE_N] = {
+	/* QUEUE_PURGE_SENT_CALLS */
+	"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+	" INDEXED BY outbox_sent_by_time WHERE state = 'sent' AND sent_at < ?1"
+	" AND (?2 IS NULL OR bot = ?2) LIMIT ?3)",
+	/* QUEUE_PURGE_DONE_UPDATES: done, and none of its calls still waiting
+	 * to be sent, so that `tgq show` keeps what is in flight. */
+	"DELETE FROM updates WHERE id IN (SELECT u.id FROM updates u"
+	" INDEXED BY updates_done_by_time"
+	" WHERE u.state = 'done' AND u.handled_at < ?1"
+	"   AND (?2 IS NULL OR u.bot = ?2) AND NOT EXISTS (SELECT 1 FROM outbox o"
+	"     WHERE o.update_row = u.id AND o.state IN ('new', 'sending'))"
+	" LIMIT ?3)",
+	/* QUEUE_PURGE_DEAD_CALLS */
+	"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+	" WHERE state = 'dead' AND created_at < ?1 AND (?2 IS NULL OR bot = ?2)"
+	" LIMIT ?3)",
+	/* QUEUE_PURGE_DEAD_UPDATES */
+	"DELETE FROM updates WHERE id IN (SELECT id FROM updates"
+	" WHERE state = 'dead' AND received_at < ?1 AND (?2 IS NULL OR bot = ?2)"
+	" LIMIT ?3)",
+};
+
+/* One batch, inside the caller's transaction. */
+static enum queue_status
+purge_batch(struct queue *q, const struct queue_purge *p, int64_t *deleted,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	**st = &q->purge[p->what];
+	int		  rc;
+
+	if (*st == NULL && sqlite3_prepare_v3(q->db, purge_sql[p->what], -1,
+	    SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: purge: %s", q->path, sqlite3_errmsg(q->db));
+		return QUEUE_UNAVAILABLE;
+	}
+	sqlite3_bind_int64(*st, 1, p->before);
+	if (p->bot != NULL)
+		sqlite3_bind_text(*st, 2, p->bot, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(*st, 2);
+	sqlite3_bind_int64(*st, 3, p->batch);
+	rc = sqlite3_step(*st);
+	sqlite3_reset(*st);
+	sqlite3_clear_bindings(*st);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "%s: purge: %s", q->path, sqlite3_errstr(rc));
+		return queue_status_of(rc);
+	}
+	*deleted = sqlite3_changes(q->db);
+	return QUEUE_OK;
+}
+
+enum queue_status
+queue_purge(struct queue *q, const struct queue_purge *p, int64_t *deleted,
+    char *err, size_t errlen)
+{
+	enum queue_status	 status;
+	int64_t			 n = 0;
+	int			 batches;
+
+	*deleted = 0;
+	for (batches = 0; p->max_batches == 0 || batches < p->max_batches;
+	    batches++) {
+		if ((status = queue_begin(q, p->max_wait_ms, err, errlen)) != QUEUE_OK)
+			return status;
+		if ((status = purge_batch(q, p, &n, err, errlen)) != QUEUE_OK) {
+			queue_rollback(q);
+			return status;
+		}
+		if ((status = queue_commit(q, err, errlen)) != QUEUE_OK)
+			return status;
+		*deleted += n;
+		if (n < p->batch)
+			break;
+	}
+	return QUEUE_OK;
+}
+
 static int
 save_offset(struct queue *q, const char *bot, int64_t next_offset)
 {
@@ -848,7 +1024,7 @@ queue_poll_offset(struct queue *q, const char *bot, int64_t *offset, char *err,
 	sqlite3_bind_text(st, 1, bot, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		*offset = sqlite3_column_int64(st, 0);
+		*offset = sqlite3_column_int64(st, ONE_VALUE);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return fail_db(q, "poll_state", err, errlen);
@@ -862,35 +1038,28 @@ put_batch(struct queue *q, struct queue_item *items, size_t n, const char *poll_
     int64_t next_offset, char *err, size_t errlen)
 {
 	enum queue_status	 status;
-	const char		*what = "BEGIN";
+	const char		*what = "INSERT";
 	size_t			 i;
-	int			 rc;
+	int			 rc = SQLITE_OK;
 
 	if ((status = ensure_connected(q, err, errlen)) != QUEUE_OK)
 		return status;
-	queue_lock(q);
-	rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	for (i = 0; rc == SQLITE_OK && i < n; i++) {
-		what = "INSERT";
-		rc = put_item(q, &items[i]);
+	if ((status = queue_begin(q, QUEUE_WAIT_FOREVER, err, errlen)) == QUEUE_OK) {
+		for (i = 0; rc == SQLITE_OK && i < n; i++)
+			rc = put_item(q, &items[i]);
+		if (rc == SQLITE_OK && poll_bot != NULL) {
+			what = "poll_state";
+			rc = save_offset(q, poll_bot, next_offset);
+		}
+		if (rc == SQLITE_OK)
+			status = queue_commit(q, err, errlen);
+		else {
+			snprintf(err, errlen, "%s: %s: %s", q->path, what,
+			    sqlite3_errstr(rc));
+			queue_rollback(q);
+			status = queue_status_of(rc);
+		}
 	}
-	if (rc == SQLITE_OK && poll_bot != NULL) {
-		what = "poll_state";
-		rc = save_offset(q, poll_bot, next_offset);
-	}
-	if (rc == SQLITE_OK) {
-		what = "COMMIT";
-		rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
-	}
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s: %s", q->path, what,
-		    sqlite3_errstr(rc));
-		rollback(q);
-	}
-	queue_unlock(q);
-	if (rc == SQLITE_OK)
-		return QUEUE_OK;
-	status = classify(rc);
 	if (status == QUEUE_UNAVAILABLE)
 		q->needs_reconnect = 1;
 	return status;
@@ -920,10 +1089,11 @@ queue_health(struct queue *q, struct queue_health *h, char *err, size_t errlen)
 		return status;
 	st = q->health;
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		h->pending = sqlite3_column_int64(st, 0);
-		h->dead = sqlite3_column_int64(st, 1);
-		h->oldest_pending_age_s = sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 :
-		    now_unix() - sqlite3_column_int64(st, 2);
+		h->pending = sqlite3_column_int64(st, HEALTH_PENDING);
+		h->dead = sqlite3_column_int64(st, HEALTH_DEAD);
+		h->oldest_pending_age_s = sqlite3_column_type(st, HEALTH_OLDEST) ==
+		    SQLITE_NULL ? 0 : now_unix() - sqlite3_column_int64(st,
+		    HEALTH_OLDEST);
 		if (h->oldest_pending_age_s < 0)
 			h->oldest_pending_age_s = 0;
 	}
@@ -931,7 +1101,7 @@ queue_health(struct queue *q, struct queue_health *h, char *err, size_t errlen)
 	if (rc == SQLITE_ROW)
 		return QUEUE_OK;
 	snprintf(err, errlen, "%s: health: %s", q->path, sqlite3_errstr(rc));
-	status = classify(rc);
+	status = queue_status_of(rc);
 	if (status == QUEUE_UNAVAILABLE)
 		q->needs_reconnect = 1;
 	return status;

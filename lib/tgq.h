@@ -92,6 +92,9 @@ struct update_info {
 size_t	 json_replace_lone_surrogates(char *buf, size_t len);
 /* 1 when buf[0..len) is well-formed UTF-8 (no surrogates, no overlong forms). */
 int	 utf8_valid(const char *buf, size_t len);
+/* The length of the character at p by the same rules: 1 for ASCII, 2-4 for a
+ * well-formed sequence, 0 for a byte that starts none (or avail 0). */
+size_t	 utf8_char_len(const char *p, size_t avail);
 /*
  * Validates buf[0..len) as strict RFC 8259 JSON in UTF-8, nested at most max_depth
  * deep, whose top level is an object with exactly one "update_id" key holding an
@@ -254,6 +257,41 @@ int	 queue_poll_offset(struct queue *q, const char *bot, int64_t *offset,
 	    char *err, size_t errlen);
 /* For the programs that run their own statements on the queue (drain, CLI). */
 struct sqlite3 *queue_db(struct queue *q);
+/*
+ * Every write to the queue is one of these: the lock on <database>-lock, then
+ * BEGIN IMMEDIATE.  max_wait_ms is how long to wait for another writer's lock
+ * (QUEUE_WAIT_FOREVER: as long as it takes; the drain, whose thread also drives
+ * the network, waits briefly).  They nest: only the outermost begins and ends the
+ * transaction, and a queue_rollback() inside makes the outermost queue_commit()
+ * roll back and fail.  QUEUE_BUSY: another writer kept the queue.
+ */
+#define QUEUE_WAIT_FOREVER (-1)
+enum queue_status queue_begin(struct queue *q, int64_t max_wait_ms, char *err,
+	    size_t errlen);
+enum queue_status queue_commit(struct queue *q, char *err, size_t errlen);
+void	 queue_rollback(struct queue *q);
+/* What a SQLite result code means for the queue: the one busy classification. */
+enum queue_status queue_status_of(int sqlite_rc);
+/* Retention (the drain) and `tgq purge`: which rows may go. */
+enum queue_purge_what {
+	QUEUE_PURGE_SENT_CALLS,
+	QUEUE_PURGE_DONE_UPDATES,	/* none of whose calls still waits */
+	QUEUE_PURGE_DEAD_CALLS,
+	QUEUE_PURGE_DEAD_UPDATES,
+	QUEUE_PURGE_N
+};
+struct queue_purge {
+	enum queue_purge_what	 what;
+	int64_t			 before;	/* older than this, unix s */
+	const char		*bot;		/* NULL: every bot */
+	int64_t			 batch;		/* rows per write transaction */
+	int			 max_batches;	/* 0: until done */
+	int64_t			 max_wait_ms;	/* as queue_begin() */
+};
+/* Deletes in batches until less than a batch is left; *deleted counts what went,
+ * also when a later batch failed. */
+enum queue_status queue_purge(struct queue *q, const struct queue_purge *p,
+	    int64_t *deleted, char *err, size_t errlen);
 void	 queue_lock(struct queue *q);
 /* 0 when locked within max_wait_ms, -1 when another writer kept it. */
 int	 queue_trylock(struct queue *q, int64_t max_wait_ms);

@@ -128,7 +128,9 @@ def case_me(stack):
     check(r.returncode == 0, "me: exit %d: %s" % (r.returncode, r.stderr))
     golden("me.txt", r.stdout)
     r = stack.run("--json", "me")
-    check(json.loads(r.stdout)["username"] == "default_bot", "me --json: %s" % r.stdout)
+    out = json.loads(r.stdout)
+    check(list(out)[0] == "ok" and out["ok"] is True and
+          out["username"] == "default_bot", "me --json: %s" % r.stdout)
     check(stack.calls("getMe")[-1]["bot"] == "default", "getMe went to another bot")
 
 
@@ -244,6 +246,33 @@ def case_webhook_info(stack):
     check(out["url_matches"] is False and out["webhook"]["url"] == URL and
           out["webhook"]["max_connections"] == 7, "json: %s" % r.stdout)
     check("secret" not in json.dumps(out["webhook"]), "the secret came back")
+
+
+def case_telegram_text_cleaned(stack):
+    """Text that comes from Telegram (the bot's name, a delivery error) reaches
+    the terminal with its controls replaced: it cannot retitle the window or
+    clear the screen.  --json still carries it exactly."""
+    hostile = "evil\x1b]0;pwned\x07\x1b[2Jname\u0085end"
+    stack.make_queue()
+    stack.run("set-webhook")
+    user = stack.api._bot("default").user
+    name = user["first_name"]
+    user["first_name"] = hostile
+    stack.api.set_webhook_error("failed: " + hostile, date=int(time.time()) - 60)
+    try:
+        for args in (("me",), ("webhook-info",), ("doctor",)):
+            r = stack.run(*args)
+            for ch in ("\x1b", "\x07", "\u0085"):
+                check(ch not in r.stdout and ch not in r.stderr,
+                      "%s printed %r raw: %r" % (args[0], ch, r.stdout))
+            check("pwned" in r.stdout and "end" in r.stdout,
+                  "%s: the text is gone: %r" % (args[0], r.stdout))
+        r = stack.run("--json", "me")
+        check(json.loads(r.stdout)["first_name"] == hostile,
+              "me --json changed the name: %r" % r.stdout)
+    finally:
+        user["first_name"] = name
+        stack.api.set_webhook_error(None)
 
 
 def case_delete_webhook(stack):
@@ -424,7 +453,9 @@ CASES = [("me", case_me), ("set_webhook_request", case_set_webhook_request),
          ("set_webhook_certificate_multipart", case_set_webhook_certificate),
          ("set_webhook_validation", case_set_webhook_validation),
          ("telegram_errors", case_telegram_errors),
-         ("webhook_info", case_webhook_info), ("delete_webhook", case_delete_webhook),
+         ("webhook_info", case_webhook_info),
+         ("telegram_text_cleaned", case_telegram_text_cleaned),
+         ("delete_webhook", case_delete_webhook),
          ("poll_restart_no_loss_no_repeat", case_poll_restart),
          ("poll_conflict_409", case_poll_conflict),
          ("doctor_green", case_doctor_green),

@@ -445,6 +445,8 @@ def case_show_not_found(stack):
 def case_show_json(stack):
     f = stack.fixture()
     s = f.json("show", "1001")
+    check(list(s)[0] == "ok" and s["ok"] is True, "show answers without ok: %r" %
+          list(s))
     u = s["update"]
     check(u["update_id"] == 1001 and u["state"] == "done" and
           u["body"]["message"]["text"] == "hello one" and

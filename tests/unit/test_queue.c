@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -386,6 +387,111 @@ test_checkpoint_pages(void)
 	queue_close(q);
 }
 
+/*
+ * The one write transaction: nesting counts, a rollback inside dooms the outer
+ * commit, another process's lock is QUEUE_BUSY within max_wait_ms, and the purge
+ * rule keeps a done update whose call still waits, for the bot named only.
+ */
+static void
+test_transactions(void)
+{
+	const char		*path = db_path("tx.db");
+	struct queue		*q = NULL;
+	struct queue_item	 one[1];
+	struct queue_purge	 p = { .what = QUEUE_PURGE_DONE_UPDATES,
+	    .before = 1000, .bot = "a", .batch = 1, .max_batches = 0,
+	    .max_wait_ms = QUEUE_WAIT_FOREVER };
+	char			 err[512];
+	int64_t			 deleted = -1;
+	pid_t			 pid;
+	int			 fds[2], status;
+	char			 c;
+
+	CHECK("tx_open", queue_open(path, DURABILITY_FULL, 100, &q, err,
+	    sizeof(err)) == 0);
+	if (q == NULL)
+		return;
+	CHECK("tx_nested", queue_begin(q, QUEUE_WAIT_FOREVER, err, sizeof(err)) ==
+	    QUEUE_OK && queue_begin(q, 0, err, sizeof(err)) == QUEUE_OK &&
+	    sqlite3_exec(queue_db(q), "INSERT INTO poll_state VALUES ('x', 1, 1)",
+	    NULL, NULL, NULL) == SQLITE_OK &&
+	    queue_commit(q, err, sizeof(err)) == QUEUE_OK &&
+	    queue_commit(q, err, sizeof(err)) == QUEUE_OK &&
+	    query_int(path, "SELECT count(*) FROM poll_state") == 1);
+	queue_begin(q, QUEUE_WAIT_FOREVER, err, sizeof(err));
+	queue_begin(q, QUEUE_WAIT_FOREVER, err, sizeof(err));
+	sqlite3_exec(queue_db(q), "DELETE FROM poll_state", NULL, NULL, NULL);
+	queue_rollback(q);
+	CHECK("tx_doomed", queue_commit(q, err, sizeof(err)) == QUEUE_UNAVAILABLE &&
+	    sqlite3_get_autocommit(queue_db(q)) &&
+	    query_int(path, "SELECT count(*) FROM poll_state") == 1);
+
+	/* A child holds the lock until told to go. */
+	if (pipe(fds) == -1 || (pid = fork()) == -1)
+		return;
+	if (pid == 0) {
+		struct queue *held;
+
+		close(fds[1]);
+		if (queue_open(path, DURABILITY_FULL, 100, &held, err,
+		    sizeof(err)) == -1 || queue_begin(held, QUEUE_WAIT_FOREVER, err,
+		    sizeof(err)) != QUEUE_OK)
+			_exit(1);
+		if (read(fds[0], &c, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[0]);
+	{
+		struct timespec	 pause = { 0, 10 * 1000 * 1000 };
+		int		 i;
+
+		/* Until the child holds it (at most 5 s). */
+		for (i = 0; i < 500 && queue_begin(q, 0, err, sizeof(err)) ==
+		    QUEUE_OK; i++) {
+			queue_rollback(q);
+			nanosleep(&pause, NULL);
+		}
+	}
+	CHECK("tx_busy", queue_begin(q, 20, err, sizeof(err)) == QUEUE_BUSY &&
+	    sqlite3_get_autocommit(queue_db(q)));
+	c = 'x';
+	if (write(fds[1], &c, 1) != 1)
+		perror("write");
+	close(fds[1]);
+	waitpid(pid, &status, 0);
+	CHECK("tx_after_busy", queue_begin(q, 1000, err, sizeof(err)) == QUEUE_OK &&
+	    queue_commit(q, err, sizeof(err)) == QUEUE_OK);
+
+	/* Done long ago: bot a's update 1 (a call waits), 2 (its call was sent)
+	 * and bot b's update 3. */
+	one[0] = item(1, "{\"update_id\":1}", 10);
+	one[0].bot = "a";
+	queue_put_batch(q, one, 1, err, sizeof(err));
+	one[0] = item(2, "{\"update_id\":2}", 10);
+	one[0].bot = "a";
+	queue_put_batch(q, one, 1, err, sizeof(err));
+	one[0] = item(3, "{\"update_id\":3}", 10);
+	one[0].bot = "b";
+	queue_put_batch(q, one, 1, err, sizeof(err));
+	exec_on(path, "UPDATE updates SET state = 'done', handled_at = 20;"
+	    "INSERT INTO outbox (bot, update_row, method, params, created_at, state)"
+	    " SELECT 'a', id, 'sendMessage', '{}', 20, 'new' FROM updates"
+	    " WHERE update_id = 1;"
+	    "INSERT INTO outbox (bot, update_row, method, params, created_at, state,"
+	    " sent_at) SELECT 'a', id, 'sendMessage', '{}', 20, 'sent', 20"
+	    " FROM updates WHERE update_id = 2");
+	CHECK("purge_rule", queue_purge(q, &p, &deleted, err, sizeof(err)) ==
+	    QUEUE_OK && deleted == 1 && query_int(path, "SELECT count(*) FROM updates WHERE update_id IN "
+	    "(1, 3)") == 2 && query_int(path, "SELECT count(*) FROM next_call") == 1);
+	p.what = QUEUE_PURGE_SENT_CALLS;
+	p.bot = NULL;
+	CHECK("purge_sent_calls", queue_purge(q, &p, &deleted, err, sizeof(err)) ==
+	    QUEUE_OK && deleted == 1 && query_int(path, "SELECT count(*) FROM "
+	    "outbox") == 1);
+	queue_close(q);
+}
+
 int
 main(void)
 {
@@ -402,6 +508,7 @@ main(void)
 	test_store_unavailable();
 	test_open_together();
 	test_checkpoint_pages();
+	test_transactions();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
