@@ -247,12 +247,28 @@ proc_uses_queue(const char *pid, const char *real)
 	return found;
 }
 
+/* The decimal number at text, up to the first blank or newline; -1 on none. */
+static int64_t
+leading_number(const char *text)
+{
+	char		 word[32];
+	const char	*errstr;
+	size_t		 n = strcspn(text, " \n");
+	int64_t		 v;
+
+	if (n == 0 || n >= sizeof(word))
+		return -1;
+	memcpy(word, text, n);
+	word[n] = '\0';
+	return parse_int(word, 0, INT64_MAX, &v, &errstr) == 0 ? v : -1;
+}
+
 /* When process pid started, in unix time; -1 when unknown. */
 static int64_t
 proc_started(const char *pid)
 {
 	char		 path[PATH_MAX], buf[1024], *p;
-	long long	 btime = -1, ticks;
+	int64_t		 btime = -1, ticks;
 	long		 hz = sysconf(_SC_CLK_TCK);
 	FILE		*fp;
 	int		 field;
@@ -260,8 +276,10 @@ proc_started(const char *pid)
 	if ((fp = fopen("/proc/stat", "re")) == NULL)
 		return -1;
 	while (fgets(buf, sizeof(buf), fp) != NULL)
-		if (sscanf(buf, "btime %lld", &btime) == 1)
+		if (strncmp(buf, "btime ", 6) == 0) {
+			btime = leading_number(buf + 6);
 			break;
+		}
 	fclose(fp);
 	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
 	if (btime == -1 || hz <= 0 || (fp = fopen(path, "re")) == NULL)
@@ -273,7 +291,7 @@ proc_started(const char *pid)
 		return -1;
 	for (field = 2; field < 22 && p != NULL; field++)
 		p = strchr(p + 1, ' ');
-	if (p == NULL || sscanf(p, "%lld", &ticks) != 1)
+	if (p == NULL || (ticks = leading_number(p + 1)) == -1)
 		return -1;
 	return btime + ticks / hz;
 }

@@ -100,6 +100,8 @@ main(int argc, char *argv[])
 	char			 err[1024];
 	int			 o, rc;
 
+	if (check_std_fds() == -1)
+		return 1;
 	tgq_umask();
 	memset(&c, 0, sizeof(c));
 	log_init("tgq", LOG_LVL_WARNING);
