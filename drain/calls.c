@@ -55,6 +55,10 @@ set_chat(struct call *c, sqlite3_stmt *st, int col)
 	}
 }
 
+/* The columns of the statements below, in their order. */
+enum line_column { LINE_IS_OBJECT, LINE_METHOD, LINE_PARAMS, LINE_CHAT };
+enum echo_column { ECHO_METHOD, ECHO_PARAMS, ECHO_CHAT };
+
 static int
 parse_line(sqlite3_stmt *st, const char *line, size_t len, size_t lineno,
     struct call_list *list, char *err, size_t errlen)
@@ -65,21 +69,21 @@ parse_line(sqlite3_stmt *st, const char *line, size_t len, size_t lineno,
 
 	memset(&c, 0, sizeof(c));
 	sqlite3_bind_text(st, 1, line, (int)len, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) == 0) {
+	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, LINE_IS_OBJECT) == 0) {
 		LINE_ERR(err, errlen, lineno, "not a JSON object");
 		goto done;
 	}
-	method = (const char *)sqlite3_column_text(st, 1);
+	method = (const char *)sqlite3_column_text(st, LINE_METHOD);
 	if (method == NULL || !botapi_method_valid(method)) {
 		LINE_ERR(err, errlen, lineno, "\"method\" must be a name of letters");
 		goto done;
 	}
-	if (set_chat(&c, st, 3) == -1) {
+	if (set_chat(&c, st, LINE_CHAT) == -1) {
 		LINE_ERR(err, errlen, lineno,
 		    "\"chat_id\" must be an integer or a short string");
 		goto done;
 	}
-	params = (const char *)sqlite3_column_text(st, 2);
+	params = (const char *)sqlite3_column_text(st, LINE_PARAMS);
 	snprintf(c.method, sizeof(c.method), "%s", method);
 	if (params == NULL || (c.params = strdup(params)) == NULL ||
 	    push_call(list, &c) == -1) {
@@ -191,9 +195,9 @@ calls_echo(sqlite3 *db, sqlite3_stmt **cached, const char *body, size_t len,
 
 		memset(&c, 0, sizeof(c));
 		snprintf(c.method, sizeof(c.method), "sendMessage");
-		set_chat(&c, st, 2);
-		if ((c.params = strdup((const char *)sqlite3_column_text(st, 1))) ==
-		    NULL || push_call(list, &c) == -1) {
+		set_chat(&c, st, ECHO_CHAT);
+		c.params = strdup((const char *)sqlite3_column_text(st, ECHO_PARAMS));
+		if (c.params == NULL || push_call(list, &c) == -1) {
 			free(c.params);
 			snprintf(err, errlen, "out of memory");
 			break;

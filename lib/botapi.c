@@ -189,6 +189,12 @@ set_description(struct botapi_answer *a, const char *text, int64_t code)
 		    (long long)code);
 }
 
+/* The columns of the answer statement, in its order. */
+enum answer_column {
+	ANS_IS_OBJECT, ANS_OK_TYPE, ANS_ERROR_CODE, ANS_DESCRIPTION, ANS_RETRY_AFTER,
+	ANS_MIGRATE_TO, ANS_RESULT
+};
+
 static int
 column_integer(sqlite3_stmt *st, int col, int64_t *out)
 {
@@ -215,17 +221,19 @@ botapi_classify(struct botapi_parser *p, int transport_ok, const char *transport
 		return;
 	}
 	sqlite3_bind_text(st, 1, body, (int)len, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) == 0 ||
-	    (ok = (const char *)sqlite3_column_text(st, 1)) == NULL ||
+	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, ANS_IS_OBJECT) == 0 ||
+	    (ok = (const char *)sqlite3_column_text(st, ANS_OK_TYPE)) == NULL ||
 	    (strcmp(ok, "true") != 0 && strcmp(ok, "false") != 0)) {
 		a->outcome = BOTAPI_TRANSIENT;
 		snprintf(a->description, sizeof(a->description),
 		    "HTTP %ld without a Bot API answer", http_status);
 		goto done;
 	}
-	description = (const char *)sqlite3_column_text(st, 3);
+	description = (const char *)sqlite3_column_text(st,
+	    ANS_DESCRIPTION);
 	if (strcmp(ok, "true") == 0) {
-		const char *result = (const char *)sqlite3_column_text(st, 6);
+		const char *result = (const char *)sqlite3_column_text(st,
+		    ANS_RESULT);
 
 		a->outcome = BOTAPI_OK;
 		/* Some calls say what they did ("Webhook was set"). */
@@ -234,17 +242,18 @@ botapi_classify(struct botapi_parser *p, int transport_ok, const char *transport
 		a->result = strdup(result != NULL ? result : "null");
 		goto done;
 	}
-	if (!column_integer(st, 2, &code))
+	if (!column_integer(st, ANS_ERROR_CODE, &code))
 		code = http_status;
 	a->error_code = code;
 	if (code == 429) {
 		a->outcome = BOTAPI_RETRY_AFTER;
-		if (!column_integer(st, 4, &a->retry_after_s) || a->retry_after_s < 1)
+		if (!column_integer(st, ANS_RETRY_AFTER, &a->retry_after_s) ||
+		    a->retry_after_s < 1)
 			a->retry_after_s = 1;
 		if (a->retry_after_s > 3600)
 			a->retry_after_s = 3600;
 		set_description(a, description, code);
-	} else if (column_integer(st, 5, &a->migrate_to_chat_id)) {
+	} else if (column_integer(st, ANS_MIGRATE_TO, &a->migrate_to_chat_id)) {
 		a->outcome = BOTAPI_MIGRATE;
 		set_description(a, description, code);
 	} else if (code >= 400 && code < 500) {
