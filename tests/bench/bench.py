@@ -210,6 +210,8 @@ class CpuWatch:
 def failure(r):
     """Why a load run does not count (None when it does): no rate, nothing
     answered, answers other than 2xx, socket errors, or 200s without rows."""
+    if r.get("why"):
+        return r["why"]
     if r.get("rps") is None:
         return "no rate"
     if r.get("ok200", 1) <= 0:
@@ -245,7 +247,8 @@ class Paired:
         if not self.rounds:
             return "-"
         if not self.ok:
-            return "FAILED in all %d rounds" % len(self.rounds)
+            return "FAILED in all %d rounds: %s" % (
+                len(self.rounds), ", ".join("%d (%s)" % f for f in self.failed))
         t = "%.2f (%.2f-%.2f over %d rounds" % (self.median, min(self.ok), max(self.ok),
                                                len(self.ok))
         if self.failed:
@@ -1030,8 +1033,10 @@ class Bench:
             for who in order:
                 if who == "tgq":
                     cps, sent, took = self.tgq_drain_run(api, n, chats, "a%d" % rnd)
-                    tgq.append({"rps": cps, "ok200": sent, "non2xx": 0, "errors":
-                                n - sent})
+                    tgq.append({"rps": cps, "ok200": sent, "non2xx": 0, "errors": 0,
+                                "why": None if sent == n else
+                                "%d of %d calls sent within %d s" % (
+                                    sent, n, self.args.drain_timeout)})
                     if sent != n:
                         NOTES.append("drain round %d: %d of %d calls sent within the "
                                      "%d s bound; FAILED" %
@@ -1069,11 +1074,16 @@ class Bench:
         """grammY's bot.api.sendMessage, 16 promises at once, n calls; a run dict
         (rps = calls answered without an error per second)."""
         watch = CpuWatch({})
-        r = subprocess.run(
-            [shutil.which("node"), os.path.join(self.grammy_dir, "grammy_client.js"),
-             api, str(n), "16", str(chats)], capture_output=True, text=True,
-            env=self.node_env(), cwd=self.grammy_dir, timeout=60 + n // 500,
-            **as_run_user())
+        bound = 60 + n // 1000
+        try:
+            r = subprocess.run(
+                [shutil.which("node"), os.path.join(self.grammy_dir, "grammy_client.js"),
+                 api, str(n), "16", str(chats)], capture_output=True, text=True,
+                env=self.node_env(), cwd=self.grammy_dir, timeout=bound,
+                **as_run_user())
+        except subprocess.TimeoutExpired:
+            log("  round %d grammY client FAILED: not done within %d s" % (rnd, bound))
+            return {"rps": None, "ok200": 0, "non2xx": 0, "errors": 0}
         try:
             o = json.loads(r.stdout.strip().splitlines()[-1])
             cps = (o["calls"] - o["errors"]) / o["seconds"]
@@ -1331,10 +1341,14 @@ class Bench:
             return
         # The same 100,000 calls from grammY's client: one pair, tgq's run above
         # first (five rounds of these would take five minutes).
-        tgq = {"rps": sent / took, "ok200": sent, "non2xx": 0, "errors": n - sent}
+        tgq = {"rps": sent / took, "ok200": sent, "non2xx": 0, "errors": 0}
+        if sent < n:
+            tgq["why"] = "tgq-drain sent %d of %d calls within %d s" % (
+                sent, n, self.args.backlog_seconds)
         g = self.grammy_client_run(api, n, 1000, 1)
         p = Paired([(tgq, g)])
-        log("  tgq-drain / grammY on %d calls: %s" % (n, p.text()))
+        log("  tgq-drain %.0f calls/s, grammY %s calls/s; tgq-drain / grammY on %d "
+            "calls: %s" % (tgq["rps"], fmt(g["rps"]), n, p.text()))
         fig("ratio_drain_vs_grammy_n%d" % n, p.text())
 
     def big_queue(self):
@@ -1474,9 +1488,8 @@ class Bench:
                     "handled meanwhile %d" % (
                         rnd, kind, fmt(r["rps"]), fmt(r["p50"], "%.2f"),
                         fmt(r["p99"], "%.2f"), r["non2xx"], r["errors"], rows,
-                        r["busy"], r["steal"],
-                        "  FAILED: %s" % failure(r) if failure(r) else "",
-                        r["ok200"], done))
+                        r["ok200"], r["busy"], r["steal"],
+                        "  FAILED: %s" % failure(r) if failure(r) else "", done))
         m = {k: med([r["rps"] for r in v]) for k, v in res.items()}
         handled = {k: med([r["done"] for r in v]) for k, v in res.items()}
         p_spread = Paired(zip(res["hot"], res["spread"]))
