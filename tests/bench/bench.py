@@ -157,8 +157,9 @@ def proc_ticks(pid):
     return int(rest[11]) + int(rest[12])
 
 
-def children_of(ppid):
-    out = []
+def proc_table():
+    """{pid: (command, parent pid, utime + stime ticks)} of every process."""
+    out = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -167,9 +168,14 @@ def children_of(ppid):
                 st = f.read()
         except OSError:
             continue
-        if int(st[st.rindex(")") + 2:].split()[1]) == ppid:
-            out.append(int(d))
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        rest = st[st.rindex(")") + 2:].split()
+        out[int(d)] = (comm, int(rest[1]), int(rest[11]) + int(rest[12]))
     return out
+
+
+def children_of(ppid):
+    return [pid for pid, (_c, parent, _t) in proc_table().items() if parent == ppid]
 
 
 def machine_ticks():
@@ -1529,19 +1535,7 @@ class LoadSampler:
         self.thread = threading.Thread(target=self.loop, daemon=True)
 
     def snapshot(self):
-        out = {}
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    st = f.read()
-            except OSError:
-                continue
-            comm = st[st.index("(") + 1:st.rindex(")")]
-            rest = st[st.rindex(")") + 2:].split()
-            out[int(d)] = (comm, int(rest[1]), int(rest[11]) + int(rest[12]))
-        return out
+        return proc_table()
 
     def ours(self, pid, snap):
         for _ in range(64):
