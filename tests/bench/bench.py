@@ -532,8 +532,8 @@ def snippet_for(socket_path, tmpdir, name):
 
 
 def noop_location(socket_path):
-    """The issue's FastCGI ceiling: the shipped location's limits, one FastCGI
-    connection per request (a libfcgi responder without threads cannot keep one)."""
+    """The no-op libfcgi responder's location: the shipped location's limits, one
+    FastCGI connection per request (a libfcgi responder without threads cannot keep one)."""
     _, location = h.nginx_snippets(socket_path)
     location = location.replace("fastcgi_keep_conn on;", "fastcgi_keep_conn off;")
     return location.replace("fastcgi_pass %s;" % h.SHIPPED_UPSTREAM,
@@ -777,7 +777,7 @@ class Bench:
                           "            client_body_buffer_size 1m;\n"
                           "            proxy_pass http://127.0.0.1:%d;\n        }"
                 % self.grammy_port)
-            # The same with an upstream keepalive pool (what the issue's reference
+            # The same with an upstream keepalive pool (what a published reference
             # figure for grammY most likely used): nginx reuses its connections to
             # node instead of opening one per request.
             add("grammy_ka", "        location /telegram/ {\n"
