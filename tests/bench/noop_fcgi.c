@@ -1,8 +1,9 @@
 /*
- * The FastCGI ceiling for `make bench`: a responder that reads the request body and
- * answers 200, doing nothing else.  One request at a time per process, like a
- * classic libfcgi program; the bench runs 4 of them under spawn-fcgi with no
- * FastCGI keepalive, exactly as tgq-webhook is run.
+ * The no-op libfcgi responder of `make bench`: reads the request body and answers
+ * 200, doing nothing else.  One request at a time per process, like a classic
+ * libfcgi program; the bench runs 4 of them under spawn-fcgi, and nginx opens a
+ * FastCGI connection per request (libfcgi without threads cannot keep one).  Not
+ * a ceiling: tests/bench/ceiling_fcgi.c, with kept connections, is.
  */
 #include <stdlib.h>
 
