@@ -222,7 +222,7 @@ const struct bot_config *config_bot(const struct config *cfg, const char *name,
 void	 config_print_keys(FILE *out);
 
 /* queue.c */
-#define QUEUE_SCHEMA_VERSION 5
+#define QUEUE_SCHEMA_VERSION 6
 /* A retried delivery within this window is a duplicate; after it, Telegram may have
  * started update_id afresh, so the same id is a new update. */
 #define QUEUE_DEDUPE_WINDOW_S (24 * 60 * 60)
