@@ -189,7 +189,9 @@ int64_t	 retry_backoff_s(int64_t failures);
  * Where the next kinds go: "http:" (POST each update to the bot's webhook
  * server) is a run like exec:; "pull" (a local Bot API serves getUpdates) runs
  * nothing: a kind with neither handle() nor start(), whose bot's updates the
- * claim then leaves alone.
+ * claim then leaves alone.  No kind sees an update the bot's allowed_users keeps
+ * out: the claim ends those first (gate.c); whatever serves "pull" is to ask
+ * gate_check() the same before it hands an update out.
  */
 #define HANDLER_KINDS(X)	\
 	X(ECHO, echo)		\
