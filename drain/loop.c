@@ -365,7 +365,7 @@ claim_updates(struct drain *d, int64_t now_ms)
 		else
 			claimed_free(&claimed[i]);
 	}
-	return n;
+	return taken;	/* those that ended here are progress too */
 }
 
 static void

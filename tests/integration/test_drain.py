@@ -732,6 +732,15 @@ def case_allowed_echo(stack):
     check("skipped: user %d is not allowed" % other in show, "tgq show: %r" % show)
     check("update %d: skipped: user %d is not allowed; deny_text answers it" %
           (theirs, other) in stack.logs(), "the log does not say why")
+    # A run that finds only refused messages still sends their answers.
+    (again,) = stack.uids(1)
+    stack.post(again, other, "please")
+    stack.run_once(**env)
+    # (a new drain does not know when the last one wrote to the chat: the
+    # fake's limit may answer 429 first, and the call is sent again)
+    check([c["params"]["text"] for c in stack.calls_to(other)
+           if c["status"] == 200] == [DENY, DENY],
+          "a run with only a refused message sent %r" % stack.calls_to(other))
 
 
 def case_allowed_exec(stack):
