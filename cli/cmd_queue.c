@@ -467,8 +467,10 @@ ls_text_row(sqlite3_stmt *st)
 		printf(" %14lld", (long long)sqlite3_column_int64(st, LS_CHAT));
 	printf("  %-6s %5lld  ", col_text(st, LS_STATE),
 	    (long long)sqlite3_column_int64(st, LS_ATTEMPTS));
-	/* A dead update: why it died says more than what it said. */
-	preview = strcmp(col_text(st, LS_STATE), "dead") == 0 &&
+	/* A dead update, or one done without its handler (allowed_users): why
+	 * says more than what it said. */
+	preview = (strcmp(col_text(st, LS_STATE), "dead") == 0 ||
+	    strcmp(col_text(st, LS_STATE), "done") == 0) &&
 	    !col_null(st, LS_ERROR) ? col_text(st, LS_ERROR) : col_text(st, LS_TEXT);
 	if (preview != NULL)
 		cli_put_clean(stdout, preview, PREVIEW_CHARS);

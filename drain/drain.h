@@ -125,6 +125,9 @@ int	 jobs_finish(struct jobs *j, const struct claimed *c,
  * batches); lost[i] is 1 when c[i]'s lease was lost. */
 int	 jobs_finish_many(struct jobs *j, struct claimed *const *c,
 	    const struct call_list *calls, int *lost, size_t n, int64_t now);
+/* The same for an update no handler saw: done, with why in last_error. */
+int	 jobs_skip(struct jobs *j, const struct claimed *c,
+	    const struct call_list *calls, const char *why, int64_t now);
 /* The handler failed: the update is retried after a backoff, or dead. */
 int	 jobs_fail(struct jobs *j, const struct claimed *c, const char *reason,
 	    int dead, int64_t now);
@@ -156,6 +159,18 @@ int	 jobs_changed(struct jobs *j);
 /* 1 when the last failure was only another writer holding the queue. */
 int	 jobs_busy(const struct jobs *j);
 
+/* gate.c */
+/*
+ * Whether the bot's allowed_users lets a claimed update reach its handler: 1
+ * when it does (always, when the list is empty); 0 when it does not, with the
+ * reason for its last_error in why and, when the bot has a deny_text and the
+ * update is a message, the answer to record in *deny (calls_free it); -1 with
+ * why.  *cached is the caller's, as for calls_echo.
+ */
+int	 gate_check(struct sqlite3 *db, struct sqlite3_stmt **cached,
+	    const struct bot_config *bot, const struct claimed *c,
+	    struct call_list *deny, char *why, size_t whylen);
+
 /* backoff.c */
 /* Seconds to wait after the failures-th failed attempt: doubling from 1 s, at most
  * 300 s, +-25% at random (random(): the caller seeds it). */
@@ -174,7 +189,9 @@ int64_t	 retry_backoff_s(int64_t failures);
  * Where the next kinds go: "http:" (POST each update to the bot's webhook
  * server) is a run like exec:; "pull" (a local Bot API serves getUpdates) runs
  * nothing: a kind with neither handle() nor start(), whose bot's updates the
- * claim then leaves alone.
+ * claim then leaves alone.  No kind sees an update the bot's allowed_users keeps
+ * out: the claim ends those first (gate.c); whatever serves "pull" is to ask
+ * gate_check() the same before it hands an update out.
  */
 #define HANDLER_KINDS(X)	\
 	X(ECHO, echo)		\

@@ -62,7 +62,7 @@ static const char *const stmt_sql[S_NSTMT] = {
 	"  attempts = attempts + 1 WHERE id = ?1",
 	/* S_FINISH: only while the lease is still ours. */
 	"UPDATE updates SET state = 'done', handled_at = ?3, lease_until = NULL,"
-	"  last_error = NULL WHERE id = ?1 AND state = 'leased' AND lease_until = ?2",
+	"  last_error = ?4 WHERE id = ?1 AND state = 'leased' AND lease_until = ?2",
 	/* S_INSERT_CALL */
 	"INSERT INTO outbox (bot, update_row, update_id, chat_id, method, params,"
 	"  created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -360,7 +360,7 @@ bind_chat(sqlite3_stmt *st, int col, const struct call *c)
  * *lost is 1 when the lease was no longer ours (nothing written then). */
 static int
 finish_one(struct jobs *j, const struct claimed *c, const struct call_list *calls,
-    int64_t now, int *lost)
+    const char *why, int64_t now, int *lost)
 {
 	sqlite3_stmt	*st = j->st[S_FINISH];
 	size_t		 i;
@@ -368,6 +368,10 @@ finish_one(struct jobs *j, const struct claimed *c, const struct call_list *call
 	sqlite3_bind_int64(st, 1, c->row);
 	sqlite3_bind_int64(st, 2, c->lease_until);
 	sqlite3_bind_int64(st, 3, now);
+	if (why != NULL)
+		sqlite3_bind_text(st, 4, why, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
 	if (run(st) == -1)
 		return -1;
 	/* Our lease ran out and another drain took the update: its result
@@ -403,7 +407,7 @@ jobs_finish_many(struct jobs *j, struct claimed *const *c,
 	if (begin(j) == -1)
 		return -1;
 	for (i = 0; i < n; i++) {
-		if (finish_one(j, c[i], &calls[i], now, &lost[i]) == -1) {
+		if (finish_one(j, c[i], &calls[i], NULL, now, &lost[i]) == -1) {
 			rollback(j);
 			return -1;
 		}
@@ -419,7 +423,7 @@ jobs_finish(struct jobs *j, const struct claimed *c, const struct call_list *cal
 
 	if (begin(j) == -1)
 		return -1;
-	if (finish_one(j, c, calls, now, &lost) == -1) {
+	if (finish_one(j, c, calls, NULL, now, &lost) == -1) {
 		rollback(j);
 		return -1;
 	}
@@ -428,6 +432,24 @@ jobs_finish(struct jobs *j, const struct claimed *c, const struct call_list *cal
 		return 1;
 	}
 	return commit(j);
+}
+
+/* Used inside the claim's transaction, which a lost lease must not end. */
+int
+jobs_skip(struct jobs *j, const struct claimed *c, const struct call_list *calls,
+    const char *why, int64_t now)
+{
+	int lost = 0;
+
+	if (begin(j) == -1)
+		return -1;
+	if (finish_one(j, c, calls, why, now, &lost) == -1) {
+		rollback(j);
+		return -1;
+	}
+	if (commit(j) == -1)
+		return -1;
+	return lost;
 }
 
 int

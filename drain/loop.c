@@ -110,6 +110,7 @@ struct drain {
 	struct stopping		 stopping;
 	struct chores		 chores;
 	int			 inofd;		/* follow mode: the queue's folder */
+	sqlite3_stmt		*gate_st;	/* gate_check's, on the queue */
 	uint64_t		 handled, sent;
 };
 
@@ -253,6 +254,45 @@ handle_in_transaction(struct drain *d, struct claimed **batch, size_t n)
 }
 
 /*
+ * Keeps from claimed[0..n) the updates whose bot's allowed_users lets them reach
+ * a handler, moved to the front, and returns how many; the others end here,
+ * inside the claim's transaction, before any kind of handler sees them: done,
+ * with the reason in last_error and deny_text's answer in the outbox.
+ */
+static size_t
+gate_claimed(struct drain *d, struct claimed *claimed, size_t n)
+{
+	struct call_list	 deny;
+	char			 why[256];
+	size_t			 i, kept = 0;
+	int			 rc;
+
+	for (i = 0; i < n; i++) {
+		struct claimed *c = &claimed[i];
+
+		rc = gate_check(queue_db(d->q), &d->gate_st, find_bot(d, c->bot)->cfg,
+		    c, &deny, why, sizeof(why));
+		if (rc == 1) {
+			claimed[kept++] = *c;
+			continue;
+		}
+		if (rc == 0) {
+			log_info("bot %s update %lld: %s%s", c->bot,
+			    (long long)c->update_id, why, deny.n > 0 ?
+			    "; deny_text answers it" : "");
+			(void)jobs_skip(d->jobs, c, &deny, why, now_unix());
+			calls_free(&deny);
+		} else {
+			log_err("bot %s update %lld: %s", c->bot,
+			    (long long)c->update_id, why);
+			(void)jobs_fail(d->jobs, c, why, 0, now_unix());
+		}
+		claimed_free(c);
+	}
+	return kept;
+}
+
+/*
  * Claims what can be handled now: as many as the free handler slots take, or,
  * when no bot's handler runs as a process, a batch.  The claim and what the
  * handlers that need no process made of it are one transaction; handler
@@ -264,7 +304,7 @@ claim_updates(struct drain *d, int64_t now_ms)
 {
 	struct claimed	 claimed[CLAIM_MAX];
 	struct claimed	*inside[CLAIM_MAX];
-	size_t		 i, n = 0, ninside = 0, room, handled = 0;
+	size_t		 i, n = 0, ninside = 0, room, handled = 0, taken = 0;
 
 	if (jobs_changed(d->jobs) || now_ms - d->claiming.last_ms >= FOLLOW_TICK_MS)
 		d->claiming.again = 1;
@@ -285,23 +325,27 @@ claim_updates(struct drain *d, int64_t now_ms)
 	 * claimed again in the same transaction, so a chat with a backlog moves
 	 * a batch per COMMIT, not one update (at most `room` in all). */
 	for (;;) {
-		size_t got, first = ninside;
+		size_t got, kept, first = ninside;
 
-		if (jobs_claim(d->jobs, now_unix(), room - n, claimed + n, &got) == -1) {
+		if (jobs_claim(d->jobs, now_unix(), room - taken, claimed + n,
+		    &got) == -1) {
 			jobs_rollback(d->jobs);
 			note_queue_result(d, -1);
 			for (i = 0; i < n; i++)
 				claimed_free(&claimed[i]);
 			return 0;
 		}
-		for (i = n; i < n + got; i++)
+		taken += got;
+		kept = gate_claimed(d, claimed + n, got);
+		for (i = n; i < n + kept; i++)
 			if (handler_of(d, &claimed[i])->handle != NULL)
 				inside[ninside++] = &claimed[i];
-		n += got;
+		n += kept;
 		if (ninside > first)
 			handled += handle_in_transaction(d, inside + first,
 			    ninside - first);
-		if (got == 0 || ninside == first || n == room)
+		/* What ended in this transaction lets its chat's next update go. */
+		if (got == 0 || (ninside == first && kept == got) || taken == room)
 			break;
 	}
 	if (jobs_commit(d->jobs) == -1) {
@@ -311,7 +355,8 @@ claim_updates(struct drain *d, int64_t now_ms)
 		return 0;
 	}
 	note_queue_result(d, 0);
-	d->claiming.again = n == room || ninside > 0;	/* their chats may go on */
+	/* their chats may go on */
+	d->claiming.again = taken == room || ninside > 0 || taken > n;
 	d->handled += handled;
 	metrics_add(d->metrics, M_HANDLED, handled);
 	for (i = 0; i < n; i++) {
@@ -320,7 +365,7 @@ claim_updates(struct drain *d, int64_t now_ms)
 		else
 			claimed_free(&claimed[i]);
 	}
-	return n;
+	return taken;	/* those that ended here are progress too */
 }
 
 static void
@@ -752,6 +797,7 @@ teardown(struct drain *d)
 		ratelimit_free(d->bots[i].rl);
 		bot_handler_release(&d->bots[i].handler);
 	}
+	sqlite3_finalize(d->gate_st);
 	free(d->runs);
 	free(d->flights);
 	free(d->answers.r);

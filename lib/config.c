@@ -37,11 +37,14 @@ enum key_type {
 	KEY_ENUM,	/* one of the choices' names, stored as its value (an enum) */
 	KEY_CIDRS,	/* a struct cidr_list */
 	KEY_HANDLER,	/* echo or exec:/absolute/program [args] */
+	KEY_USERS,	/* a struct user_list; empty is an empty list */
+	KEY_TEXT,	/* any text of 1 to max characters */
 };
 static const char *const key_type_names[] = { [KEY_PATH] = "path",
 	[KEY_URL] = "url", [KEY_INT] = "integer", [KEY_SIZE] = "size",
 	[KEY_DURATION] = "duration", [KEY_ENUM] = "enum", [KEY_CIDRS] = "cidr-list",
-	[KEY_HANDLER] = "handler" };
+	[KEY_HANDLER] = "handler", [KEY_USERS] = "user-list",
+	[KEY_TEXT] = "text" };
 struct key_choice {
 	const char	*name;
 	int		 value;
@@ -90,6 +93,9 @@ _Static_assert(sizeof(enum durability) == sizeof(int) &&
 	choices, rule, def, flags }
 #define CIDRS(sec, name, env, f) \
 	{ SECTION_##sec, name, env, KEY_CIDRS, FIELD(sec, f, struct cidr_list), \
+	0, 0, NULL, NULL, NULL, 0 }
+#define USERS(sec, name, env, f) \
+	{ SECTION_##sec, name, env, KEY_USERS, FIELD(sec, f, struct user_list), \
 	0, 0, NULL, NULL, NULL, 0 }
 
 static const struct config_key config_keys[] = {
@@ -143,6 +149,10 @@ static const struct config_key config_keys[] = {
 	    "0 (off) to 100000 per second", "1"),
 	NUMBER(BOT, "rate_group", "TGQ_RATE_GROUP", KEY_INT, rate_group, 0, 100000,
 	    "0 (off) to 100000 per minute", "20"),
+	USERS(BOT, "allowed_users", "TGQ_ALLOWED_USERS", allowed_users),
+	{ SECTION_BOT, "deny_text", "TGQ_DENY_TEXT", KEY_TEXT,
+	    FIELD(BOT, deny_text, char *), 1, DENY_TEXT_MAX, NULL,
+	    "1 to 4096 characters", NULL, 0 },
 };
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -224,6 +234,18 @@ handler_program(const char *botname, const char *handler, char *prog,
 	return 1;
 }
 
+/* Characters, not bytes, as Telegram counts a message's length. */
+static size_t
+utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
 static const struct key_choice *
 key_choice(const struct config_key *k, const char *value)
 {
@@ -254,8 +276,10 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 	int64_t		 n;
 	int		 rc;
 
-	/* No [bot] key has a meaning when empty: an empty one is a mistake. */
-	if (k->section == SECTION_BOT && *value == '\0') {
+	/* No other [bot] key has a meaning when empty: an empty one is a mistake.
+	 * An empty list of users is everyone, as when the key is not given, so
+	 * that TGQ_ALLOWED_USERS= can lift a file's list. */
+	if (k->section == SECTION_BOT && *value == '\0' && k->type != KEY_USERS) {
 		snprintf(why, whylen, "%s: empty value", k->name);
 		return -1;
 	}
@@ -287,6 +311,20 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 			return -1;
 		}
 		return 0;
+	case KEY_USERS:
+		if (user_list_parse(value, (struct user_list *)(void *)field, reason,
+		    sizeof(reason)) == -1) {
+			snprintf(why, whylen, "%s: %s", k->name, reason);
+			return -1;
+		}
+		return 0;
+	case KEY_TEXT:
+		if (utf8_chars(value) < (size_t)k->min ||
+		    utf8_chars(value) > (size_t)k->max) {
+			snprintf(why, whylen, "%s: must be %s", k->name, k->rule);
+			return -1;
+		}
+		goto string;
 	case KEY_PATH:
 		if (*value == '\0') {
 			snprintf(why, whylen, "%s: empty path", k->name);
@@ -864,8 +902,12 @@ free_strings(enum key_section section, void *base)
 	for (i = 0; i < NKEYS; i++)
 		if (config_keys[i].section == section &&
 		    (config_keys[i].type == KEY_PATH || config_keys[i].type == KEY_URL ||
-		    config_keys[i].type == KEY_HANDLER))
+		    config_keys[i].type == KEY_HANDLER || config_keys[i].type == KEY_TEXT))
 			free(*(char **)(void *)((char *)base + config_keys[i].offset));
+		else if (config_keys[i].section == section &&
+		    config_keys[i].type == KEY_USERS)
+			user_list_free((struct user_list *)(void *)((char *)base +
+			    config_keys[i].offset));
 }
 
 void

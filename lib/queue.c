@@ -277,9 +277,17 @@ static const char schema_v5[] =
 	"CREATE INDEX updates_done_by_time ON updates(handled_at) WHERE state = 'done';\n"
 	"CREATE INDEX outbox_sent_by_time ON outbox(sent_at) WHERE state = 'sent';\n";
 
+/* Version 6: updates that ended without reaching their handler (a bot's
+ * allowed_users): done, and why. */
+static const char schema_v6[] =
+	"CREATE VIEW skipped AS\n"
+	"    SELECT id, bot, update_id, chat_id, kind,\n"
+	"           datetime(handled_at, 'unixepoch') AS handled, last_error\n"
+	"    FROM updates WHERE state = 'done' AND last_error IS NOT NULL;\n";
+
 /* Index i holds the SQL that takes a version-i file to version i + 1. */
 static const char *const migrations[QUEUE_SCHEMA_VERSION] = { schema_v1, schema_v2,
-	schema_v3, schema_v4, schema_v5 };
+	schema_v3, schema_v4, schema_v5, schema_v6 };
 
 /* The one place that decides what "another writer holds the queue" is. */
 enum queue_status

@@ -144,7 +144,25 @@ struct bot_config {
 	int64_t	 rate_global;
 	int64_t	 rate_chat;
 	int64_t	 rate_group;
+	/* Whose updates reach the handler: n 0 means everyone's. */
+	struct user_list {
+		int64_t	*ids;
+		size_t	 n;
+	} allowed_users;
+	char	*deny_text;	/* the answer to a message refused; NULL: none */
 };
+/* users.c */
+/* Parses "11111, 22222" (positive ids, commas or blanks between them; none is
+ * an empty list) into list, replacing what it held; -1 with why, which names the
+ * entry by its place, never its text. */
+#define USER_LIST_MAX 10000
+int	 user_list_parse(const char *text, struct user_list *list, char *err,
+	    size_t errlen);
+/* 1 when the list is empty (everyone) or holds user. */
+int	 user_list_allows(const struct user_list *list, int64_t user);
+void	 user_list_free(struct user_list *list);
+/* Telegram's limit on a message's text, in characters. */
+#define DENY_TEXT_MAX 4096
 struct config {
 	char		*path;		/* the file read, NULL when none */
 	char		*database;
@@ -204,7 +222,7 @@ const struct bot_config *config_bot(const struct config *cfg, const char *name,
 void	 config_print_keys(FILE *out);
 
 /* queue.c */
-#define QUEUE_SCHEMA_VERSION 5
+#define QUEUE_SCHEMA_VERSION 6
 /* A retried delivery within this window is a duplicate; after it, Telegram may have
  * started update_id afresh, so the same id is a new update. */
 #define QUEUE_DEDUPE_WINDOW_S (24 * 60 * 60)

@@ -14,6 +14,8 @@ Groups:
   retention  old done updates and sent calls go, the rest stays
   hotchat    300 updates of one chat, some arriving out of order, and a dead one
              handed back: handled in update_id order, once each
+  allowed    allowed_users with echo and exec:: others' updates never reach the
+             handler, end done with the reason, and deny_text answers once
 """
 
 import os
@@ -160,6 +162,20 @@ class Stack:
                        "Content-Type": "application/json"},
                       update(uid, chat_id, text), conn=conn)
         check(r.status == 200, "posting update %d: HTTP %d" % (uid, r.status))
+
+    def post_body(self, body):
+        r = h.request(self.server.port, "POST", "/telegram/webhook",
+                      {SECRET_HEADER: self.secret,
+                       "Content-Type": "application/json"}, body.encode())
+        check(r.status == 200, "posting %r: HTTP %d" % (body[:60], r.status))
+
+    def tgq(self, *args):
+        r = subprocess.run([os.path.join(self.ctx.bindir, "tgq")] + list(args),
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           env=h.base_env(self.env()), timeout=60, cwd=self.tmpdir)
+        check(r.returncode == 0, "tgq %s: exit %d: %r" % (
+            " ".join(args), r.returncode, r.stderr[-300:]))
+        return r.stdout.decode()
 
     def uids(self, n):
         first = self.next_uid
@@ -645,6 +661,130 @@ def case_hot_chat(stack):
           "heads left with nothing waiting")
 
 
+# ------------------------------------------------------------------ allowed
+
+DENY = "\u26d4 You are not authorized to use this bot."
+MARKER_HANDLER = r"""#!/bin/sh
+# Records each update it is given, then answers it.
+body=$(cat)
+echo "$TGQ_UPDATE_ID" >> "$0.seen"
+chat=$(printf '%s' "$body" | sed -n 's/.*"chat":{"id":\(-\{0,1\}[0-9]*\).*/\1/p')
+printf '{"method":"sendMessage","chat_id":%s,"text":"seen"}\n' "$chat"
+"""
+
+
+def callback_query(uid, user):
+    return ('{"update_id":%d,"callback_query":{"id":"cb%d","from":{"id":%d,'
+            '"is_bot":false,"first_name":"C"},"chat_instance":"1","data":"x"}}' %
+            (uid, uid, user))
+
+
+def channel_post(uid, chat):
+    return ('{"update_id":%d,"channel_post":{"message_id":%d,"date":1700000000,'
+            '"chat":{"id":%d,"type":"channel","title":"C"},"text":"news"}}' %
+            (uid, uid, chat))
+
+
+def update_rows(stack, uids):
+    return {u: (s, e) for u, s, e in stack.queue.query(
+        "SELECT update_id, state, last_error FROM updates WHERE update_id IN (%s)"
+        % ",".join(str(u) for u in uids))}
+
+
+def case_allowed_echo(stack):
+    """echo answers the listed user only; another user's message gets
+    deny_text once, a callback query nothing, and a channel post (no sender)
+    is skipped while allowed_users is set."""
+    me, other, clicker, channel = 424242, 777001, 777002, -1001234567
+    env = dict(TGQ_ALLOWED_USERS="11111, %d" % me, TGQ_DENY_TEXT=DENY)
+    mine, theirs, click, post = stack.uids(4)
+    stack.post(mine, me, "hi")
+    stack.post(theirs, other, "let me in")
+    stack.post_body(callback_query(click, clicker))
+    stack.post_body(channel_post(post, channel))
+    stack.run_once(**env)
+    rows = update_rows(stack, [mine, theirs, click, post])
+    want = {mine: ("done", None),
+            theirs: ("done", "skipped: user %d is not allowed" % other),
+            click: ("done", "skipped: user %d is not allowed" % clicker),
+            post: ("done", "skipped: channel_post has no sender, and only the "
+                   "users of allowed_users are let in")}
+    check(rows == want, "updates: %r, expected %r" % (rows, want))
+    check([c["params"]["text"] for c in stack.calls_to(me)] == ["hi"],
+          "the listed user's echo: %r" % stack.calls_to(me))
+    check([c["params"]["text"] for c in stack.calls_to(other)] == [DENY],
+          "deny_text: %r" % stack.calls_to(other))
+    check(stack.calls_to(clicker) == [] and stack.calls_to(channel) == [] and
+          stack.outbox("update_id IN (?, ?)", (click, post)) == [],
+          "a callback query or a channel post got an answer")
+    # Once: another run sends nothing more.
+    stack.run_once(**env)
+    check(len(stack.calls_to(other)) == 1, "deny_text sent %d times" %
+          len(stack.calls_to(other)))
+    skipped = stack.queue.query("SELECT update_id, last_error FROM skipped "
+                                "ORDER BY update_id")
+    check([u for u, _ in skipped] == [theirs, click, post],
+          "the skipped view: %r" % skipped)
+    ls = stack.tgq("ls")
+    check("skipped: user %d is not allowed" % other in ls and
+          "skipped: channel_post has no sender" in ls, "tgq ls: %r" % ls)
+    show = stack.tgq("show", str(theirs))
+    check("skipped: user %d is not allowed" % other in show, "tgq show: %r" % show)
+    check("update %d: skipped: user %d is not allowed; deny_text answers it" %
+          (theirs, other) in stack.logs(), "the log does not say why")
+    # A run that finds only refused messages still sends their answers.
+    (again,) = stack.uids(1)
+    stack.post(again, other, "please")
+    stack.run_once(**env)
+    # (a new drain does not know when the last one wrote to the chat: the
+    # fake's limit may answer 429 first, and the call is sent again)
+    check([c["params"]["text"] for c in stack.calls_to(other)
+           if c["status"] == 200] == [DENY, DENY],
+          "a run with only a refused message sent %r" % stack.calls_to(other))
+
+
+def case_allowed_exec(stack):
+    """An exec: handler never runs for an update allowed_users keeps out (its
+    marker file says whom it saw); with no list everyone's reaches it again."""
+    me, other, channel = 424243, 777003, -1007654321
+    script = os.path.join(stack.tmpdir, "marker.sh")
+    with open(script, "w") as f:
+        f.write(MARKER_HANDLER)
+    os.chmod(script, 0o755)
+    seen = script + ".seen"
+    env = dict(TGQ_HANDLER="exec:" + script, TGQ_ALLOWED_USERS=str(me))
+    mine, theirs, post = stack.uids(3)
+    stack.post(mine, me, "hi")
+    stack.post(theirs, other, "let me in")
+    stack.post_body(channel_post(post, channel))
+    stack.run_once(**env)
+    with open(seen) as f:
+        ran = f.read().split()
+    check(ran == [str(mine)], "the handler ran for %r, expected only %d" %
+          (ran, mine))
+    rows = update_rows(stack, [mine, theirs, post])
+    check(rows[mine] == ("done", None) and rows[theirs] ==
+          ("done", "skipped: user %d is not allowed" % other) and
+          rows[post][1].startswith("skipped: channel_post has no sender"),
+          "updates: %r" % rows)
+    check(stack.calls_to(other) == [], "no deny_text, yet %r" %
+          stack.calls_to(other))
+    # No list: everyone, and updates without a sender too.
+    later_theirs, later_post = stack.uids(2)
+    stack.post(later_theirs, other, "now?")
+    stack.post_body(channel_post(later_post, channel))
+    stack.run_once(TGQ_HANDLER="exec:" + script)
+    with open(seen) as f:
+        ran = f.read().split()
+    # (in parallel: the two may run in either order)
+    check(ran[0] == str(mine) and sorted(ran[1:]) ==
+          sorted([str(later_theirs), str(later_post)]),
+          "without allowed_users the handler ran for %r" % ran)
+    rows = update_rows(stack, [later_theirs, later_post])
+    check(rows == {later_theirs: ("done", None), later_post: ("done", None)},
+          "updates without allowed_users: %r" % rows)
+
+
 def groups(ctx):
     if not os.path.exists(os.path.join(ctx.build, "tgq-drain")):
         return []
@@ -664,4 +804,7 @@ def groups(ctx):
           ("retention", case_retention)]),
         ("drain-hotchat", lambda: Stack(ctx, "hotchat", limits=False),
          [("one_chat_in_update_id_order", case_hot_chat)]),
+        ("drain-allowed", lambda: Stack(ctx, "allowed"),
+         [("echo_deny_text_once", case_allowed_echo),
+          ("exec_never_runs", case_allowed_exec)]),
     ]

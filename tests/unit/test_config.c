@@ -18,7 +18,8 @@ static const char *const env_names[] = { "TGQ_CONFIG", "TGQ_DATABASE",
 	"TGQ_DURABILITY", "TGQ_MAX_BODY", "TGQ_API_URL", "TGQ_BUSY_TIMEOUT",
 	"TGQ_RETRY_AFTER", "TGQ_THREADS", "TGQ_LOG_LEVEL", "TGQ_BOT_TOKEN",
 	"TGQ_BOT_TOKEN_FILE", "TGQ_WEBHOOK_SECRET", "TGQ_WEBHOOK_SECRET_FILE",
-	"TGQ_WEBHOOK_URL", "TGQ_HANDLER", "CREDENTIALS_DIRECTORY" };
+	"TGQ_WEBHOOK_URL", "TGQ_HANDLER", "TGQ_ALLOWED_USERS", "TGQ_DENY_TEXT",
+	"CREDENTIALS_DIRECTORY" };
 
 static void
 clear_env(void)
@@ -362,6 +363,8 @@ sample_value(const char *type)
 		return "https://example.org/x";
 	if (strcmp(type, "cidr-list") == 0)
 		return "127.0.0.1";
+	if (strcmp(type, "user-list") == 0)
+		return "11111, 22222";
 	return "x";	/* a path */
 }
 
@@ -489,6 +492,90 @@ test_table(void)
 	clear_env();
 }
 
+/* allowed_users: positive ids; empty or unset is everyone.  deny_text: 1 to 4096
+ * characters, counted as Telegram counts them. */
+static void
+test_allowed_users(void)
+{
+	struct config	 cfg;
+	char		 err[512], text[16384];
+	size_t		 i;
+	int		 rc;
+
+	clear_env();
+	rc = load_text("[bot a]\nallowed_users = 11111, 22222 33333\n"
+	    "deny_text = \xe2\x9b\x94 You are not authorized to use this bot.\n"
+	    "[bot b]\nhandler = echo\n", &cfg, err, sizeof(err));
+	CHECK("config_allowed_users_list", rc == 0 && cfg.nbots == 2 &&
+	    cfg.bots[0].allowed_users.n == 3 &&
+	    cfg.bots[0].allowed_users.ids[2] == 33333 &&
+	    user_list_allows(&cfg.bots[0].allowed_users, 22222) &&
+	    !user_list_allows(&cfg.bots[0].allowed_users, 44444) &&
+	    cfg.bots[0].deny_text != NULL &&
+	    strncmp(cfg.bots[0].deny_text, "\xe2\x9b\x94 You", 7) == 0);
+	CHECK("config_allowed_users_unset_is_everyone", rc == 0 &&
+	    cfg.bots[1].allowed_users.n == 0 && cfg.bots[1].deny_text == NULL &&
+	    user_list_allows(&cfg.bots[1].allowed_users, 44444));
+	if (rc == 0)
+		config_free(&cfg);
+
+	/* The variable describes the bot "default"; empty lifts the list. */
+	setenv("TGQ_ALLOWED_USERS", "5", 1);
+	rc = load_text("[bot default]\nallowed_users = 1, 2\n", &cfg, err,
+	    sizeof(err));
+	CHECK("config_allowed_users_env", rc == 0 &&
+	    cfg.bots[0].allowed_users.n == 1 && cfg.bots[0].allowed_users.ids[0] == 5);
+	if (rc == 0)
+		config_free(&cfg);
+	setenv("TGQ_ALLOWED_USERS", "", 1);
+	rc = load_text("[bot default]\nallowed_users = 1, 2\n", &cfg, err,
+	    sizeof(err));
+	CHECK("config_allowed_users_env_empty", rc == 0 &&
+	    cfg.bots[0].allowed_users.n == 0);
+	if (rc == 0)
+		config_free(&cfg);
+	setenv("TGQ_ALLOWED_USERS", "12, -3", 1);
+	rc = load_text("", &cfg, err, sizeof(err));
+	CHECK("config_rejects_allowed_users_env_negative", rc == -1 &&
+	    strstr(err, "TGQ_ALLOWED_USERS: allowed_users: entry 2 is not a user id")
+	    != NULL);
+	if (rc == 0)
+		config_free(&cfg);
+	clear_env();
+
+	expect_error("allowed_users_word", "[bot a]\nallowed_users = 1, hunter2\n",
+	    "tgq.conf:2: allowed_users: entry 2 is not a user id (not a number");
+	expect_error("allowed_users_negative", "[bot a]\nallowed_users = -5\n",
+	    "tgq.conf:2: allowed_users: entry 1 is not a user id (too small");
+	expect_error("allowed_users_zero", "[bot a]\nallowed_users = 7 0\n",
+	    "allowed_users: entry 2 is not a user id (too small");
+	expect_error("allowed_users_huge", "[bot a]\nallowed_users = "
+	    "99999999999999999999\n", "allowed_users: entry 1 is not a user id");
+	expect_error("allowed_users_twice", "[bot a]\nallowed_users = 1\n"
+	    "allowed_users = 2\n", "tgq.conf:3: allowed_users: given twice");
+	expect_error("deny_text_empty", "[bot a]\ndeny_text =\n",
+	    "tgq.conf:2: deny_text: empty value");
+	/* 4096 three-byte characters are within Telegram's limit; 4097 are not
+	 * (through the variable: a file's lines are shorter). */
+	text[0] = '\0';
+	for (i = 0; i < 4096; i++)
+		memcpy(text + 3 * i, "\xe2\x9b\x94", 4);
+	setenv("TGQ_DENY_TEXT", text, 1);
+	rc = load_text("", &cfg, err, sizeof(err));
+	CHECK("config_deny_text_4096_characters", rc == 0 && cfg.nbots == 1 &&
+	    strlen(cfg.bots[0].deny_text) == 3 * 4096);
+	if (rc == 0)
+		config_free(&cfg);
+	memcpy(text + 3 * 4096, "x", 2);
+	setenv("TGQ_DENY_TEXT", text, 1);
+	rc = load_text("", &cfg, err, sizeof(err));
+	CHECK("config_rejects_deny_text_long", rc == -1 && strstr(err,
+	    "TGQ_DENY_TEXT: deny_text: must be 1 to 4096 characters") != NULL);
+	if (rc == 0)
+		config_free(&cfg);
+	clear_env();
+}
+
 int
 main(void)
 {
@@ -503,6 +590,7 @@ main(void)
 	test_credentials();
 	test_errors();
 	test_table();
+	test_allowed_users();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);

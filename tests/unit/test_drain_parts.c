@@ -294,6 +294,108 @@ test_backoff(void)
 	CHECK("backoff_first_at_once", zero_first);
 }
 
+/* Runs gate_check on one update body for a bot with the given list. */
+static int
+gate(sqlite3 *db, sqlite3_stmt **st, struct bot_config *bot, const char *body,
+    struct call_list *deny, char *why, size_t whylen)
+{
+	struct claimed c;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.bot, sizeof(c.bot), "a");
+	c.body = (char *)body;
+	c.body_len = strlen(body);
+	return gate_check(db, st, bot, &c, deny, why, whylen);
+}
+
+/* The sender of every kind of update, and what a refused one gets. */
+static void
+test_gate(sqlite3 *db)
+{
+	static const struct {
+		const char	*name, *body;
+		int		 want;
+		const char	*why;
+	} cases[] = {
+		{ "message", "{\"update_id\":1,\"message\":{\"chat\":{\"id\":5},"
+		    "\"from\":{\"id\":42},\"text\":\"hi\"}}", 1, NULL },
+		{ "message_other", "{\"update_id\":1,\"message\":{\"chat\":{\"id\":"
+		    "-5},\"from\":{\"id\":43},\"text\":\"hi\"}}", 0,
+		    "skipped: user 43 is not allowed" },
+		{ "edited_message", "{\"update_id\":1,\"edited_message\":{\"chat\":"
+		    "{\"id\":5},\"from\":{\"id\":43}}}", 0,
+		    "skipped: user 43 is not allowed" },
+		{ "callback_query", "{\"callback_query\":{\"id\":\"x\",\"from\":"
+		    "{\"id\":42},\"message\":{\"chat\":{\"id\":5},\"from\":"
+		    "{\"id\":99}}},\"update_id\":1}", 1, NULL },
+		{ "inline_query", "{\"update_id\":1,\"inline_query\":{\"id\":\"q\","
+		    "\"from\":{\"id\":44},\"query\":\"\"}}", 0,
+		    "skipped: user 44 is not allowed" },
+		{ "poll_answer_user", "{\"update_id\":1,\"poll_answer\":{\"poll_id\":"
+		    "\"p\",\"user\":{\"id\":42},\"option_ids\":[0]}}", 1, NULL },
+		{ "poll_answer_anonymous", "{\"update_id\":1,\"poll_answer\":{"
+		    "\"poll_id\":\"p\",\"voter_chat\":{\"id\":-7},"
+		    "\"option_ids\":[0]}}", 0, "skipped: poll_answer has no sender" },
+		{ "message_reaction", "{\"update_id\":1,\"message_reaction\":{"
+		    "\"chat\":{\"id\":5},\"user\":{\"id\":45}}}", 0,
+		    "skipped: user 45 is not allowed" },
+		{ "chat_member", "{\"update_id\":1,\"chat_member\":{\"chat\":"
+		    "{\"id\":-5},\"from\":{\"id\":42},\"new_chat_member\":"
+		    "{\"user\":{\"id\":46}}}}", 1, NULL },
+		{ "channel_post", "{\"update_id\":1,\"channel_post\":{\"chat\":"
+		    "{\"id\":-100},\"sender_chat\":{\"id\":-100},\"text\":\"n\"}}",
+		    0, "skipped: channel_post has no sender" },
+		{ "from_not_a_number", "{\"update_id\":1,\"message\":{\"chat\":"
+		    "{\"id\":5},\"from\":{\"id\":\"42\"}}}", 0,
+		    "skipped: message has no sender" },
+		{ "odd_kind_name", "{\"update_id\":1,\"Odd Kind\":{\"from\":{}}}", 0,
+		    "skipped: an update has no sender" },
+		{ "no_object", "{\"update_id\":1}", 0,
+		    "skipped: an update with no sender" },
+		{ "not_json", "{\"update_id\":1,", 0,
+		    "skipped: an update with no sender" },
+	};
+	struct bot_config	 bot;
+	struct call_list	 deny;
+	sqlite3_stmt		*st = NULL;
+	char			 why[256], label[64];
+	size_t			 i;
+	int			 rc;
+
+	memset(&bot, 0, sizeof(bot));
+	CHECK("gate_everyone", gate(db, &st, &bot, "{\"update_id\":1}", &deny, why,
+	    sizeof(why)) == 1 && deny.n == 0);
+	CHECK("gate_list_parses", user_list_parse("42, 7", &bot.allowed_users, why,
+	    sizeof(why)) == 0);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		why[0] = '\0';
+		rc = gate(db, &st, &bot, cases[i].body, &deny, why, sizeof(why));
+		snprintf(label, sizeof(label), "gate_%s", cases[i].name);
+		CHECK(label, rc == cases[i].want && deny.n == 0 && (cases[i].why ==
+		    NULL || strncmp(why, cases[i].why, strlen(cases[i].why)) == 0));
+		if (rc != cases[i].want || (cases[i].why != NULL && strncmp(why,
+		    cases[i].why, strlen(cases[i].why)) != 0))
+			printf("  (got %d: %s)\n", rc, why);
+		calls_free(&deny);
+	}
+	/* deny_text answers a message, in its chat, escaped as JSON; nothing else. */
+	bot.deny_text = "no \"entry\" \xe2\x9b\x94";
+	rc = gate(db, &st, &bot, cases[1].body, &deny, why, sizeof(why));
+	CHECK("gate_deny_text_message", rc == 0 && deny.n == 1 &&
+	    strcmp(deny.calls[0].method, "sendMessage") == 0 &&
+	    deny.calls[0].chat_is_int && deny.calls[0].chat_int == -5 &&
+	    strcmp(deny.calls[0].params, "{\"chat_id\":-5,\"text\":"
+	    "\"no \\\"entry\\\" \xe2\x9b\x94\"}") == 0);
+	calls_free(&deny);
+	rc = gate(db, &st, &bot, cases[2].body, &deny, why, sizeof(why));
+	CHECK("gate_deny_text_not_edited_message", rc == 0 && deny.n == 0);
+	calls_free(&deny);
+	rc = gate(db, &st, &bot, cases[0].body, &deny, why, sizeof(why));
+	CHECK("gate_deny_text_listed_user", rc == 1 && deny.n == 0);
+	user_list_free(&bot.allowed_users);
+	sqlite3_finalize(st);
+}
+
 int
 main(void)
 {
@@ -305,6 +407,7 @@ main(void)
 		return 2;
 	test_calls(db);
 	test_handler_kinds(db);
+	test_gate(db);
 	sqlite3_close(db);
 	test_backoff();
 	test_answers();
