@@ -15,7 +15,7 @@
 #define PATH_MAX_LEN 1024
 #define SECRET_HEADER "HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN"
 
-enum route { ROUTE_NONE, ROUTE_WEBHOOK, ROUTE_HEALTH, ROUTE_METRICS };
+enum route { ROUTE_NONE, ROUTE_WEBHOOK, ROUTE_HEALTH, ROUTE_READY, ROUTE_METRICS };
 
 struct target {
 	enum route	 route;
@@ -92,7 +92,8 @@ segment_is(const char *seg, size_t len, const char *word)
 
 /*
  * Routes are matched on the end of the path, so the endpoint works under any
- * prefix: .../health, .../webhook and .../webhook/<segment>.  Empty segments (from
+ * prefix: .../health, .../ready, .../metrics, .../webhook and
+ * .../webhook/<segment>.  Empty segments (from
  * "//" or a trailing "/") are ignored.
  */
 static void
@@ -116,6 +117,8 @@ route_path(const char *path, struct target *t)
 
 	if (segment_is(last, last_len, "health"))
 		t->route = ROUTE_HEALTH;
+	else if (segment_is(last, last_len, "ready"))
+		t->route = ROUTE_READY;
 	else if (segment_is(last, last_len, "metrics"))
 		t->route = ROUTE_METRICS;
 	else if (segment_is(last, last_len, "webhook"))
@@ -300,6 +303,52 @@ handle_health(const struct request_io *io, const struct webhook *wh, int head_on
 	respond(io, "200 OK", "", "application/json", body, head_only);
 }
 
+/*
+ * Readiness, for load balancers: whether updates sent here now would be stored
+ * and then handled.  Unready, in this order of the reasons:
+ *   queue_busy         another writer held the queue past busy_timeout;
+ *   queue_unavailable  the queue cannot be opened or written (read-only, full
+ *                      disk, I/O error, not a queue);
+ *   stalled            the oldest pending update waited longer than stall_after:
+ *                      no drain takes updates, or it cannot keep up;
+ *   bot_down           a bot is marked down.  No state marks a bot down yet, so
+ *                      this reason is never given today; its check belongs here,
+ *                      after the queue's.
+ * The cost: the health check's one read, and the write lock taken and given back
+ * (BEGIN IMMEDIATE, ROLLBACK), which writes nothing.
+ */
+static void
+handle_ready(const struct request_io *io, const struct webhook *wh, int head_only)
+{
+	struct queue_health	 h;
+	enum queue_status	 status;
+	char			 body[256];
+	const char		*reason = NULL;
+
+	memset(&h, 0, sizeof(h));
+	status = store_ready(wh->store, &h);
+	if (status == QUEUE_BUSY)
+		reason = "queue_busy";
+	else if (status != QUEUE_OK)
+		reason = "queue_unavailable";
+	else if (h.oldest_pending_age_s > wh->cfg->stall_after_s)
+		reason = "stalled";
+	if (status != QUEUE_OK)
+		snprintf(body, sizeof(body), "{\"status\":\"unready\",\"reason\":"
+		    "\"%s\"}\n", reason);
+	else
+		snprintf(body, sizeof(body), "{\"status\":\"%s\",%s%s%s\"pending\":"
+		    "%lld,\"oldest_pending_age_s\":%lld,\"stall_after_s\":%lld}\n",
+		    reason ? "unready" : "ready", reason ? "\"reason\":\"" : "",
+		    reason ? reason : "", reason ? "\"," : "", (long long)h.pending,
+		    (long long)h.oldest_pending_age_s,
+		    (long long)wh->cfg->stall_after_s);
+	if (reason != NULL)
+		respond_unavailable(io, wh, "application/json", body, head_only);
+	else
+		respond(io, "200 OK", "", "application/json", body, head_only);
+}
+
 void
 request_answer_stored(const struct request_io *io, const struct webhook *wh,
     const struct queue_item *item, enum queue_status status)
@@ -449,12 +498,15 @@ request_handle(const struct request_io *io, const struct webhook *wh)
 		    "not found\n", NULL);
 		return;
 	case ROUTE_HEALTH:
+	case ROUTE_READY:
 	case ROUTE_METRICS:
 		if (!get)
 			reject(io, wh, NULL, M_REJECTED_METHOD, "405 Method Not Allowed",
 			    "Allow: GET, HEAD\r\n", "method not allowed\n", NULL);
 		else if (t.route == ROUTE_HEALTH)
 			handle_health(io, wh, strcmp(method, "HEAD") == 0);
+		else if (t.route == ROUTE_READY)
+			handle_ready(io, wh, strcmp(method, "HEAD") == 0);
 		else
 			handle_metrics(io, wh, strcmp(method, "HEAD") == 0);
 		return;

@@ -176,6 +176,30 @@ store_health(struct store *s, struct queue_health *h)
 	return job.status;
 }
 
+/*
+ * The health check's counts, then whether a write could begin now (see
+ * queue_writable(): the lock taken and given back, and room for the largest
+ * update).  The lock is waited for as long as a write would wait, busy_timeout.
+ */
+enum queue_status
+store_ready(struct store *s, struct queue_health *h)
+{
+	enum queue_status	 status;
+	char			 err[512] = "";
+
+	pthread_mutex_lock(&s->mu);
+	status = ensure_open(s, err, sizeof(err));
+	if (status == QUEUE_OK)
+		status = queue_health(s->queue, h, err, sizeof(err));
+	if (status == QUEUE_OK)
+		status = queue_writable(s->queue, s->cfg->busy_timeout_ms,
+		    s->cfg->max_body, err, sizeof(err));
+	pthread_mutex_unlock(&s->mu);
+	if (status != QUEUE_OK)
+		log_warnx("readiness check: %s", err);
+	return status;
+}
+
 int
 store_start(const struct config *cfg, struct store **out, char *err, size_t errlen)
 {

@@ -176,5 +176,8 @@ void	 store_stop(struct store *s);
 void	 store_run(struct store *s, struct store_job **jobs, size_t n);
 enum queue_status store_put(struct store *s, struct queue_item *item);
 enum queue_status store_health(struct store *s, struct queue_health *h);
+/* For …/ready: store_health(), then whether the queue can be written now
+ * (costs a lock taken and given back, no write; a failure is logged). */
+enum queue_status store_ready(struct store *s, struct queue_health *h);
 
 #endif

@@ -132,6 +132,8 @@ static const struct config_key config_keys[] = {
 	    "1 to 256", "4"),
 	CIDRS(TGQ, "allowed_ips", "TGQ_ALLOWED_IPS", allowed_ips),
 	CIDRS(TGQ, "trusted_proxies", "TGQ_TRUSTED_PROXIES", trusted_proxies),
+	NUMBER(TGQ, "stall_after", "TGQ_STALL_AFTER", KEY_DURATION, stall_after_s,
+	    1, 7 * 86400, "1 s to 7 d", "60s"),
 
 	STRING(BOT, "token_file", "TGQ_BOT_TOKEN_FILE", KEY_PATH, token_file, NULL,
 	    NULL, NULL),

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1113,4 +1114,39 @@ queue_health(struct queue *q, struct queue_health *h, char *err, size_t errlen)
 	if (status == QUEUE_UNAVAILABLE)
 		q->needs_reconnect = 1;
 	return status;
+}
+
+enum queue_status
+queue_writable(struct queue *q, int64_t max_wait_ms, int64_t min_free, char *err,
+    size_t errlen)
+{
+	enum queue_status	 status;
+	struct statvfs		 fs;
+	int64_t			 avail;
+
+	if ((status = ensure_connected(q, err, errlen)) != QUEUE_OK)
+		return status;
+	/* SQLite opens a file it may not write read-only, without an error. */
+	if (sqlite3_db_readonly(q->db, "main") == 1) {
+		snprintf(err, errlen, "%s: read-only", q->path);
+		q->needs_reconnect = 1;
+		return QUEUE_UNAVAILABLE;
+	}
+	if ((status = queue_begin(q, max_wait_ms, err, errlen)) != QUEUE_OK) {
+		if (status == QUEUE_UNAVAILABLE)
+			q->needs_reconnect = 1;
+		return status;
+	}
+	queue_rollback(q);
+	/* f_bavail: what an unprivileged writer may use (root may use a little more,
+	 * so root is told "full" slightly early). */
+	if (statvfs(q->path, &fs) == 0) {
+		avail = (int64_t)fs.f_bavail * (int64_t)fs.f_frsize;
+		if (avail < min_free) {
+			snprintf(err, errlen, "%s: %lld bytes free, less than %lld",
+			    q->path, (long long)avail, (long long)min_free);
+			return QUEUE_UNAVAILABLE;
+		}
+	}
+	return QUEUE_OK;
 }

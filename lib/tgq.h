@@ -177,6 +177,8 @@ struct config {
 	struct cidr_list allowed_ips;
 	struct cidr_list trusted_proxies;
 	enum log_level	 log_level;
+	/* …/ready answers 503 once the oldest pending update is older than this. */
+	int64_t		 stall_after_s;
 	/* tgq-drain */
 	int64_t		 max_attempts;	/* failed handler runs or sends before dead */
 	int64_t		 handler_timeout_s;
@@ -261,6 +263,15 @@ enum queue_status queue_put_batch(struct queue *q, struct queue_item *items, siz
 	    char *err, size_t errlen);
 enum queue_status queue_health(struct queue *q, struct queue_health *h, char *err,
 	    size_t errlen);
+/*
+ * Whether a write could begin now: the write lock, taken within max_wait_ms and
+ * given back (BEGIN IMMEDIATE, then ROLLBACK: nothing is written, nothing
+ * synced), and at least min_free bytes free beside the file (a lock is granted on
+ * a full disk; the first page written is not).  QUEUE_BUSY: another writer kept
+ * the queue; QUEUE_UNAVAILABLE: read-only, full, I/O error, cannot open.
+ */
+enum queue_status queue_writable(struct queue *q, int64_t max_wait_ms,
+	    int64_t min_free, char *err, size_t errlen);
 /* WAL pages after which a COMMIT also checkpoints (SQLite's default: 1000); kept
  * across reconnects.  0 on success, -1 with err. */
 int	 queue_set_checkpoint(struct queue *q, int pages, char *err, size_t errlen);

@@ -27,7 +27,8 @@ FUZZ_CFLAGS	 = $(filter-out $(CFLAGS) $(HARDEN),$(ALL_CFLAGS)) -O1 -g \
 FUZZ_HEADERS	 = $(HEADERS) tests/fuzz/fuzz.h
 
 # The product's sources each target needs besides lib/ (request: not store.c nor
-# metrics_page.c; the target defines store_put, store_health and metrics_render).
+# metrics_page.c; the target defines store_put, store_health, store_ready and
+# metrics_render).
 FUZZ_SRC_request = cgi/request.c
 FUZZ_SRC_calls	 = drain/calls.c
 FUZZ_SRC_frame	 = cgi/fcgi_frame.c

@@ -1,7 +1,7 @@
 /*
  * Fuzz target: one request through request_handle() (cgi/request.c), with a fake
  * server in front and a fake, in-memory store behind (this file defines store_put,
- * store_health and metrics_render, so no SQLite I/O happens per input; cgi/store.c
+ * store_health, store_ready and metrics_render, so no SQLite I/O happens per input; cgi/store.c
  * and cgi/metrics_page.c are not linked).
  *
  * Input layout:
@@ -137,6 +137,14 @@ store_health(struct store *s, struct queue_health *h)
 	return QUEUE_OK;
 }
 
+/* …/ready: the same fake as the health check (its pending update is younger than
+ * the config's stall_after, so an answered check is ready). */
+enum queue_status
+store_ready(struct store *s, struct queue_health *h)
+{
+	return store_health(s, h);
+}
+
 char *
 metrics_render(const struct webhook *w, size_t *len)
 {
@@ -180,6 +188,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.max_body = 64 * 1024;
 	cfg.retry_after_s = 5;
+	cfg.stall_after_s = 60;
 	cfg.durability = DURABILITY_FULL;
 	/* Two bots with secrets, and one without: a name that selects nothing. */
 	if (add_bot(&cfg, "default", secret_default) == -1 ||

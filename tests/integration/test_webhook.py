@@ -10,7 +10,8 @@
 Each front end serves the same paths:
   /telegram/...  the shipped snippet (cgi: an alias to the binary)
   /a/b/...       a deeper prefix, same backend
-  /tight/...     a second backend with TGQ_MAX_BODY=1K and TGQ_BUSY_TIMEOUT=300
+  /tight/...     a second backend with TGQ_MAX_BODY=1K, TGQ_BUSY_TIMEOUT=300 and
+                 TGQ_STALL_AFTER=1s (the first has TGQ_STALL_AFTER=1h)
 
 Most cases are rows of TABLE: request -> expected answer -> expected rows.
 """
@@ -94,8 +95,10 @@ class Stack:
         self.prefix, self.deep, self.tight = "/telegram", "/a/b", "/tight"
 
     def env(self, **over):
+        # stall_after: an hour, so that the rows the cases leave pending (no drain
+        # runs here) do not make …/ready answer 503; /tight has 1 s.
         env = {"TGQ_DATABASE": self.db, "TGQ_WEBHOOK_SECRET": self.secret,
-               "TGQ_LOG_LEVEL": "info"}
+               "TGQ_LOG_LEVEL": "info", "TGQ_STALL_AFTER": "1h"}
         if self.ctx.asan:
             env.update(h.sanitizer_options(self.tmpdir))
         env.update(over)
@@ -103,7 +106,7 @@ class Stack:
 
     def tight_env(self):
         return self.env(TGQ_MAX_BODY="1K", TGQ_BUSY_TIMEOUT="300",
-                        TGQ_RETRY_AFTER="7")
+                        TGQ_RETRY_AFTER="7", TGQ_STALL_AFTER="1s")
 
     @property
     def port(self):
@@ -302,6 +305,7 @@ TABLE = [
     ("route_extra_segments_404", "POST", "{p}/webhook/{s}/x", SJ, U, 404, NOT_FOUND,
      {}, 0),
     ("route_under_health_404", "GET", "{p}/health/x", {}, None, 404, NOT_FOUND, {}, 0),
+    ("route_under_ready_404", "GET", "{p}/ready/x", {}, None, 404, NOT_FOUND, {}, 0),
     ("route_deep_prefix_200", "POST", "{deep}/webhook", SJ, U, 200, OK, {}, 1),
     ("route_deep_prefix_path_secret_200", "POST", "{deep}/webhook/{s}", J, U, 200,
      OK, {}, 1),
@@ -315,6 +319,10 @@ TABLE = [
     ("method_post_health_405", "POST", "{p}/health", J, U, 405, NOT_ALLOWED,
      {"Allow": "GET, HEAD"}, 0),
     ("method_delete_health_405", "DELETE", "{p}/health", {}, None, 405, NOT_ALLOWED,
+     {"Allow": "GET, HEAD"}, 0),
+    ("method_post_ready_405", "POST", "{p}/ready", J, U, 405, NOT_ALLOWED,
+     {"Allow": "GET, HEAD"}, 0),
+    ("method_delete_ready_405", "DELETE", "{p}/ready", {}, None, 405, NOT_ALLOWED,
      {"Allow": "GET, HEAD"}, 0),
     # 3. secret
     ("secret_missing_401", "POST", "{p}/webhook", J, U, 401, UNAUTH, {}, 0),
@@ -648,6 +656,115 @@ def case_health_head(stack):
     check(ctype == "application/json", "HEAD health: Content-Type %r" % ctype)
 
 
+def ready(stack, method="GET", path="{p}/ready"):
+    return stack.req(method, fmt(stack, path))
+
+
+def ready_doc(r, what):
+    ctype = (r.header("Content-Type") or "").split(";")[0].strip()
+    check(ctype == "application/json", "%s: Content-Type %r" % (what, ctype))
+    try:
+        doc = json.loads(r.body)
+    except ValueError:
+        raise AssertionError("%s: not JSON: %r" % (what, r.body[:200]))
+    check(isinstance(doc, dict), "%s: %r" % (what, doc))
+    return doc
+
+
+def expect_unready(r, reason, what):
+    check(r.status == 503, "%s: expected 503, got %d %r" % (what, r.status,
+                                                              r.body[:200]))
+    check(r.header("Retry-After") is not None, "%s: 503 without Retry-After" % what)
+    doc = ready_doc(r, what)
+    check(doc.get("status") == "unready" and doc.get("reason") == reason,
+          "%s: expected reason %r, got %r" % (what, reason, doc))
+    return doc
+
+
+def settle_backdated(stack):
+    """Marks done the pending rows that cases before backdated (the dedupe window's
+    rows are a day old), as a drain would have: they are not what a case of …/ready
+    looks at."""
+    stack.queue.execute("UPDATE updates SET state = 'done' WHERE state IN "
+                        "('new', 'leased') AND received_at < ?",
+                        (int(time.time()) - 1800,))
+
+
+def case_ready(stack):
+    """…/ready with pending rows younger than stall_after (1 h here): 200 and its
+    JSON, under every prefix; HEAD: the same without a body."""
+    settle_backdated(stack)
+    expect_answer(stack, post(stack, next_uid(stack)), 200, OK, {}, "a pending update")
+    r = ready(stack)
+    check(r.status == 200, "ready: expected 200, got %d %r" % (r.status, r.body))
+    doc = ready_doc(r, "ready")
+    check(doc.get("status") == "ready" and "reason" not in doc, "ready: %r" % (doc,))
+    # 3600 from TGQ_STALL_AFTER=1h; 60, the default, where the shipped
+    # tgq-spawn.conf starts the backend with an environment of its own.
+    check(doc.get("stall_after_s") in (3600, 60), "ready: stall_after_s %r" %
+          doc.get("stall_after_s"))
+    new = stack.queue.count("state IN ('new', 'leased')")
+    check(doc.get("pending") == new, "ready: pending %r, %d rows pending" %
+          (doc.get("pending"), new))
+    check(isinstance(doc.get("oldest_pending_age_s"), int) and
+          0 <= doc["oldest_pending_age_s"] <= doc["stall_after_s"], "ready: %r" %
+          (doc,))
+    hr = ready(stack, "HEAD")
+    check(hr.status == 200, "HEAD ready: expected 200, got %d" % hr.status)
+    check(hr.body == b"", "HEAD ready: a body came back")
+    ctype = (hr.header("Content-Type") or "").split(";")[0].strip()
+    check(ctype == "application/json", "HEAD ready: Content-Type %r" % ctype)
+    if stack.deep:
+        r2 = ready(stack, path="{deep}/ready")
+        check(r2.status == 200, "ready under %s: %d" % (stack.deep, r2.status))
+
+
+def case_ready_stalled(stack):
+    """The oldest pending update is older than stall_after: 503 "stalled" (GET and
+    HEAD); once it is handled (done), 200 again.  /tight has stall_after 1s."""
+    settle_backdated(stack)
+    uid = next_uid(stack)
+    expect_answer(stack, post(stack, uid), 200, OK, {}, "the update to age")
+    stack.queue.execute("UPDATE updates SET received_at = received_at - 7200 "
+                        "WHERE update_id = ?", (uid,))
+    try:
+        doc = expect_unready(ready(stack), "stalled", "ready with a 2 h old update")
+        check(doc.get("oldest_pending_age_s", 0) >= 7200 and
+              doc.get("stall_after_s") == 3600, "stalled: %r" % (doc,))
+        hr = ready(stack, "HEAD")
+        check(hr.status == 503 and hr.body == b"", "HEAD stalled: %d %r" %
+              (hr.status, hr.body[:80]))
+        h2 = health(stack)
+        check(h2.status == 200, "health while stalled: expected 200 (liveness), "
+              "got %d" % h2.status)
+    finally:
+        stack.queue.execute("UPDATE updates SET state = 'done' WHERE update_id = ?",
+                            (uid,))
+    r = ready(stack)
+    check(r.status == 200, "ready after the old update was done: %d %r" %
+          (r.status, r.body))
+    if stack.tight:
+        expect_answer(stack, post(stack, next_uid(stack), path="{tight}/webhook"), 200,
+                      OK, {}, "a pending update for /tight")
+        time.sleep(2.1)  # older than TGQ_STALL_AFTER=1s, in whole seconds
+        doc = expect_unready(ready(stack, path="{tight}/ready"), "stalled",
+                             "ready with stall_after 1s")
+        check(doc.get("stall_after_s") == 1, "tight: %r" % (doc,))
+
+
+def case_ready_busy(stack):
+    """Another writer holds the queue longer than TGQ_BUSY_TIMEOUT=300 ms (/tight):
+    503 "queue_busy"."""
+    expect_answer(stack, post(stack, next_uid(stack), path="{tight}/webhook"), 200, OK,
+                  {}, "warm-up")
+    con = stack.queue.lock()
+    try:
+        expect_unready(ready(stack, path="{tight}/ready"), "queue_busy",
+                       "ready while locked")
+    finally:
+        stack.queue.unlock(con)
+
+
 def case_busy(stack):
     """The test holds the write lock longer than TGQ_BUSY_TIMEOUT=300 ms (the
     /tight backend): 503 + Retry-After and no row; after the release, 200."""
@@ -894,6 +1011,10 @@ def case_readonly(stack):
             check(r.header("Retry-After") is not None, "read-only: no Retry-After")
         hr = health(stack)
         check(hr.status in (200, 503), "read-only health: %d" % hr.status)
+        expect_unready(ready(stack), "queue_unavailable", "ready, read-only")
+        rh = ready(stack, "HEAD")
+        check(rh.status == 503 and rh.body == b"", "HEAD ready, read-only: %d %r" %
+              (rh.status, rh.body[:80]))
         check(stack.queue.count() == 5, "read-only: rows changed (%d)" %
               stack.queue.count())
     finally:
@@ -919,6 +1040,8 @@ def case_readonly(stack):
         check(stack.queue.count("update_id = ?", (uid,)) == 1,
               "update %d: not exactly one row" % uid)
     check(stack.queue.count() == 10, "expected 10 rows, got %d" % stack.queue.count())
+    r = ready(stack)
+    check(r.status == 200, "ready after remount rw: %d %r" % (r.status, r.body[:80]))
 
 
 def case_disk_full(stack):
@@ -964,6 +1087,7 @@ def case_disk_full(stack):
             check(stack.queue.count("update_id = ?", (uid,)) == 0,
                   "disk full: update %d got 503 but has a row" % uid)
         check(refused, "disk full: every update was taken (the disk was not full?)")
+        expect_unready(ready(stack), "queue_unavailable", "ready, disk full")
     finally:
         os.unlink(filler)
     deadline = time.monotonic() + 30
@@ -1035,6 +1159,9 @@ def common_cases():
         ("busy_503", case_busy),
         ("health_json", case_health),
         ("health_head", case_health_head),
+        ("ready_200", case_ready),
+        ("ready_stalled_503", case_ready_stalled),
+        ("ready_busy_503", case_ready_busy),
     ]
     return cases
 
@@ -1058,7 +1185,7 @@ def groups(ctx):
          [table_case(r) for r in TABLE if r[0] in SPAWN_ROWS] +
          [("duplicate_first_body_kept", case_duplicate),
           ("kind_and_chat_id", case_kind_chat_id),
-          ("health_json", case_health)] + FINAL),
+          ("health_json", case_health), ("ready_200", case_ready)] + FINAL),
         ("nginx-ro", lambda: ReadOnlyStack(ctx) if h.IS_ROOT else
          _skip("needs root (mount)"), [("readonly_fs_503", case_readonly), ("disk_full_503", case_disk_full)]),
     ]
