@@ -54,6 +54,7 @@ struct fake {
 	int		 put_calls, health_calls, metrics_calls;
 	struct queue_item put_item;
 	char		*put_copy;
+	char		 put_kind[JSON_KIND_MAX];	/* item->kind lives on request.c's stack */
 	char		 out[OUT_MAX];
 	size_t		 out_len;
 	int		 out_overflow;
@@ -113,6 +114,8 @@ store_put(struct store *s, struct queue_item *item)
 	FUZZ_CHECK(f != NULL && f->put_calls == 0);
 	f->put_calls++;
 	f->put_item = *item;
+	snprintf(f->put_kind, sizeof(f->put_kind), "%s", item->kind);
+	f->put_item.kind = f->put_kind;
 	/* request.c frees the body after answering: keep a copy to check it. */
 	if ((f->put_copy = malloc(item->body_len + 1)) != NULL)
 		memcpy(f->put_copy, item->body, item->body_len);
