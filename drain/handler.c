@@ -617,6 +617,11 @@ tail_render(const struct handler_run *run, char *dst, size_t dstlen)
 		if (raw[start - 1] == '\n' && ++lines == HANDLER_TAIL_LINES)
 			break;
 	cut = start > 0 || run->tail_total > TAIL_RING;
+	/* Every byte escapes to one or more: more than dstlen cannot fit. */
+	if (len - start >= dstlen) {
+		start = len - (dstlen - 1);
+		cut = 1;
+	}
 	/* Never begin inside a UTF-8 sequence. */
 	while (start < len && ((unsigned char)raw[start] & 0xc0) == 0x80) {
 		start++;
