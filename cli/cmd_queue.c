@@ -365,8 +365,8 @@ status_text(struct cli *c, const int64_t *v, const int *has, int64_t now)
 	else
 		printf("%-16snothing pending\n", "oldest pending");
 	if (v[ST_U_DEAD] + v[ST_O_DEAD] > 0)
-		printf("%-16s%lld %s, %lld %s (see tgq ls --state dead; tgq retry "
-		    "--dead)\n", "dead", (long long)v[ST_U_DEAD],
+		printf("%-16s%lld %s, %lld %s (see tgq ls [--calls] --state dead; "
+		    "tgq retry --dead)\n", "dead", (long long)v[ST_U_DEAD],
 		    plural(v[ST_U_DEAD], "update", "updates"), (long long)v[ST_O_DEAD],
 		    plural(v[ST_O_DEAD], "call", "calls"));
 	else
@@ -444,6 +444,33 @@ static const char ls_sql[] =
 enum { LS_ID, LS_BOT, LS_UPDATE_ID, LS_RECEIVED, LS_KIND, LS_CHAT, LS_STATE,
 	LS_ATTEMPTS, LS_ERROR, LS_REPLACED, LS_TEXT, LS_JSON };
 
+/*
+ * With --calls: what the handlers asked for (the outbox), newest first; --kind
+ * matches the method.  The preview is the message's text, or why a dead call died.
+ */
+static const char ls_calls_sql[] =
+	"SELECT id, bot, update_id, created_at, method, chat_id, state, attempts,"
+	" last_error, NULL, text,"
+	" json_object('what', 'call', 'id', id, 'bot', bot,"
+	"   'update_row', update_row, 'update_id', update_id,"
+	"   'created_at', created_at, 'created', datetime(created_at, 'unixepoch'),"
+	"   'method', method, 'chat_id', chat_id, 'state', state,"
+	"   'attempts', attempts, 'text', text, 'last_error', last_error,"
+	"   'sent_at', sent_at)"
+	" FROM (SELECT *, CASE WHEN json_valid(params) THEN params ->> '$.text'"
+	"   END AS text"
+	" FROM outbox"
+	" WHERE (?1 IS NULL OR bot = ?1) AND (?2 IS NULL OR state = ?2)"
+	"   AND (?3 IS NULL OR method = ?3) AND (?4 IS NULL OR chat_id = ?4)"
+	" ORDER BY id DESC LIMIT ?5) ORDER BY id DESC";
+
+static int
+valid_call_state(const char *s)
+{
+	return strcmp(s, "new") == 0 || strcmp(s, "sending") == 0 ||
+	    strcmp(s, "sent") == 0 || strcmp(s, "dead") == 0;
+}
+
 static int
 valid_update_state(const char *s)
 {
@@ -452,7 +479,7 @@ valid_update_state(const char *s)
 }
 
 static void
-ls_text_row(sqlite3_stmt *st)
+ls_text_row(sqlite3_stmt *st, int state_width)
 {
 	char		 when[32];
 	const char	*preview;
@@ -463,9 +490,13 @@ ls_text_row(sqlite3_stmt *st)
 	put_padded(stdout, col_text(st, LS_KIND), 16);
 	if (col_null(st, LS_CHAT))
 		printf(" %14s", "-");
-	else
+	else if (sqlite3_column_type(st, LS_CHAT) == SQLITE_TEXT) {
+		/* A call's chat_id may be a "@channelusername". */
+		fputc(' ', stdout);
+		put_padded(stdout, col_text(st, LS_CHAT), 14);
+	} else
 		printf(" %14lld", (long long)sqlite3_column_int64(st, LS_CHAT));
-	printf("  %-6s %5lld  ", col_text(st, LS_STATE),
+	printf("  %-*s %5lld  ", state_width, col_text(st, LS_STATE),
 	    (long long)sqlite3_column_int64(st, LS_ATTEMPTS));
 	/* A dead update, or one done without its handler (allowed_users): why
 	 * says more than what it said. */
@@ -482,6 +513,7 @@ cmd_ls(struct cli *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "state", required_argument, NULL, 's' },
+		{ "calls", no_argument, NULL, 'c' },
 		{ "kind", required_argument, NULL, 'k' },
 		{ "chat", required_argument, NULL, 'C' },
 		{ "limit", required_argument, NULL, 'n' },
@@ -494,19 +526,19 @@ cmd_ls(struct cli *c, int argc, char **argv)
 	struct jsonw		 w;
 	sqlite3_stmt		*st;
 	int64_t			 chat = 0, limit = LS_DEFAULT_LIMIT, rows = 0;
-	int			 has_chat = 0, o, rc;
+	int			 has_chat = 0, calls = 0, o, rc;
 
 	for (;;) {
-		if (cli_getopt(cmd, argc, argv, "hs:k:C:n:", longopts, &o, &rc))
+		if (cli_getopt(cmd, argc, argv, "hs:ck:C:n:", longopts, &o, &rc))
 			return rc;
 		if (o == -1)
 			break;
 		switch (o) {
 		case 's':
-			if (!valid_update_state(optarg))
-				return cli_usage_error(cmd, "--state %s: not one of "
-				    "new, leased, done, dead", optarg);
 			state = optarg;
+			break;
+		case 'c':
+			calls = 1;
 			break;
 		case 'k':
 			kind = optarg;
@@ -527,9 +559,16 @@ cmd_ls(struct cli *c, int argc, char **argv)
 	}
 	if ((rc = no_operands(cmd, argc, argv)) != EXIT_OK)
 		return rc;
+	/* Checked once every option is read: --calls may follow --state. */
+	if (state != NULL && calls && !valid_call_state(state))
+		return cli_usage_error(cmd, "--state %s: not one of new, sending, "
+		    "sent, dead (calls)", state);
+	if (state != NULL && !calls && !valid_update_state(state))
+		return cli_usage_error(cmd, "--state %s: not one of new, leased, "
+		    "done, dead", state);
 	if ((q = cli_queue_read(c)) == NULL)
 		return EXIT_FAILED;
-	if ((st = prepare(c, queue_db(q), ls_sql)) == NULL)
+	if ((st = prepare(c, queue_db(q), calls ? ls_calls_sql : ls_sql)) == NULL)
 		return EXIT_FAILED;
 	bind_text_or_null(st, 1, bot_filter(c));
 	bind_text_or_null(st, 2, state);
@@ -545,14 +584,16 @@ cmd_ls(struct cli *c, int argc, char **argv)
 				jw_init(&w, stdout);
 				jw_array(&w);
 			} else
-				printf("%6s %11s  %-19s  %-16s %14s  %-6s %5s  %s\n",
-				    "ID", "UPDATE_ID", "RECEIVED (UTC)", "KIND",
-				    "CHAT_ID", "STATE", "TRIES", "PREVIEW");
+				printf("%6s %11s  %-19s  %-16s %14s  %-*s %5s  %s\n",
+				    "ID", "UPDATE_ID", calls ? "CREATED (UTC)" :
+				    "RECEIVED (UTC)", calls ? "METHOD" : "KIND",
+				    "CHAT_ID", calls ? 7 : 6, "STATE", "TRIES",
+				    "PREVIEW");
 		}
 		if (c->json)
 			jw_raw(&w, col_text(st, LS_JSON));
 		else
-			ls_text_row(st);
+			ls_text_row(st, calls ? 7 : 6);
 	}
 	if (rc != SQLITE_DONE)
 		return step_error(c, st);
@@ -564,7 +605,8 @@ cmd_ls(struct cli *c, int argc, char **argv)
 		return EXIT_FAILED;
 	}
 	if (rows == 0) {
-		fprintf(stderr, "tgq: no updates%s\n", state || kind || has_chat ?
+		fprintf(stderr, "tgq: no %s%s\n", calls ? "calls" : "updates",
+		    state || kind || has_chat ?
 		    " match" : " in the queue");
 		return EXIT_FAILED;
 	}

@@ -24,8 +24,8 @@ static const struct command commands[] = {
 	{ "me", "", "Show the bot (getMe).", cmd_me, CONFIG_NEED_TOKENS },
 	{ "status", "", "Count the queue's updates and calls by state.", cmd_status,
 	    0 },
-	{ "ls", "[--state S] [--kind K] [--chat C] [--limit N]",
-	    "List updates, newest first.", cmd_ls, 0 },
+	{ "ls", "[--calls] [--state S] [--kind K] [--chat C] [--limit N]",
+	    "List updates (or with --calls, calls), newest first.", cmd_ls, 0 },
 	{ "show", "UPDATE_ID", "Show an update, what its handler asked for, and "
 	    "Telegram's answers.", cmd_show, 0 },
 	{ "retry", "UPDATE_ID | --dead", "Hand dead updates and calls back to the "

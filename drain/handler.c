@@ -36,6 +36,9 @@ extern char **environ;
 #define READS_PER_STEP	16		/* reads per descriptor per step: no livelock */
 #define READ_CHUNK	65536
 #define LINE_LOG_MAX	1000		/* stderr bytes per log line */
+/* The newest stderr bytes kept for the result's stderr_tail: more than it can
+ * hold, since trailing line breaks are dropped before it is cut. */
+#define TAIL_RING	1024
 #define RECHECK_MS	1000		/* after a kill, with a pidfd to wake us */
 #define POLL_EXIT_MS	50		/* without a pidfd, how often to look */
 
@@ -67,6 +70,8 @@ struct handler_run {
 	size_t		 err_logged;
 	size_t		 max_stderr_logged;
 	int		 err_truncated;
+	char		 tail[TAIL_RING];	/* a ring: byte i at i % TAIL_RING */
+	size_t		 tail_total;	/* stderr bytes ever read */
 
 	int64_t		 timeout_ms;
 	int64_t		 deadline;	/* when to kill */
@@ -419,7 +424,9 @@ stderr_emit(struct handler_run *run)
 	len = strlen(esc);
 	if (run->line_cut && (len < 3 || memcmp(esc + len - 3, "...", 3) != 0))
 		memcpy(esc + len, "...", 4);
-	log_warnx("handler %s update %lld: %s", run->bot, (long long)run->update_id,
+	/* Handlers print progress and tracebacks there alike: what it says is
+	 * information; the failure, if any, is logged as a warning by the caller. */
+	log_info("handler %s update %lld: %s", run->bot, (long long)run->update_id,
 	    esc);
 	run->line_len = 0;
 	run->line_cut = 0;
@@ -537,6 +544,107 @@ stdout_read(struct handler_run *run)
 	}
 }
 
+/* Keeps the newest TAIL_RING bytes of stderr, whatever the log budget dropped. */
+static void
+tail_keep(struct handler_run *run, const char *buf, size_t len)
+{
+	size_t i;
+
+	if (len > TAIL_RING) {
+		run->tail_total += len - TAIL_RING;
+		buf += len - TAIL_RING;
+		len = TAIL_RING;
+	}
+	for (i = 0; i < len; i++)
+		run->tail[run->tail_total++ % TAIL_RING] = buf[i];
+}
+
+/*
+ * Escapes like log_escape(), except that valid UTF-8 outside the C1 controls is
+ * kept as it is and a line break becomes " | ".  Returns the length it needs,
+ * writing only when it fits (dst holds dstlen bytes with the NUL).
+ */
+static size_t
+tail_escape(char *dst, size_t dstlen, const char *src, size_t len)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*u = (const unsigned char *)src;
+	size_t			 i, n, o = 0;
+
+	for (i = 0; i < len; i += n) {
+		n = utf8_char_len(src + i, len - i);
+		if (u[i] == '\n') {
+			if (o + 3 < dstlen)
+				memcpy(dst + o, " | ", 3);
+			o += 3;
+		} else if ((n == 1 && u[i] >= 0x20 && u[i] < 0x7f && u[i] != '\\') ||
+		    (n > 1 && !(u[i] == 0xc2 && u[i + 1] < 0xa0))) {
+			if (o + n < dstlen)
+				memcpy(dst + o, src + i, n);
+			o += n;
+		} else {
+			n = 1;
+			if (o + 4 < dstlen) {
+				dst[o] = '\\';
+				dst[o + 1] = 'x';
+				dst[o + 2] = hex[u[i] >> 4];
+				dst[o + 3] = hex[u[i] & 0xf];
+			}
+			o += 4;
+		}
+	}
+	if (o < dstlen)
+		dst[o] = '\0';
+	return o;
+}
+
+/* The last lines of stderr, escaped, for the result (see handler.h). */
+static void
+tail_render(const struct handler_run *run, char *dst, size_t dstlen)
+{
+	char	raw[TAIL_RING];
+	size_t	len, start, i, lines = 0, n;
+	int	cut;
+
+	dst[0] = '\0';
+	len = run->tail_total < TAIL_RING ? run->tail_total : TAIL_RING;
+	for (i = 0; i < len; i++)
+		raw[i] = run->tail[(run->tail_total - len + i) % TAIL_RING];
+	while (len > 0 && (raw[len - 1] == '\n' || raw[len - 1] == '\r'))
+		len--;
+	/* Back to the start of the HANDLER_TAIL_LINES-th line from the end. */
+	for (start = len; start > 0; start--)
+		if (raw[start - 1] == '\n' && ++lines == HANDLER_TAIL_LINES)
+			break;
+	cut = start > 0 || run->tail_total > TAIL_RING;
+	/* Every byte escapes to one or more: more than dstlen cannot fit. */
+	if (len - start >= dstlen) {
+		start = len - (dstlen - 1);
+		cut = 1;
+	}
+	/* Never begin inside a UTF-8 sequence. */
+	while (start < len && ((unsigned char)raw[start] & 0xc0) == 0x80) {
+		start++;
+		cut = 1;
+	}
+	/* The newest bytes win: drop whole characters from the front until the
+	 * escaped text and its "..." fit. */
+	while (start < len && tail_escape(dst, dstlen, raw + start, len - start) +
+	    (cut ? 3 : 0) >= dstlen) {
+		n = utf8_char_len(raw + start, len - start);
+		start += n > 0 ? n : 1;
+		cut = 1;
+	}
+	if (start == len) {
+		dst[0] = '\0';
+		return;
+	}
+	if (cut) {
+		memmove(dst + 3, dst, strlen(dst) + 1);
+		memcpy(dst, "...", 3);
+	}
+}
+
 static void
 stderr_read(struct handler_run *run)
 {
@@ -554,6 +662,7 @@ stderr_read(struct handler_run *run)
 			close_fd(&run->err_fd);
 			return;
 		}
+		tail_keep(run, buf, (size_t)n);
 		stderr_take(run, buf, (size_t)n);
 	}
 }
@@ -667,6 +776,7 @@ handler_finish(struct handler_run *run, struct handler_result *res)
 		handler_abort(run);
 		return;
 	}
+	tail_render(run, res->stderr_tail, sizeof(res->stderr_tail));
 	if (run->exec_errno != 0)
 		snprintf(res->reason, sizeof(res->reason), "cannot run %s: %s",
 		    run->program, strerror(run->exec_errno));

@@ -26,6 +26,9 @@
 
 /* handler_pollfds() never fills more entries than this. */
 #define HANDLER_MAX_POLLFDS 4
+/* How much of a failed handler's stderr its last_error carries. */
+#define HANDLER_TAIL_LINES	3
+#define HANDLER_TAIL_MAX	500
 
 struct handler_run;			/* one running child; opaque */
 
@@ -41,6 +44,13 @@ struct handler_result {
 	 * out after 10000 ms", "output larger than 1048576 bytes", "cannot run /x: No
 	 * such file or directory"; "" for HANDLER_OK. */
 	char			 reason[256];
+	/* The last lines of the handler's stderr (at most HANDLER_TAIL_LINES lines and
+	 * HANDLER_TAIL_MAX bytes, the newest kept), escaped like the log: controls,
+	 * backslashes and bytes that are not UTF-8 as \xNN, lines joined by " | ", a
+	 * leading "..." when earlier output was left out; "" when it printed nothing.
+	 * Only what the handler wrote: its environment holds neither the bot token nor
+	 * the webhook secret. */
+	char			 stderr_tail[HANDLER_TAIL_MAX + 1];
 };
 
 struct handler_limits {

@@ -373,8 +373,14 @@ finish_run(struct drain *d, size_t i)
 {
 	struct running		*r = &d->runs[i];
 	struct handler_result	 res;
+	char			 last_error[sizeof(res.reason) +
+				    sizeof(res.stderr_tail) + 2];
 
 	r->bot->handler.ops->finish(r->run, &res);
+	/* The log has every stderr line already (at info); the row keeps the last
+	 * ones, which usually say why ("KeyError: 'text'"). */
+	snprintf(last_error, sizeof(last_error), "%s%s%s", res.reason,
+	    res.stderr_tail[0] != '\0' ? ": " : "", res.stderr_tail);
 	d->claiming.again = 1;	/* a slot is free, and its chat may go on */
 	switch (res.status) {
 	case HANDLER_OK:
@@ -384,7 +390,7 @@ finish_run(struct drain *d, size_t i)
 		log_warnx("bot %s update %lld: %s: dead", r->upd.bot,
 		    (long long)r->upd.update_id, res.reason);
 		metrics_add(d->metrics, M_UPDATES_DEAD, 1);
-		note_queue_result(d, jobs_fail(d->jobs, &r->upd, res.reason, 1,
+		note_queue_result(d, jobs_fail(d->jobs, &r->upd, last_error, 1,
 		    now_unix()));
 		break;
 	default:
@@ -393,7 +399,7 @@ finish_run(struct drain *d, size_t i)
 		    (long long)r->upd.attempts, (long long)d->cfg->max_attempts);
 		metrics_add(d->metrics, r->upd.attempts >= d->cfg->max_attempts ?
 		    M_UPDATES_DEAD : M_HANDLER_FAILED, 1);
-		note_queue_result(d, jobs_fail(d->jobs, &r->upd, res.reason, 0,
+		note_queue_result(d, jobs_fail(d->jobs, &r->upd, last_error, 0,
 		    now_unix()));
 		break;
 	}

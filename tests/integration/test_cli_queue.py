@@ -370,6 +370,35 @@ def case_ls_filters(stack):
     check(len(out.splitlines()) == 4, "--limit 3 text: %r" % out)
 
 
+def case_ls_calls(stack):
+    """Dead calls are found by ls too, not only by show or the dead view."""
+    f = stack.fixture()
+    _, out, _ = f.tgq("ls", "--calls", want=0)
+    golden("ls-calls.txt", out)
+    _, out, err = f.tgq("ls", "--calls", "--state", "dead", want=0)
+    check(err == "", "stderr: %r" % err)
+    golden("ls-calls-dead.txt", out)
+    rows = f.json("ls", "--calls", "--state", "dead")
+    check(len(rows) == 1 and rows[0] == dict(
+        rows[0], what="call", id=2, update_row=2, update_id=1002, chat_id=502,
+        method="sendMessage", state="dead", attempts=1, text="re second",
+        last_error="Bad Request: chat not found", sent_at=None),
+          "--calls --state dead: %r" % rows)
+    check([r["id"] for r in f.json("ls", "--calls")] == [4, 3, 2, 1],
+          "--calls: not every call newest first")
+    check([r["id"] for r in f.json("ls", "--state", "sending", "--calls")] == [4],
+          "--state before --calls")
+    check([r["id"] for r in f.json("ls", "--calls", "--kind", "sendChatAction")]
+          == [4], "--calls --kind matches the method")
+    check([r["id"] for r in f.json("ls", "--calls", "--chat", "505",
+                                   "--limit", "1")] == [4], "--calls --chat --limit")
+    _, out, err = f.tgq("ls", "--calls", "--chat", "999", want=1)
+    check(out == "" and "no calls match" in err, "%r %r" % (out, err))
+    for args in (["--state", "leased"], ["--state", "done"], ["--state", "bogus"]):
+        _, _, err = f.tgq("ls", "--calls", *args, want=2)
+        check("usage: tgq" in err, "ls --calls %r: no usage: %r" % (args, err))
+
+
 def case_ls_bad_arguments(stack):
     f = stack.fixture()
     for args in (["--state", "bogus"], ["--state", "sending"], ["--limit", "0"],
@@ -739,6 +768,7 @@ def groups(ctx):
         ("ls_bad_arguments_exit_2", case_ls_bad_arguments),
         ("ls_nothing_matches_exit_1", case_ls_nothing),
         ("ls_json_fields", case_ls_json_fields),
+        ("ls_calls_dead_and_all", case_ls_calls),
         ("show_golden", case_show_golden),
         ("show_contents", case_show_contents),
         ("show_not_found_exit_1", case_show_not_found),

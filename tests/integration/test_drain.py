@@ -55,6 +55,8 @@ hang) sleep 30 ;;
 garbage) echo 'this is not a call' ;;
 big) head -c 10000000 /dev/zero ;;
 exit3) echo 'to stderr' >&2; exit 3 ;;
+traceback) printf 'Traceback (most recent call last):\n  File "/h.py", line 5, in <module>\n    print(u["text"])\nKeyError: \047text\047 \\ \303\251\001\n\n' >&2
+	exit 1 ;;
 env) printf '{"method":"sendMessage","chat_id":%s,"text":"%s %s token=%s"}\n' \
 	"$chat" "$TGQ_BOT" "$TGQ_UPDATE_ID" "${TGQ_BOT_TOKEN:-none}" ;;
 slow*) sleep 0.2
@@ -344,7 +346,8 @@ def case_echo_lone_surrogate(stack):
 def case_handlers(stack):
     env = dict(TGQ_HANDLER="exec:" + stack.handler, TGQ_HANDLER_TIMEOUT=1,
                TGQ_MAX_ATTEMPTS=2, TGQ_MAX_OUTPUT="1M", TGQ_HANDLERS=4)
-    texts = ["crash", "hang", "garbage", "big", "exit3", "fine1", "env", "fine2"]
+    texts = ["crash", "hang", "garbage", "big", "exit3", "fine1", "env", "fine2",
+             "traceback"]
     uids = stack.uids(len(texts))
     for i, (uid, text) in enumerate(zip(uids, texts)):
         stack.post(uid, 5000 + i, text)
@@ -356,8 +359,14 @@ def case_handlers(stack):
         "WHERE update_id BETWEEN ? AND ?", (uids[0], uids[-1])))
     want = {"crash": "dead killed by signal 11", "hang": "dead timed out",
             "garbage": "dead handler output line 1: not a JSON object",
-            "big": "dead output larger than", "exit3": "dead exited with status 3",
-            "fine1": "done", "env": "done", "fine2": "done"}
+            "big": "dead output larger than",
+            "exit3": "dead exited with status 3: to stderr",
+            "fine1": "done", "env": "done", "fine2": "done",
+            # The last three lines of its stderr, escaped as the log escapes them
+            # (a backslash and a control as \xNN), UTF-8 kept.
+            "traceback": "dead exited with status 1: ...  File \"/h.py\", line 5, "
+                         "in <module> |     print(u[\"text\"]) | KeyError: 'text' "
+                         "\\x5c \u00e9\\x01"}
     for uid, text in zip(uids, texts):
         check(state.get(uid, "").startswith(want[text]),
               "%s: %r, expected %r" % (text, state.get(uid), want[text]))
@@ -379,7 +388,18 @@ def case_handlers(stack):
           "default %d token=none" % uids[texts.index("env")],
           "env: handler saw %r" % (env_call[0]["params"]["text"] if env_call else
                                    None))
-    check("to stderr" in stack.logs(), "the handler's stderr is not in the log")
+    check(state.get(uids[texts.index("traceback")]) == want["traceback"],
+          "traceback: %r" % (state.get(uids[texts.index("traceback")]),))
+    # A handler's stderr is what it says, logged at info (<6>); that it failed is
+    # the warning (<4>).
+    said = [line for line in stack.logs().splitlines() if "to stderr" in line]
+    check(said and all(line.startswith("<6>") for line in said),
+          "the handler's stderr is not logged at info: %r" % (said,))
+    said = [line for line in stack.logs().splitlines() if "KeyError" in line]
+    check(len(said) == 2 and all(line.startswith("<6>") and "update %d:" %
+                                 uids[texts.index("traceback")] in line
+                                 for line in said),
+          "the traceback's last line, once per attempt: %r" % (said,))
     check(stack.queue.query("SELECT count(*) FROM outbox WHERE update_id IN (%s)" %
                             ",".join(str(u) for u in uids))[0][0] == 5,
           "outbox rows for the dead updates")

@@ -239,6 +239,31 @@ test_exit(void)
 	    status_name(r.status), r.reason);
 	free(r.output);
 
+	run_sh("printf 'one\\ntwo\\nthree\\r\\nfour\\n\\n' >&2; exit 2", NULL, 0,
+	    &l, &r, NULL);
+	report("stderr_tail_lines", r.status == HANDLER_FAILED &&
+	    strcmp(r.stderr_tail, "...two | three\\x0d | four") == 0,
+	    "tail %s", r.stderr_tail);
+	free(r.output);
+
+	/* 2000 bytes of one line: the newest HANDLER_TAIL_MAX at most, whole
+	 * characters (a two-byte one at every step), "..." in front. */
+	run_sh("i=0; while [ $i -lt 400 ]; do printf 'ab\\303\\251' >&2; "
+	    "i=$((i+1)); done; exit 2", NULL, 0, &l, &r, NULL);
+	report("stderr_tail_bounded", r.status == HANDLER_FAILED &&
+	    strlen(r.stderr_tail) <= HANDLER_TAIL_MAX &&
+	    strlen(r.stderr_tail) > HANDLER_TAIL_MAX - 8 &&
+	    strncmp(r.stderr_tail, "...", 3) == 0 &&
+	    utf8_valid(r.stderr_tail, strlen(r.stderr_tail)) &&
+	    strcmp(r.stderr_tail + strlen(r.stderr_tail) - 4, "ab\xc3\xa9") == 0,
+	    "tail of %zu bytes: %.20s", strlen(r.stderr_tail), r.stderr_tail);
+	free(r.output);
+
+	run_sh("exit 4", NULL, 0, &l, &r, NULL);
+	report("stderr_tail_empty", r.status == HANDLER_FAILED &&
+	    r.stderr_tail[0] == '\0', "tail %s", r.stderr_tail);
+	free(r.output);
+
 	run_sh("kill -SEGV $$", NULL, 0, &l, &r, NULL);
 	report("signal", r.status == HANDLER_FAILED && r.output == NULL &&
 	    strcmp(r.reason, "killed by signal 11") == 0, "status %s reason %s",
