@@ -133,28 +133,36 @@ def case_metrics(stack):
             "body": 0, "route": 0, "method": 0}
     # From 8 connections at once, so that nginx opens several upstream connections
     # and more than one process serves: the sum across processes is the point.
+    # Which process accepts is the kernel's choice, and on a busy machine one may
+    # take a whole batch: then another batch is sent (at most 3).
     pids = stack.webhooks[0].pids
     reads_before = {p: reads_of(p) for p in pids}
-    statuses = {}
+    batches = 0
+    serving = []
+    while batches < 3 and len(serving) < 2:
+        first = 1 + 120 * batches
+        statuses = {}
 
-    def poster(first):
-        for uid in range(first, 121, 8):
-            statuses[uid] = stack.post("/telegram/webhook", uid).status
-    threads = [threading.Thread(target=poster, args=(i,), daemon=True)
-               for i in range(1, 9)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    check(sorted(statuses) == list(range(1, 121)) and
-          set(statuses.values()) == {200}, "posts: %r" % sorted(
-              set(statuses.values())))
-    sent["received"] += 120
-    # A process that served requests made read calls; an idle one sits in accept.
-    serving = [p for p in pids if reads_of(p) - reads_before[p] >= 10]
-    check(len(serving) >= 2, "only %d of the %d webhook processes served the 120 "
-          "concurrent posts: the sum across processes is not tested" % (
-              len(serving), len(pids)))
+        def poster(start):
+            for uid in range(start, first + 120, 8):
+                statuses[uid] = stack.post("/telegram/webhook", uid).status
+        threads = [threading.Thread(target=poster, args=(first + i,), daemon=True)
+                   for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        check(sorted(statuses) == list(range(first, first + 120)) and
+              set(statuses.values()) == {200}, "posts: %r" % sorted(
+                  set(statuses.values())))
+        batches += 1
+        sent["received"] += 120
+        # A process that served requests made read calls; an idle one sits in
+        # accept.
+        serving = [p for p in pids if reads_of(p) - reads_before[p] >= 10]
+    check(len(serving) >= 2, "only %d of the %d webhook processes served %d "
+          "batches of 120 concurrent posts: the sum across processes is not "
+          "tested" % (len(serving), len(pids), batches))
     for uid in range(1, 31):
         check(stack.post("/telegram/webhook", uid).status == 200, "duplicate")
         sent["duplicate"] += 1
@@ -191,7 +199,7 @@ def case_metrics(stack):
     m = parse_metrics(r.body.decode())
     want = {("tgq_updates_received_total", ""): sent["received"],
             ("tgq_updates_duplicate_total", ""): sent["duplicate"],
-            ("tgq_queue_updates", '{bot="default",state="new"}'): 120,
+            ("tgq_queue_updates", '{bot="default",state="new"}'): 120 * batches,
             ("tgq_queue_up", ""): 1}
     for reason in ("secret", "size", "type", "body", "route", "method"):
         want[("tgq_requests_rejected_total", '{reason="%s"}' % reason)] = sent[reason]
@@ -201,8 +209,8 @@ def case_metrics(stack):
                                                               m.get(key), value))
     check(m[("tgq_oldest_pending_age_seconds", "")] >= 0, "oldest age")
     stack.notes.append("metrics: %d requests counted, by a webhook of %d processes "
-                       "(%d of them served the concurrent posts)" % (
-                           sum(sent.values()), len(pids), len(serving)))
+                       "(%d of them served the concurrent posts, in %d batches)"
+                       % (sum(sent.values()), len(pids), len(serving), batches))
 
     # The drain adds to the same counters.
     token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_"
@@ -216,9 +224,10 @@ def case_metrics(stack):
                      "the user"}], method="sendMessage", chat_id=42)
         drain(stack, tfile, api.url, TGQ_RATE_GLOBAL=0, TGQ_RATE_CHAT=0)
     m = parse_metrics(stack.req("GET", "/telegram/metrics").body.decode())
-    check(m[("tgq_updates_handled_total", "")] == 120, "handled %r" %
+    check(m[("tgq_updates_handled_total", "")] == 120 * batches, "handled %r" %
           m[("tgq_updates_handled_total", "")])
-    check(m[("tgq_calls_sent_total", "")] + m[("tgq_calls_dead_total", "")] == 120 and
+    check(m[("tgq_calls_sent_total", "")] + m[("tgq_calls_dead_total", "")] ==
+          120 * batches and
           m[("tgq_calls_dead_total", "")] >= 1 and m[("tgq_calls_429_total", "")] == 1,
           "sent %d dead %d 429 %d" % (m[("tgq_calls_sent_total", "")],
                                       m[("tgq_calls_dead_total", "")],
