@@ -57,22 +57,13 @@ add_list(const char *text, struct cidr_list *list, char *err, size_t errlen,
 {
 	char		 entry[64];
 	const char	*p = text;
-	int		 index = 0;
+	int		 index = 0, rc;
 
-	while (*p != '\0') {
-		size_t len;
-
-		p += strspn(p, " \t,");
-		len = strcspn(p, " \t,");
-		if (len == 0)
-			break;
-		if (len >= sizeof(entry)) {
+	while ((rc = list_next(&p, entry, sizeof(entry))) != 0) {
+		if (rc == -1) {
 			snprintf(err, errlen, "an address entry is too long");
 			return -1;
 		}
-		memcpy(entry, p, len);
-		entry[len] = '\0';
-		p += len;
 		index++;
 		if (strcmp(entry, "telegram") == 0 && depth == 0) {
 			if (add_list(telegram_ranges, list, err, errlen, 1) == -1)

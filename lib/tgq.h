@@ -48,6 +48,12 @@ void	 tgq_umask(void);
  * (tgq-webhook's fd 0 may be its FastCGI socket).  -1 when it cannot.
  */
 int	 check_std_fds(void);
+/*
+ * The next entry of a list separated by commas or blanks, copied into entry and
+ * NUL-terminated, *p moved past it: 1, or 0 at the end, or -1 when the entry does
+ * not fit in entrylen bytes.
+ */
+int	 list_next(const char **p, char *entry, size_t entrylen);
 
 /* log.c */
 enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARNING = 4, LOG_LVL_INFO = 6,

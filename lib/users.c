@@ -19,24 +19,15 @@ user_list_parse(const char *text, struct user_list *list, char *err, size_t errl
 	char		 entry[32];
 	int64_t		*grown;
 	size_t		 cap = 0;
-	int		 index = 0;
+	int		 index = 0, rc;
 
-	while (*p != '\0') {
-		size_t len;
-
-		p += strspn(p, " \t,");
-		len = strcspn(p, " \t,");
-		if (len == 0)
-			break;
+	while ((rc = list_next(&p, entry, sizeof(entry))) != 0) {
 		index++;
-		if (len >= sizeof(entry)) {
+		if (rc == -1) {
 			snprintf(err, errlen, "entry %d is not a user id (too long)",
 			    index);
 			goto fail;
 		}
-		memcpy(entry, p, len);
-		entry[len] = '\0';
-		p += len;
 		if (new.n == USER_LIST_MAX) {
 			snprintf(err, errlen, "more than %d users", USER_LIST_MAX);
 			goto fail;

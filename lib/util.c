@@ -203,3 +203,19 @@ check_std_fds(void)
 	}
 	return 0;
 }
+
+int
+list_next(const char **p, char *entry, size_t entrylen)
+{
+	size_t len;
+
+	*p += strspn(*p, " \t,");
+	if ((len = strcspn(*p, " \t,")) == 0)
+		return 0;
+	if (len >= entrylen)
+		return -1;
+	memcpy(entry, *p, len);
+	entry[len] = '\0';
+	*p += len;
+	return 1;
+}

@@ -179,6 +179,16 @@ main(void)
 	test_secret();
 	test_log_escape();
 	test_read_small_file();
+	{
+		const char	*p = " 12,,\t34 ,";
+		char		 e[3];
+
+		CHECK("list_next_entries", list_next(&p, e, sizeof(e)) == 1 &&
+		    strcmp(e, "12") == 0 && list_next(&p, e, sizeof(e)) == 1 &&
+		    strcmp(e, "34") == 0 && list_next(&p, e, sizeof(e)) == 0);
+		p = "123";
+		CHECK("list_next_too_long", list_next(&p, e, sizeof(e)) == -1);
+	}
 	CHECK("std_fds_all_closed", std_fds_filled(1));
 	CHECK("std_fds_stderr_closed", std_fds_filled(0));
 	return check_exit();
