@@ -288,7 +288,10 @@ class TempStack:
         pass
 
     def cleanup(self):
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if self.ctx.keep:
+            print("# kept %s" % self.tmpdir)
+        else:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 class Webhook:

@@ -8,7 +8,6 @@ Run as root, the programs run as www-data (the harness's unprivileged user) wher
 a permission matters; run as another user, the cases that need two users skip."""
 
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -117,12 +116,6 @@ class Stack(h.TempStack):
         for w in self.webhooks:
             w.stop()
         self.api.stop()
-
-    def cleanup(self):
-        if self.ctx.keep:
-            print("# kept %s" % self.tmpdir)
-        else:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def no_secret_printed(stack):

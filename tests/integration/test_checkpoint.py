@@ -12,7 +12,6 @@ Group checkpoint:
 """
 
 import os
-import shutil
 import subprocess
 
 import harness as h
@@ -37,10 +36,9 @@ def update(uid):
                 uid, uid, 5000 + uid % 20, uid)).encode()
 
 
-class Stack:
+class Stack(h.TempStack):
     def __init__(self, ctx):
-        self.ctx = ctx
-        self.tmpdir = h.make_tmpdir("tgq-checkpoint-")
+        super().__init__(ctx, "tgq-checkpoint-")
         self.secret = h.new_secret()
         self.db = os.path.join(self.tmpdir, "queue.db")
         self.queue = h.Queue(self.db)
@@ -48,7 +46,6 @@ class Stack:
         self.api = FakeBotAPI(tokens={TOKEN: "default"}, limits=False)
         self.webhooks = []
         self.server = None
-        self.notes = []
 
     def env(self, leaks=False):
         env = {"TGQ_DATABASE": self.db, "TGQ_WEBHOOK_SECRET": self.secret,
@@ -92,12 +89,6 @@ class Stack:
         for w in self.webhooks:
             w.stop()
         self.api.stop()
-
-    def cleanup(self):
-        if self.ctx.keep:
-            print("# kept %s" % self.tmpdir)
-        else:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def case_webhook(stack):
