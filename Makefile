@@ -46,7 +46,7 @@ DRAIN_SRC = drain/handler.c $(sort $(wildcard drain/handler_*.c)) drain/backoff.
 CLI_SRC	 = cli/cli.c cli/jsonw.c cli/cmd_webhook.c cli/cmd_queue.c cli/cmd_poll.c \
 	   cli/cmd_doctor.c
 TEST_SRC = $(wildcard tests/unit/test_*.c)
-HEADERS	 = lib/tgq.h cgi/webhook.h drain/drain.h drain/handler.h cli/cli.h \
+HEADERS	 = lib/tgq.h lib/config_keys.h cgi/webhook.h drain/drain.h drain/handler.h cli/cli.h \
 	   tests/unit/check.h
 
 LIB_OBJ	 = $(LIB_SRC:%.c=$(B)/%.o)

@@ -22,10 +22,11 @@
 #define SECRET_FILE_MAX 4096
 
 /*
- * Every key, one row each: the file, the environment and the defaults are all
- * applied by walking this table (key_apply), and `tgq-webhook --print-keys`
- * prints it.  A new key is a row here and a field in struct config or struct
- * bot_config.
+ * Every key, one row each (config_keys.h): the file, the environment and the
+ * defaults are all applied by walking this table (key_apply), and
+ * `tgq-webhook --print-keys` prints it.  A key touches three files: its row in
+ * lib/config_keys.h, which also declares its field in struct config or struct
+ * bot_config, tgq.conf(5) and the README's table.
  */
 enum key_section { SECTION_TGQ, SECTION_BOT };
 enum key_type {
@@ -72,89 +73,48 @@ static const struct key_choice log_levels[] = { { "err", LOG_LVL_ERR },
 static const struct key_choice http_urls[] = { { "https://", 0 }, { "http://", 0 },
 	{ NULL, 0 } };
 static const struct key_choice https_urls[] = { { "https://", 0 }, { NULL, 0 } };
-/* key_apply stores an enum's value as an int. */
-_Static_assert(sizeof(enum durability) == sizeof(int) &&
-    sizeof(enum log_level) == sizeof(int), "config enums are int-sized");
-
-/* Where a field is, refused at compile time when its type is not the one the
- * key's type writes. */
+/*
+ * The rows of config_keys.h as table entries.  Each shape's field is declared from
+ * the same row, so what is checked at compile time is the other half: that the
+ * row's key type is one that key_apply writes into that shape's C type (an
+ * int64_t for a number, a char * for a string, an int for an enum).
+ */
+#define KEY_WRITES_INT64(t)	((t) == KEY_INT || (t) == KEY_SIZE || \
+	(t) == KEY_DURATION)
+#define KEY_WRITES_STRING(t)	((t) == KEY_PATH || (t) == KEY_URL || \
+	(t) == KEY_HANDLER)
+#define KEY_CHECKED(cond, name, what) (0 * sizeof(struct { \
+	_Static_assert(cond, "key " name ": " what); int unused; }))
 #define STRUCT_TGQ struct config
 #define STRUCT_BOT struct bot_config
-#define FIELD(sec, f, T) _Generic(((STRUCT_##sec *)NULL)->f, T: \
-	offsetof(STRUCT_##sec, f))
-#define NUMBER(sec, name, env, type, f, min, max, range, def) \
-	{ SECTION_##sec, name, env, type, FIELD(sec, f, int64_t), min, max, NULL, \
-	range, def, 0 }
-#define STRING(sec, name, env, type, f, choices, rule, def) \
-	{ SECTION_##sec, name, env, type, FIELD(sec, f, char *), 0, 0, choices, \
-	rule, def, 0 }
-#define CHOICE(sec, name, env, f, choices, rule, def, flags) \
-	{ SECTION_##sec, name, env, KEY_ENUM, offsetof(STRUCT_##sec, f), 0, 0, \
-	choices, rule, def, flags }
-#define CIDRS(sec, name, env, f) \
-	{ SECTION_##sec, name, env, KEY_CIDRS, FIELD(sec, f, struct cidr_list), \
-	0, 0, NULL, NULL, NULL, 0 }
-#define USERS(sec, name, env, f) \
-	{ SECTION_##sec, name, env, KEY_USERS, FIELD(sec, f, struct user_list), \
-	0, 0, NULL, NULL, NULL, 0 }
+#define KEY_ROW(sec, shape, ...)	KEY_ROW_##shape(sec, __VA_ARGS__)
+#define KEY_ROW_NUMBER(sec, name, env, type, f, min, max, range, def, doc) \
+	{ SECTION_##sec, name, env, type, offsetof(STRUCT_##sec, f) + \
+	KEY_CHECKED(KEY_WRITES_INT64(type), name, "a number's type"), min, max, \
+	NULL, range, def, 0 },
+#define KEY_ROW_STRING(sec, name, env, type, f, choices, rule, def, doc) \
+	{ SECTION_##sec, name, env, type, offsetof(STRUCT_##sec, f) + \
+	KEY_CHECKED(KEY_WRITES_STRING(type), name, "a string's type"), 0, 0, \
+	choices, rule, def, 0 },
+#define KEY_ROW_CHOICE(sec, name, env, ctype, f, choices, rule, def, flags, doc) \
+	{ SECTION_##sec, name, env, KEY_ENUM, offsetof(STRUCT_##sec, f) + \
+	KEY_CHECKED(sizeof(ctype) == sizeof(int), name, "an enum stored as an int"), \
+	0, 0, choices, rule, def, flags },
+#define KEY_ROW_TEXT(sec, name, env, f, min, max, rule, def, doc) \
+	{ SECTION_##sec, name, env, KEY_TEXT, offsetof(STRUCT_##sec, f), min, max, \
+	NULL, rule, def, 0 },
+#define KEY_ROW_CIDRS(sec, name, env, f, doc) \
+	{ SECTION_##sec, name, env, KEY_CIDRS, offsetof(STRUCT_##sec, f), 0, 0, \
+	NULL, NULL, NULL, 0 },
+#define KEY_ROW_USERS(sec, name, env, f, doc) \
+	{ SECTION_##sec, name, env, KEY_USERS, offsetof(STRUCT_##sec, f), 0, 0, \
+	NULL, NULL, NULL, 0 },
+#define KEY_ROW_TGQ(...)	KEY_ROW(TGQ, __VA_ARGS__)
+#define KEY_ROW_BOT(...)	KEY_ROW(BOT, __VA_ARGS__)
 
 static const struct config_key config_keys[] = {
-	STRING(TGQ, "database", "TGQ_DATABASE", KEY_PATH, database, NULL, NULL,
-	    "/var/lib/tgq/queue.db"),
-	CHOICE(TGQ, "durability", "TGQ_DURABILITY", durability, durabilities,
-	    "must be full or normal", "full", 0),
-	NUMBER(TGQ, "max_body", "TGQ_MAX_BODY", KEY_SIZE, max_body, 1024,
-	    64 * 1024 * 1024, "1K to 64M", "1M"),
-	STRING(TGQ, "api_url", "TGQ_API_URL", KEY_URL, api_url, http_urls,
-	    "must start with https:// or http://", "https://api.telegram.org"),
-	NUMBER(TGQ, "busy_timeout", "TGQ_BUSY_TIMEOUT", KEY_INT, busy_timeout_ms, 0,
-	    60000, "0 to 60000 ms", "5000"),
-	NUMBER(TGQ, "retry_after", "TGQ_RETRY_AFTER", KEY_DURATION, retry_after_s, 1,
-	    3600, "1 s to 1 h", "5"),
-	NUMBER(TGQ, "threads", "TGQ_THREADS", KEY_INT, threads, 1, 64, "1 to 64", "1"),
-	CHOICE(TGQ, "log_level", "TGQ_LOG_LEVEL", log_level, log_levels,
-	    "must be err, warning, info or debug", "info", KEY_ANY_CASE),
-	NUMBER(TGQ, "max_attempts", "TGQ_MAX_ATTEMPTS", KEY_INT, max_attempts, 1,
-	    1000, "1 to 1000", "5"),
-	NUMBER(TGQ, "handler_timeout", "TGQ_HANDLER_TIMEOUT", KEY_DURATION,
-	    handler_timeout_s, 1, 3600, "1 s to 1 h", "10s"),
-	NUMBER(TGQ, "max_output", "TGQ_MAX_OUTPUT", KEY_SIZE, max_output, 1024,
-	    64 * 1024 * 1024, "1K to 64M", "1M"),
-	NUMBER(TGQ, "send_timeout", "TGQ_SEND_TIMEOUT", KEY_DURATION, send_timeout_s,
-	    1, 600, "1 s to 10 m", "30s"),
-	NUMBER(TGQ, "lease", "TGQ_LEASE", KEY_DURATION, lease_s, 2, 86400,
-	    "2 s to 1 d", "60s"),
-	NUMBER(TGQ, "retain", "TGQ_RETAIN", KEY_DURATION, retain_s, 60, 3650 * 86400,
-	    "1 m to 10 years", "7d"),
-	NUMBER(TGQ, "max_in_flight", "TGQ_MAX_IN_FLIGHT", KEY_INT, max_in_flight, 1,
-	    1000, "1 to 1000", "16"),
-	NUMBER(TGQ, "handlers", "TGQ_HANDLERS", KEY_INT, handlers, 1, 256,
-	    "1 to 256", "4"),
-	CIDRS(TGQ, "allowed_ips", "TGQ_ALLOWED_IPS", allowed_ips),
-	CIDRS(TGQ, "trusted_proxies", "TGQ_TRUSTED_PROXIES", trusted_proxies),
-	NUMBER(TGQ, "stall_after", "TGQ_STALL_AFTER", KEY_DURATION, stall_after_s,
-	    1, 7 * 86400, "1 s to 7 d", "60s"),
-
-	STRING(BOT, "token_file", "TGQ_BOT_TOKEN_FILE", KEY_PATH, token_file, NULL,
-	    NULL, NULL),
-	STRING(BOT, "secret_file", "TGQ_WEBHOOK_SECRET_FILE", KEY_PATH, secret_file,
-	    NULL, NULL, NULL),
-	STRING(BOT, "webhook_url", "TGQ_WEBHOOK_URL", KEY_URL, webhook_url,
-	    https_urls, "must start with https://", NULL),
-	STRING(BOT, "handler", "TGQ_HANDLER", KEY_HANDLER, handler, NULL, NULL,
-	    "echo"),
-	/* Telegram's published limits: about 30 messages a second, one a second to
-	 * a chat, 20 a minute to a group. */
-	NUMBER(BOT, "rate_global", "TGQ_RATE_GLOBAL", KEY_INT, rate_global, 0, 100000,
-	    "0 (off) to 100000 per second", "30"),
-	NUMBER(BOT, "rate_chat", "TGQ_RATE_CHAT", KEY_INT, rate_chat, 0, 100000,
-	    "0 (off) to 100000 per second", "1"),
-	NUMBER(BOT, "rate_group", "TGQ_RATE_GROUP", KEY_INT, rate_group, 0, 100000,
-	    "0 (off) to 100000 per minute", "20"),
-	USERS(BOT, "allowed_users", "TGQ_ALLOWED_USERS", allowed_users),
-	{ SECTION_BOT, "deny_text", "TGQ_DENY_TEXT", KEY_TEXT,
-	    FIELD(BOT, deny_text, char *), 1, DENY_TEXT_MAX, NULL,
-	    "1 to 4096 characters", NULL, 0 },
+	CONFIG_TGQ_KEYS(KEY_ROW_TGQ)
+	CONFIG_BOT_KEYS(KEY_ROW_BOT)
 };
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "config_keys.h"
+
 #define TGQ_VERSION "0.1.0"
 
 #define TGQ_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -134,6 +136,13 @@ int	 cidr_match(const struct cidr_list *list, const char *addr);
 #define CONFIG_MAX_BOTS 64
 #define BOT_NAME_MAX 32
 enum durability { DURABILITY_FULL, DURABILITY_NORMAL };
+/* A list of Telegram user ids (users.c). */
+struct user_list {
+	int64_t	*ids;
+	size_t	 n;
+};
+/* Telegram's limit on a message's text, in characters. */
+#define DENY_TEXT_MAX 4096
 struct bot_config {
 	char	 name[BOT_NAME_MAX + 1];
 	char	*token;		/* NULL when not configured */
@@ -141,21 +150,8 @@ struct bot_config {
 	char	*secret;	/* NULL when not configured */
 	size_t	 secret_len;
 	char	*secret_path;	/* the file it was read from; NULL: the environment */
-	char	*token_file;	/* as configured (NULL: none), read when needed */
-	char	*secret_file;
-	char	*webhook_url;
-	char	*handler;
-	/* Telegram's limits, which the drain keeps to: calls per second for the bot,
-	 * per second for one chat, per minute for one group; 0 turns one off. */
-	int64_t	 rate_global;
-	int64_t	 rate_chat;
-	int64_t	 rate_group;
-	/* Whose updates reach the handler: n 0 means everyone's. */
-	struct user_list {
-		int64_t	*ids;
-		size_t	 n;
-	} allowed_users;
-	char	*deny_text;	/* the answer to a message refused; NULL: none */
+	/* The keys of a [bot NAME] section, from their rows in config_keys.h. */
+	CONFIG_BOT_KEYS(CONFIG_FIELD)
 };
 /* users.c */
 /* Parses "11111, 22222" (positive ids, commas or blanks between them; none is
@@ -167,33 +163,10 @@ int	 user_list_parse(const char *text, struct user_list *list, char *err,
 /* 1 when the list is empty (everyone) or holds user. */
 int	 user_list_allows(const struct user_list *list, int64_t user);
 void	 user_list_free(struct user_list *list);
-/* Telegram's limit on a message's text, in characters. */
-#define DENY_TEXT_MAX 4096
 struct config {
 	char		*path;		/* the file read, NULL when none */
-	char		*database;
-	enum durability	 durability;
-	int64_t		 max_body;
-	char		*api_url;
-	int64_t		 busy_timeout_ms;
-	int64_t		 retry_after_s;	/* what a 503 tells Telegram */
-	int64_t		 threads;	/* FastCGI request threads per process */
-	/* Who may call the webhook (none: anyone with the secret), and which
-	 * peers' X-Forwarded-For is believed. */
-	struct cidr_list allowed_ips;
-	struct cidr_list trusted_proxies;
-	enum log_level	 log_level;
-	/* …/ready answers 503 once the oldest pending update is older than this. */
-	int64_t		 stall_after_s;
-	/* tgq-drain */
-	int64_t		 max_attempts;	/* failed handler runs or sends before dead */
-	int64_t		 handler_timeout_s;
-	int64_t		 max_output;	/* bytes a handler may print */
-	int64_t		 send_timeout_s;
-	int64_t		 lease_s;	/* how long a claim holds when its drain dies */
-	int64_t		 retain_s;	/* done updates and sent calls are kept this long */
-	int64_t		 max_in_flight;	/* Bot API calls at once */
-	int64_t		 handlers;	/* handler processes at once */
+	/* The keys of [tgq], from their rows in config_keys.h. */
+	CONFIG_TGQ_KEYS(CONFIG_FIELD)
 	size_t		 nbots;
 	struct bot_config bots[CONFIG_MAX_BOTS];
 };
