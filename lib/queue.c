@@ -339,16 +339,11 @@ exec_sql(struct queue *q, const char *sql, char *err, size_t errlen)
 	return 0;
 }
 
-static void
-rollback(struct queue *q)
-{
-	if (!sqlite3_get_autocommit(q->db))
-		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
 /*
- * Brings the file to QUEUE_SCHEMA_VERSION under a write lock, so that two programs
- * opening a new file at once do not both create the schema.
+ * Brings the file to QUEUE_SCHEMA_VERSION in a write transaction like any other
+ * (queue_begin: the lock on <database>-lock, then BEGIN IMMEDIATE), so that two
+ * programs opening a new file at once do not both create the schema, and no
+ * migration writes while another process's writer holds the lock.
  */
 static int
 migrate(struct queue *q, char *err, size_t errlen)
@@ -360,7 +355,7 @@ migrate(struct queue *q, char *err, size_t errlen)
 		return -1;
 	if (version == QUEUE_SCHEMA_VERSION)
 		return 0;
-	if (exec_sql(q, "BEGIN IMMEDIATE", err, errlen) == -1)
+	if (queue_begin(q, q->busy_timeout_ms, err, errlen) != QUEUE_OK)
 		return -1;
 	if (pragma_int(q, "PRAGMA user_version", &version, err, errlen) == -1 ||
 	    pragma_int(q, "PRAGMA application_id", &appid, err, errlen) == -1 ||
@@ -388,13 +383,14 @@ migrate(struct queue *q, char *err, size_t errlen)
 			goto fail;
 	}
 	snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", QUEUE_APPLICATION_ID);
-	if (exec_sql(q, sql, err, errlen) == -1 ||
-	    exec_sql(q, "COMMIT", err, errlen) == -1)
+	if (exec_sql(q, sql, err, errlen) == -1)
 		goto fail;
+	if (queue_commit(q, err, errlen) != QUEUE_OK)
+		return -1;
 	log_info("%s: queue schema now at version %d", q->path, QUEUE_SCHEMA_VERSION);
 	return 0;
 fail:
-	rollback(q);
+	queue_rollback(q);
 	return -1;
 }
 
@@ -627,7 +623,9 @@ fail:
 	return -1;
 }
 
-static void
+/* Opened before the first connection, whose migration is a write; 0, or the
+ * errno that open_queue reports once the queue itself opened. */
+static int
 open_lock(struct queue *q)
 {
 	char	 path[4096];
@@ -635,18 +633,17 @@ open_lock(struct queue *q)
 
 	n = snprintf(path, sizeof(path), "%s-lock", q->path);
 	if (n < 0 || (size_t)n >= sizeof(path))
-		return;
+		return ENAMETOOLONG;
 	q->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (q->lockfd == -1)
-		log_warnx("%s: %s; writers from several processes will wait in "
-		    "SQLite's busy handler instead", path, strerror(errno));
+	return q->lockfd == -1 ? errno : 0;
 }
 
 static int
 open_queue(const char *path, enum durability durability, int64_t busy_timeout_ms,
     int read_only, struct queue **out, char *err, size_t errlen)
 {
-	struct queue *q;
+	struct queue	*q;
+	int		 lock_errno;
 
 	if ((q = calloc(1, sizeof(*q))) == NULL || (q->path = strdup(path)) == NULL) {
 		free(q);
@@ -657,13 +654,17 @@ open_queue(const char *path, enum durability durability, int64_t busy_timeout_ms
 	q->busy_timeout_ms = busy_timeout_ms;
 	q->lockfd = -1;
 	q->read_only = read_only;
+	lock_errno = read_only ? 0 : open_lock(q);
 	if (connect_db(q, err, errlen) == -1) {
+		if (q->lockfd != -1)
+			close(q->lockfd);
 		free(q->path);
 		free(q);
 		return -1;
 	}
-	if (!read_only)
-		open_lock(q);
+	if (lock_errno != 0)
+		log_warnx("%s-lock: %s; writers from several processes will wait in "
+		    "SQLite's busy handler instead", path, strerror(lock_errno));
 	*out = q;
 	return 0;
 }

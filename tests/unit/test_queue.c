@@ -1,9 +1,11 @@
 /* Unit tests for lib/queue.c and cgi/store.c against real SQLite files. */
 #include <limits.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -492,6 +494,37 @@ test_transactions(void)
 	queue_close(q);
 }
 
+/*
+ * A migration is a write like any other: it waits for the lock on <db>-lock
+ * that every writer takes, so it never writes while a writer of another process
+ * holds it (the drain's trylock counts on that).
+ */
+static void
+test_migration_takes_lock(void)
+{
+	struct queue	*q = NULL;
+	char		 err[512], lockpath[PATH_MAX];
+	const char	*path = db_path("migrate-locked.db");
+	int		 fd;
+
+	exec_on(path, "PRAGMA user_version = 0");
+	snprintf(lockpath, sizeof(lockpath), "%s-lock", path);
+	fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	CHECK("queue_migration_lock_held", fd != -1 && flock(fd, LOCK_EX) == 0);
+	CHECK("queue_migration_waits_for_lock", queue_open(path, DURABILITY_FULL, 100,
+	    &q, err, sizeof(err)) == -1 && strstr(err, "another writer") != NULL);
+	queue_close(q);
+	q = NULL;
+	CHECK("queue_migration_wrote_nothing_locked", query_int(path,
+	    "PRAGMA user_version") == 0);
+	if (fd != -1)
+		close(fd);
+	CHECK("queue_migration_after_unlock", queue_open(path, DURABILITY_FULL, 100,
+	    &q, err, sizeof(err)) == 0 && query_int(path, "PRAGMA user_version") ==
+	    QUEUE_SCHEMA_VERSION);
+	queue_close(q);
+}
+
 int
 main(void)
 {
@@ -509,6 +542,7 @@ main(void)
 	test_open_together();
 	test_checkpoint_pages();
 	test_transactions();
+	test_migration_takes_lock();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
