@@ -249,92 +249,48 @@ no_operands(const struct command *cmd, int argc, char **argv)
 
 /* ------------------------------------------------------------------ status */
 
-/* The counts use updates_by_state and outbox_by_state (state, id). */
+/*
+ * The counts use updates_by_state and outbox_by_state (state, id).  ?1: the bot,
+ * NULL for all; ?2: the database's path; ?3: now, for the --json row's age.
+ */
 static const char status_sql[] =
-	"SELECT"
+	"SELECT u_new, u_leased, u_done, u_dead, o_new, o_sending, o_sent, o_dead,"
+	" oldest, handled, sent,"
+	" json_object('ok', json('true'), 'database', ?2, 'bot', ?1,"
+	"   'updates', json_object('new', u_new, 'leased', u_leased, 'done', u_done,"
+	"     'dead', u_dead),"
+	"   'outbox', json_object('new', o_new, 'sending', o_sending, 'sent', o_sent,"
+	"     'dead', o_dead),"
+	"   'pending', u_new + u_leased, 'oldest_pending_at', oldest,"
+	"   'oldest_pending_age_s', max(?3 - oldest, 0),"	/* NULL with oldest */
+	"   'dead', json_object('updates', u_dead, 'calls', o_dead),"
+	"   'last_handled_at', handled, 'last_sent_at', sent)"
+	" FROM (SELECT"
 	" (SELECT count(*) FROM updates WHERE state = 'new'"
-	"   AND (?1 IS NULL OR bot = ?1)),"
+	"   AND (?1 IS NULL OR bot = ?1)) AS u_new,"
 	" (SELECT count(*) FROM updates WHERE state = 'leased'"
-	"   AND (?1 IS NULL OR bot = ?1)),"
+	"   AND (?1 IS NULL OR bot = ?1)) AS u_leased,"
 	" (SELECT count(*) FROM updates WHERE state = 'done'"
-	"   AND (?1 IS NULL OR bot = ?1)),"
+	"   AND (?1 IS NULL OR bot = ?1)) AS u_done,"
 	" (SELECT count(*) FROM updates WHERE state = 'dead'"
-	"   AND (?1 IS NULL OR bot = ?1)),"
+	"   AND (?1 IS NULL OR bot = ?1)) AS u_dead,"
 	" (SELECT count(*) FROM outbox WHERE state = 'new'"
-	"   AND (?1 IS NULL OR bot = ?1)),"
+	"   AND (?1 IS NULL OR bot = ?1)) AS o_new,"
 	" (SELECT count(*) FROM outbox WHERE state = 'sending'"
-	"   AND (?1 IS NULL OR bot = ?1)),"
+	"   AND (?1 IS NULL OR bot = ?1)) AS o_sending,"
 	" (SELECT count(*) FROM outbox WHERE state = 'sent'"
-	"   AND (?1 IS NULL OR bot = ?1)),"
+	"   AND (?1 IS NULL OR bot = ?1)) AS o_sent,"
 	" (SELECT count(*) FROM outbox WHERE state = 'dead'"
-	"   AND (?1 IS NULL OR bot = ?1)),"
+	"   AND (?1 IS NULL OR bot = ?1)) AS o_dead,"
 	" (SELECT min(received_at) FROM updates WHERE state IN ('new', 'leased')"
-	"   AND (?1 IS NULL OR bot = ?1)),"
-	" (SELECT max(handled_at) FROM updates WHERE (?1 IS NULL OR bot = ?1)),"
-	" (SELECT max(sent_at) FROM outbox WHERE (?1 IS NULL OR bot = ?1))";
+	"   AND (?1 IS NULL OR bot = ?1)) AS oldest,"
+	" (SELECT max(handled_at) FROM updates WHERE (?1 IS NULL OR bot = ?1))"
+	"   AS handled,"
+	" (SELECT max(sent_at) FROM outbox WHERE (?1 IS NULL OR bot = ?1)) AS sent)";
 
+/* status_sql's columns: the text view's, then the --json answer (ST_JSON). */
 enum { ST_U_NEW, ST_U_LEASED, ST_U_DONE, ST_U_DEAD, ST_O_NEW, ST_O_SENDING,
-	ST_O_SENT, ST_O_DEAD, ST_OLDEST, ST_HANDLED, ST_SENT_AT, ST_NCOL };
-
-static const char *const status_keys[ST_NCOL] = { "new", "leased", "done", "dead",
-	"new", "sending", "sent", "dead" };
-
-static void
-status_json(struct cli *c, const int64_t *v, const int *has, int64_t now)
-{
-	struct jsonw	w;
-	int		i;
-
-	cli_json_begin(&w, 1);
-	jw_key(&w, "database");
-	jw_string(&w, c->cfg.database);
-	jw_key(&w, "bot");
-	jw_string(&w, bot_filter(c));
-	jw_key(&w, "updates");
-	jw_object(&w);
-	for (i = ST_U_NEW; i <= ST_U_DEAD; i++) {
-		jw_key(&w, status_keys[i]);
-		jw_int(&w, v[i]);
-	}
-	jw_end(&w);
-	jw_key(&w, "outbox");
-	jw_object(&w);
-	for (i = ST_O_NEW; i <= ST_O_DEAD; i++) {
-		jw_key(&w, status_keys[i]);
-		jw_int(&w, v[i]);
-	}
-	jw_end(&w);
-	jw_key(&w, "pending");
-	jw_int(&w, v[ST_U_NEW] + v[ST_U_LEASED]);
-	jw_key(&w, "oldest_pending_at");
-	if (has[ST_OLDEST])
-		jw_int(&w, v[ST_OLDEST]);
-	else
-		jw_null(&w);
-	jw_key(&w, "oldest_pending_age_s");
-	if (has[ST_OLDEST])
-		jw_int(&w, now > v[ST_OLDEST] ? now - v[ST_OLDEST] : 0);
-	else
-		jw_null(&w);
-	jw_key(&w, "dead");
-	jw_object(&w);
-	jw_key(&w, "updates");
-	jw_int(&w, v[ST_U_DEAD]);
-	jw_key(&w, "calls");
-	jw_int(&w, v[ST_O_DEAD]);
-	jw_end(&w);
-	jw_key(&w, "last_handled_at");
-	if (has[ST_HANDLED])
-		jw_int(&w, v[ST_HANDLED]);
-	else
-		jw_null(&w);
-	jw_key(&w, "last_sent_at");
-	if (has[ST_SENT_AT])
-		jw_int(&w, v[ST_SENT_AT]);
-	else
-		jw_null(&w);
-	cli_json_end(&w);
-}
+	ST_O_SENT, ST_O_DEAD, ST_OLDEST, ST_HANDLED, ST_SENT_AT, ST_JSON };
 
 static void
 status_line_ago(const char *label, int has, int64_t then, int64_t now)
@@ -384,9 +340,10 @@ cmd_status(struct cli *c, int argc, char **argv)
 	};
 	const struct command	*cmd = cli_command("status");
 	struct queue		*q;
+	struct jsonw		 w;
 	sqlite3_stmt		*st;
-	int64_t			 v[ST_NCOL], now;
-	int			 has[ST_NCOL], o, rc, i;
+	int64_t			 v[ST_JSON], now = now_unix();
+	int			 has[ST_JSON], o, rc, i;
 
 	for (;;) {
 		if (cli_getopt(cmd, argc, argv, "h", longopts, &o, &rc))
@@ -401,19 +358,23 @@ cmd_status(struct cli *c, int argc, char **argv)
 	if ((st = prepare(c, queue_db(q), status_sql)) == NULL)
 		return EXIT_FAILED;
 	bind_text_or_null(st, 1, bot_filter(c));
+	sqlite3_bind_text(st, 2, c->cfg.database, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
 	/* One statement, so every number comes from the same snapshot. */
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
 		return step_error(c, st);
-	for (i = 0; i < ST_NCOL; i++) {
-		has[i] = !col_null(st, i);
-		v[i] = sqlite3_column_int64(st, i);
+	if (c->json) {
+		jw_init(&w, stdout);
+		jw_raw(&w, col_text(st, ST_JSON));
+		jw_finish(&w);
+	} else {
+		for (i = 0; i < ST_JSON; i++) {
+			has[i] = !col_null(st, i);
+			v[i] = sqlite3_column_int64(st, i);
+		}
+		status_text(c, v, has, now);
 	}
 	sqlite3_finalize(st);
-	now = now_unix();
-	if (c->json)
-		status_json(c, v, has, now);
-	else
-		status_text(c, v, has, now);
 	return EXIT_OK;
 }
 
