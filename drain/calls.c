@@ -166,6 +166,23 @@ fail:
 }
 
 int
+calls_add_message(struct call_list *list, struct sqlite3_stmt *st,
+    int params_col, int chat_col)
+{
+	struct call c;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.method, sizeof(c.method), "sendMessage");
+	if (set_chat(&c, st, chat_col) == -1 || (c.params = strdup((const char *)
+	    sqlite3_column_text(st, params_col))) == NULL ||
+	    push_call(list, &c) == -1) {
+		free(c.params);
+		return -1;
+	}
+	return 0;
+}
+
+int
 calls_echo(sqlite3 *db, sqlite3_stmt **cached, const char *body, size_t len,
     struct call_list *list, char *err, size_t errlen)
 {
@@ -190,21 +207,13 @@ calls_echo(sqlite3 *db, sqlite3_stmt **cached, const char *body, size_t len,
 	st = *cached;
 	sqlite3_bind_text(st, 1, body, (int)len, SQLITE_STATIC);
 	switch (sqlite3_step(st)) {
-	case SQLITE_ROW: {
-		struct call c;
-
-		memset(&c, 0, sizeof(c));
-		snprintf(c.method, sizeof(c.method), "sendMessage");
-		set_chat(&c, st, ECHO_CHAT);
-		c.params = strdup((const char *)sqlite3_column_text(st, ECHO_PARAMS));
-		if (c.params == NULL || push_call(list, &c) == -1) {
-			free(c.params);
+	case SQLITE_ROW:
+		if (calls_add_message(list, st, ECHO_PARAMS, ECHO_CHAT) == -1) {
 			snprintf(err, errlen, "out of memory");
 			break;
 		}
 		rc = 0;
 		break;
-	}
 	case SQLITE_DONE:
 		rc = 0;		/* not a text message: nothing to say */
 		break;

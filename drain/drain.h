@@ -71,6 +71,11 @@ int	 calls_parse(struct sqlite3 *db, const char *out, size_t len,
  * caller finalizes it). */
 int	 calls_echo(struct sqlite3 *db, struct sqlite3_stmt **st, const char *body,
 	    size_t len, struct call_list *list, char *err, size_t errlen);
+/* Adds to list a sendMessage to the chat in column chat_col of st's row, with
+ * the JSON params in column params_col: the answer of echo and of deny_text.
+ * -1 without memory (or for a chat column that holds no chat). */
+int	 calls_add_message(struct call_list *list, struct sqlite3_stmt *st,
+	    int params_col, int chat_col);
 void	 calls_free(struct call_list *list);
 
 /* jobs.c */

@@ -8,7 +8,6 @@
  * check runs when an update is claimed, before any kind of handler sees it.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
@@ -31,28 +30,6 @@ kind_name(sqlite3_stmt *st)
 	if (len == 0 || len > 40 || kind[len] != '\0')
 		return "an update";
 	return kind;
-}
-
-/* The answer to a refused message: one sendMessage to its chat. */
-static int
-deny_call(sqlite3_stmt *st, struct call_list *deny)
-{
-	struct call *c;
-
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return -1;
-	snprintf(c->method, sizeof(c->method), "sendMessage");
-	c->chat_is_int = 1;
-	c->chat_int = sqlite3_column_int64(st, GATE_DENY_CHAT);
-	snprintf(c->chat, sizeof(c->chat), "%lld", (long long)c->chat_int);
-	if ((c->params = strdup((const char *)sqlite3_column_text(st,
-	    GATE_DENY_PARAMS))) == NULL) {
-		free(c);
-		return -1;
-	}
-	deny->calls = c;
-	deny->n = 1;
-	return 0;
 }
 
 int
@@ -105,8 +82,10 @@ gate_check(sqlite3 *db, sqlite3_stmt **cached, const struct bot_config *bot,
 		snprintf(why, whylen, "skipped: user %lld is not allowed",
 		    (long long)sqlite3_column_int64(st, GATE_SENDER));
 		rc = 0;
+		/* The answer to a refused message: one sendMessage to its chat. */
 		if (sqlite3_column_type(st, GATE_DENY_CHAT) == SQLITE_INTEGER &&
-		    deny_call(st, deny) == -1) {
+		    calls_add_message(deny, st, GATE_DENY_PARAMS,
+		    GATE_DENY_CHAT) == -1) {
 			snprintf(why, whylen, "out of memory");
 			rc = -1;
 		}
