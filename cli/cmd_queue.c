@@ -213,6 +213,26 @@ time_column(char *buf, size_t len, sqlite3_stmt *st, int col)
 	return utc(buf, len, sqlite3_column_int64(st, col));
 }
 
+/* One line of show's text view: the label, then the time in column col. */
+static void
+put_time_line(const char *indent, const char *label, sqlite3_stmt *st, int col)
+{
+	char when[32];
+
+	printf("%s%-14s%s\n", indent, label, time_column(when, sizeof(when), st,
+	    col));
+}
+
+/* What retry and purge did, in their --json answers. */
+static void
+json_counts(struct jsonw *w, int64_t nupdates, int64_t ncalls)
+{
+	jw_key(w, "updates");
+	jw_int(w, nupdates);
+	jw_key(w, "calls");
+	jw_int(w, ncalls);
+}
+
 static int
 step_error(struct cli *c, sqlite3_stmt *st)
 {
@@ -620,14 +640,12 @@ enum { CA_ID, CA_METHOD, CA_CHAT, CA_PARAMS, CA_STATE, CA_ATTEMPTS, CA_CREATED,
 static void
 show_update_text(sqlite3_stmt *st)
 {
-	char when[32];
-
 	printf("update %lld (row %lld, bot ",
 	    (long long)sqlite3_column_int64(st, SH_UPDATE_ID),
 	    (long long)sqlite3_column_int64(st, SH_ID));
 	cli_put_clean(stdout, col_text(st, SH_BOT), 0);
-	printf("), times in UTC\n%-14s%s\n", "received",
-	    time_column(when, sizeof(when), st, SH_RECEIVED));
+	printf("), times in UTC\n");
+	put_time_line("", "received", st, SH_RECEIVED);
 	printf("%-14s", "kind");
 	cli_put_clean(stdout, col_text(st, SH_KIND), 0);
 	if (col_null(st, SH_CHAT))
@@ -638,16 +656,13 @@ show_update_text(sqlite3_stmt *st)
 	printf("%-14s%s\n", "state", col_text(st, SH_STATE));
 	printf("%-14s%lld\n", "attempts",
 	    (long long)sqlite3_column_int64(st, SH_ATTEMPTS));
-	printf("%-14s%s\n", "lease until", time_column(when, sizeof(when), st,
-	    SH_LEASE));
-	printf("%-14s%s\n", "next attempt", time_column(when, sizeof(when), st,
-	    SH_NEXT));
-	printf("%-14s%s\n", "handled", time_column(when, sizeof(when), st,
-	    SH_HANDLED));
+	put_time_line("", "lease until", st, SH_LEASE);
+	put_time_line("", "next attempt", st, SH_NEXT);
+	put_time_line("", "handled", st, SH_HANDLED);
 	printf("%-14s", "last error");
 	cli_put_clean(stdout, col_text(st, SH_ERROR), 0);
-	printf("\n%-14s%s\n", "replaced", time_column(when, sizeof(when), st,
-	    SH_REPLACED));
+	fputc('\n', stdout);
+	put_time_line("", "replaced", st, SH_REPLACED);
 	printf("body\n  ");
 	put_pretty(stdout, col_text(st, SH_BODY), 2);
 	fputc('\n', stdout);
@@ -656,8 +671,6 @@ show_update_text(sqlite3_stmt *st)
 static void
 show_call_text(sqlite3_stmt *st)
 {
-	char when[32];
-
 	printf("\ncall %lld: ", (long long)sqlite3_column_int64(st, CA_ID));
 	cli_put_clean(stdout, col_text(st, CA_METHOD), 0);
 	printf("\n  %-14s", "chat_id");
@@ -668,13 +681,10 @@ show_call_text(sqlite3_stmt *st)
 	printf("\n  %-14s%s\n", "state", col_text(st, CA_STATE));
 	printf("  %-14s%lld\n", "attempts",
 	    (long long)sqlite3_column_int64(st, CA_ATTEMPTS));
-	printf("  %-14s%s\n", "created", time_column(when, sizeof(when), st,
-	    CA_CREATED));
-	printf("  %-14s%s\n", "next attempt", time_column(when, sizeof(when), st,
-	    CA_NEXT));
-	printf("  %-14s%s\n", "lease until", time_column(when, sizeof(when), st,
-	    CA_LEASE));
-	printf("  %-14s%s\n", "sent", time_column(when, sizeof(when), st, CA_SENT));
+	put_time_line("  ", "created", st, CA_CREATED);
+	put_time_line("  ", "next attempt", st, CA_NEXT);
+	put_time_line("  ", "lease until", st, CA_LEASE);
+	put_time_line("  ", "sent", st, CA_SENT);
 	printf("  %-14s", "last error");
 	cli_put_clean(stdout, col_text(st, CA_ERROR), 0);
 	/* Telegram's answer and what was sent: compact, one line each. */
@@ -943,10 +953,7 @@ cmd_retry(struct cli *c, int argc, char **argv)
 	}
 	if (c->json) {
 		cli_json_begin(&w, 1);
-		jw_key(&w, "updates");
-		jw_int(&w, nupdates);
-		jw_key(&w, "calls");
-		jw_int(&w, ncalls);
+		json_counts(&w, nupdates, ncalls);
 		cli_json_end(&w);
 	} else
 		printf("%lld %s and %lld %s handed back to the drain\n",
@@ -1044,10 +1051,7 @@ cmd_purge(struct cli *c, int argc, char **argv)
 		jw_string(&w, dead ? "dead" : "done");
 		jw_key(&w, "older_than_s");
 		jw_int(&w, age);
-		jw_key(&w, "updates");
-		jw_int(&w, nupdates);
-		jw_key(&w, "calls");
-		jw_int(&w, ncalls);
+		json_counts(&w, nupdates, ncalls);
 		cli_json_end(&w);
 	} else
 		printf("purged %lld %s %s and %lld %s %s, older than %s\n",
