@@ -156,24 +156,26 @@ store_run(struct store *s, struct store_job **jobs, size_t n)
 	pthread_mutex_unlock(&s->mu);
 }
 
-enum queue_status
-store_put(struct store *s, struct queue_item *item)
+/* A batch of one job, for the requests that store or ask alone. */
+static enum queue_status
+store_one(struct store *s, struct store_job job)
 {
-	struct store_job	 job = { .type = STORE_PUT, .item = item };
-	struct store_job	*one = &job;
+	struct store_job *one = &job;
 
 	store_run(s, &one, 1);
 	return job.status;
 }
 
 enum queue_status
+store_put(struct store *s, struct queue_item *item)
+{
+	return store_one(s, (struct store_job){ .type = STORE_PUT, .item = item });
+}
+
+enum queue_status
 store_health(struct store *s, struct queue_health *h)
 {
-	struct store_job	 job = { .type = STORE_HEALTH, .health = h };
-	struct store_job	*one = &job;
-
-	store_run(s, &one, 1);
-	return job.status;
+	return store_one(s, (struct store_job){ .type = STORE_HEALTH, .health = h });
 }
 
 /*

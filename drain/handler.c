@@ -360,6 +360,17 @@ fail:
 	return -1;
 }
 
+/* Adds fd (when open and there is room) to the max entries of fds. */
+static void
+add_pollfd(struct pollfd *fds, int *n, int max, int fd, short events)
+{
+	if (fd == -1 || *n >= max)
+		return;
+	fds[*n].fd = fd;
+	fds[*n].events = events;
+	fds[(*n)++].revents = 0;
+}
+
 int
 handler_pollfds(const struct handler_run *run, struct pollfd *fds, int max)
 {
@@ -367,27 +378,11 @@ handler_pollfds(const struct handler_run *run, struct pollfd *fds, int max)
 
 	if (run->done)
 		return 0;
-	if (run->in_fd != -1 && n < max) {
-		fds[n].fd = run->in_fd;
-		fds[n].events = POLLOUT;
-		fds[n++].revents = 0;
-	}
-	if (run->out_fd != -1 && n < max) {
-		fds[n].fd = run->out_fd;
-		fds[n].events = POLLIN;
-		fds[n++].revents = 0;
-	}
-	if (run->err_fd != -1 && n < max) {
-		fds[n].fd = run->err_fd;
-		fds[n].events = POLLIN;
-		fds[n++].revents = 0;
-	}
+	add_pollfd(fds, &n, max, run->in_fd, POLLOUT);
+	add_pollfd(fds, &n, max, run->out_fd, POLLIN);
+	add_pollfd(fds, &n, max, run->err_fd, POLLIN);
 	/* Readable from the exit on, so dropped once the exit is seen. */
-	if (run->pidfd != -1 && n < max) {
-		fds[n].fd = run->pidfd;
-		fds[n].events = POLLIN;
-		fds[n++].revents = 0;
-	}
+	add_pollfd(fds, &n, max, run->pidfd, POLLIN);
 	return n;
 }
 
