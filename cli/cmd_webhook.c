@@ -433,6 +433,24 @@ print_webhook_info(struct cli *c, const char *info)
 	free(sync_error);
 }
 
+/* Calls a method that takes no parameters: 0 when Telegram answered ok (free
+ * *a), else -1 with the exit status, having said why. */
+static int
+ask(struct cli *c, const char *method, struct botapi_answer *a, int *exit_code)
+{
+	if (cli_api(c, method, NULL, NULL, 30, NULL, a) == -1) {
+		*exit_code = EXIT_FAILED;
+		return -1;
+	}
+	if (a->outcome != BOTAPI_OK) {
+		*exit_code = cli_fail(c, "%s: Telegram answered: %s", method,
+		    a->description);
+		botapi_answer_free(a);
+		return -1;
+	}
+	return 0;
+}
+
 int
 cmd_webhook_info(struct cli *c, int argc, char **argv)
 {
@@ -441,15 +459,9 @@ cmd_webhook_info(struct cli *c, int argc, char **argv)
 	char			*url;
 	int			 rc, matches;
 
-	if (no_operands(argc, argv, "webhook-info", &rc) == -1)
+	if (no_operands(argc, argv, "webhook-info", &rc) == -1 ||
+	    ask(c, "getWebhookInfo", &a, &rc) == -1)
 		return rc;
-	if (cli_api(c, "getWebhookInfo", NULL, NULL, 30, NULL, &a) == -1)
-		return EXIT_FAILED;
-	if (a.outcome != BOTAPI_OK) {
-		rc = cli_fail(c, "getWebhookInfo: Telegram answered: %s", a.description);
-		botapi_answer_free(&a);
-		return rc;
-	}
 	configured = c->bot ? c->bot->webhook_url : NULL;
 	url = cli_json_text(c, a.result, "$.url");
 	matches = configured == NULL || (url != NULL && strcmp(url, configured) == 0);
@@ -514,15 +526,9 @@ cmd_me(struct cli *c, int argc, char **argv)
 	char			*username, *first_name;
 	int			 rc;
 
-	if (no_operands(argc, argv, "me", &rc) == -1)
+	if (no_operands(argc, argv, "me", &rc) == -1 ||
+	    ask(c, "getMe", &a, &rc) == -1)
 		return rc;
-	if (cli_api(c, "getMe", NULL, NULL, 30, NULL, &a) == -1)
-		return EXIT_FAILED;
-	if (a.outcome != BOTAPI_OK) {
-		rc = cli_fail(c, "getMe: Telegram answered: %s", a.description);
-		botapi_answer_free(&a);
-		return rc;
-	}
 	if (c->json) {
 		cli_json_result(c, a.result);
 		botapi_answer_free(&a);
