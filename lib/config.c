@@ -267,15 +267,11 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 		*(int *)(void *)field = choice->value;
 		return 0;
 	case KEY_CIDRS:
-		if (cidr_parse(value, (struct cidr_list *)(void *)field, reason,
-		    sizeof(reason)) == -1) {
-			snprintf(why, whylen, "%s: %s", k->name, reason);
-			return -1;
-		}
-		return 0;
 	case KEY_USERS:
-		if (user_list_parse(value, (struct user_list *)(void *)field, reason,
-		    sizeof(reason)) == -1) {
+		if ((k->type == KEY_CIDRS ? cidr_parse(value,
+		    (struct cidr_list *)(void *)field, reason, sizeof(reason)) :
+		    user_list_parse(value, (struct user_list *)(void *)field, reason,
+		    sizeof(reason))) == -1) {
 			snprintf(why, whylen, "%s: %s", k->name, reason);
 			return -1;
 		}
