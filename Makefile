@@ -44,7 +44,7 @@ DRAIN_SRC = drain/handler.c $(sort $(wildcard drain/handler_*.c)) drain/backoff.
 	   drain/ratelimit.c drain/calls.c drain/gate.c drain/jobs.c drain/sender.c \
 	   drain/loop.c
 CLI_SRC	 = cli/cli.c cli/jsonw.c cli/cmd_webhook.c cli/cmd_queue.c cli/cmd_poll.c \
-	   cli/cmd_doctor.c
+	   cli/cmd_doctor.c cli/cmd_rotate.c
 TEST_SRC = $(wildcard tests/unit/test_*.c)
 HEADERS	 = lib/tgq.h cgi/webhook.h drain/drain.h drain/handler.h cli/cli.h \
 	   tests/unit/check.h
