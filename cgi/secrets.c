@@ -18,6 +18,7 @@
  * lock), a reread swaps them under the write lock and frees the old ones after.
  * Environment secrets are never reread: nothing can change them.
  */
+#define _GNU_SOURCE	/* pthread_rwlockattr_setkind_np */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -31,7 +32,6 @@
 #include "webhook.h"
 
 #define CHECK_EVERY_MS 1000
-#define SECRET_FILE_MAX 4096
 
 /* What tells one version of a file from another. */
 struct file_version {
@@ -253,14 +253,21 @@ secrets_read_end(struct secrets *s)
 int
 secrets_start(struct config *cfg, struct secrets **out, char *err, size_t errlen)
 {
-	struct secrets *s;
+	pthread_rwlockattr_t	 attr;
+	struct secrets		*s;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	s->cfg = cfg;
-	pthread_rwlock_init(&s->lock, NULL);
+	/* Readers hold the lock for a few compares, but many threads read: a
+	 * swap must not wait for a moment when none does. */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr,
+	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&s->reread, NULL);
 	/* The versions in use are unknown (zero): the first check reads each file
 	 * again, so that a file changed since the configuration was read is not

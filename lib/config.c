@@ -19,8 +19,6 @@
 
 #include "tgq.h"
 
-#define SECRET_FILE_MAX 4096
-
 /*
  * Every key, one row each: the file, the environment and the defaults are all
  * applied by walking this table (key_apply), and `tgq-webhook --print-keys`

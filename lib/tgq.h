@@ -76,6 +76,8 @@ int	 secret_equal(const char *a, size_t alen, const char *b, size_t blen);
 int	 secret_valid(const char *s, size_t len);
 /* A bot token: digits, ':', then 30-100 characters of A-Z a-z 0-9 _ -. */
 int	 token_valid(const char *s, size_t len);
+/* The largest secret file read (a token's or a webhook secret's). */
+#define SECRET_FILE_MAX 4096
 /* A secret file's lines: the secret, then (during a rotation) the previous one. */
 #define SECRET_LINES_MAX 2
 struct secret_lines {
