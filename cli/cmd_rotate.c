@@ -251,7 +251,7 @@ finish(struct cli *c, struct bot_config *b)
 		b->secret_prev = NULL;
 		b->secret_prev_len = 0;
 		snprintf(line, sizeof(line), "bot %s: the previous webhook secret is "
-		    "removed from %s: tgq-webhook refuses it from now on", b->name,
+		    "removed from %s: tgq-webhook refuses it within a second", b->name,
 		    b->secret_path);
 		say(c, line);
 	}

@@ -358,6 +358,34 @@ def case_registration_fails(stack):
     stack.previous = None
 
 
+def case_no_register(stack):
+    """--no-register (a webhook that gets the secret as a credential, restarted
+    before registering): the file is written, Telegram is not called, and
+    set-webhook then registers the new secret; --json answers say the state."""
+    calls = len(stack.api.calls(method="setWebhook"))
+    old = stack.current
+    r = stack.tgq("rotate-secret", "--no-register")
+    check(r.returncode == 0 and "run tgq set-webhook" in r.stdout,
+          "--no-register: exit %d: %s" % (r.returncode, r.stdout + r.stderr))
+    lines = stack.file_lines()
+    check(len(lines) == 3 and lines[1] == old and lines[0] != old, "the file")
+    new = lines[0]
+    stack.seen.append(new)
+    check(len(stack.api.calls(method="setWebhook")) == calls and
+          registered(stack) == old, "--no-register called setWebhook")
+    check(stack.statuses(secret=new) == {200} and
+          stack.statuses(secret=old) == {200}, "a secret refused")
+    r = stack.tgq("set-webhook")
+    check(r.returncode == 0 and registered(stack) == new,
+          "set-webhook after --no-register: %s" % r.stderr)
+    r = stack.tgq("--json", "rotate-secret", "--finish")
+    check(r.returncode == 0, "--json --finish: %s" % r.stderr)
+    answer = json.loads(r.stdout)
+    check(answer.get("ok") is True and answer.get("secrets") == 1 and
+          answer.get("secret_file") == stack.secret_file, "--json: %r" % answer)
+    stack.current, stack.previous = new, None
+
+
 def case_swaps_under_load(stack):
     """The file rewritten 20 times while 4 clients send 40 updates each, signed
     with either secret, and a wrong one in between (each makes the webhook look
@@ -443,6 +471,7 @@ CASES = [
     ("rotate_secret", case_rotate_secret),
     ("finish_after_rotate", case_finish_after_rotate),
     ("registration_fails", case_registration_fails),
+    ("no_register", case_no_register),
     ("swaps_under_load", case_swaps_under_load),
     ("refuses_env_and_credential", case_refuses_what_it_cannot_rewrite),
     ("nothing_printed", case_nothing_printed),
