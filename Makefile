@@ -38,13 +38,13 @@ LDLIBS	 = $(PKG_LIBS) -pthread
 LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c \
 	   lib/botapi.c lib/metrics.c lib/cidr.c lib/users.c
 CGI_SRC	 = cgi/fastcgi.c cgi/fcgi_adapter.c cgi/fcgi_frame.c cgi/request.c \
-	   cgi/store.c cgi/metrics_page.c
+	   cgi/secrets.c cgi/store.c cgi/metrics_page.c
 # Every drain/handler_*.c is built: a new handler kind needs no line here.
 DRAIN_SRC = drain/handler.c $(sort $(wildcard drain/handler_*.c)) drain/backoff.c \
 	   drain/ratelimit.c drain/calls.c drain/gate.c drain/jobs.c drain/sender.c \
 	   drain/loop.c
 CLI_SRC	 = cli/cli.c cli/jsonw.c cli/cmd_webhook.c cli/cmd_queue.c cli/cmd_poll.c \
-	   cli/cmd_doctor.c
+	   cli/cmd_doctor.c cli/cmd_rotate.c
 TEST_SRC = $(wildcard tests/unit/test_*.c)
 HEADERS	 = lib/tgq.h lib/config_keys.h cgi/webhook.h drain/drain.h drain/handler.h cli/cli.h \
 	   tests/unit/check.h

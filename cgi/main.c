@@ -87,6 +87,16 @@ adopt_systemd_socket(void)
 	return 0;
 }
 
+/* Whether bots a and b share a secret, current or previous. */
+static int
+share_secret(const struct bot_config *a, const struct bot_config *b)
+{
+	return secret_pair_equal(a->secret, a->secret_len, b->secret, b->secret_len,
+	    b->secret_prev, b->secret_prev_len) || (a->secret_prev != NULL &&
+	    secret_pair_equal(a->secret_prev, a->secret_prev_len, b->secret,
+	    b->secret_len, b->secret_prev, b->secret_prev_len));
+}
+
 /* A bot without a secret cannot be told from an attacker, and two bots with one
  * secret cannot be told apart: refuse both before serving anything. */
 static int
@@ -102,9 +112,8 @@ check_bots(const struct config *cfg)
 		}
 		with_secret++;
 		for (j = 0; j < i; j++)
-			if (cfg->bots[j].secret != NULL && secret_equal(cfg->bots[i].secret,
-			    cfg->bots[i].secret_len, cfg->bots[j].secret,
-			    cfg->bots[j].secret_len)) {
+			if (cfg->bots[j].secret != NULL &&
+			    share_secret(&cfg->bots[i], &cfg->bots[j])) {
 				log_err("bots %s and %s have the same webhook secret",
 				    cfg->bots[j].name, cfg->bots[i].name);
 				return -1;
@@ -167,7 +176,7 @@ int
 main(int argc, char *argv[])
 {
 	struct config	 cfg;
-	struct webhook	 wh = { &cfg, NULL, NULL };
+	struct webhook	 wh = { &cfg, NULL, NULL, NULL };
 	const char	*config_path = NULL;
 	char		 err[1024];
 	int		 check_only = 0, cgi, rc;
@@ -196,6 +205,14 @@ main(int argc, char *argv[])
 		goto fail;
 	}
 	wh.metrics = metrics_open(cfg.database);
+	/* A FastCGI process lives on: it rereads the secret files that change.  A
+	 * CGI process reads them for its one request. */
+	if (!cgi && secrets_start(&cfg, &wh.secrets, err, sizeof(err)) == -1) {
+		log_err("%s", err);
+		store_stop(wh.store);
+		metrics_close(wh.metrics);
+		goto fail;
+	}
 	if (check_only) {
 		struct queue_health h;
 
@@ -208,6 +225,7 @@ main(int argc, char *argv[])
 		rc = cgi ? serve_cgi(&wh) : serve_fastcgi(&wh);
 	store_stop(wh.store);
 	metrics_close(wh.metrics);
+	secrets_stop(wh.secrets);
 	config_free(&cfg);
 	return rc;
 fail:

@@ -130,6 +130,14 @@ route_path(const char *path, struct target *t)
 	}
 }
 
+/* Whether candidate is the bot's secret or, during a rotation, its previous one. */
+static int
+bot_accepts(const struct bot_config *b, const char *candidate, size_t len)
+{
+	return secret_pair_equal(candidate, len, b->secret, b->secret_len,
+	    b->secret_prev, b->secret_prev_len);
+}
+
 /* The bot whose secret equals candidate, looking at every bot whatever matches,
  * so the time does not tell which bot (or how many) there are. */
 static const struct bot_config *
@@ -141,8 +149,7 @@ bot_by_secret(const struct config *cfg, const char *candidate, size_t len)
 	for (i = 0; i < cfg->nbots; i++) {
 		const struct bot_config *b = &cfg->bots[i];
 
-		if (b->secret != NULL && secret_equal(candidate, len, b->secret,
-		    b->secret_len) && found == NULL)
+		if (bot_accepts(b, candidate, len) && found == NULL)
 			found = b;
 	}
 	return found;
@@ -151,10 +158,11 @@ bot_by_secret(const struct config *cfg, const char *candidate, size_t len)
 /*
  * The secret may come in the header, in the path, or both (then they must agree);
  * a path segment that names a bot selects it, and the header must then hold its
- * secret.  Returns the bot, or NULL for 401.
+ * secret.  Returns the bot, or NULL for 401.  Called between secrets_read_begin()
+ * and secrets_read_end().
  */
 static const struct bot_config *
-authenticate(const struct request_io *io, const struct webhook *wh,
+match_secret(const struct request_io *io, const struct webhook *wh,
     const struct target *t)
 {
 	const char		*header = io->param(io->ctx, SECRET_HEADER);
@@ -163,21 +171,50 @@ authenticate(const struct request_io *io, const struct webhook *wh,
 
 	if (t->segment_len > 0 &&
 	    (bot = config_bot(wh->cfg, t->segment, t->segment_len)) != NULL) {
-		if (header == NULL || bot->secret == NULL ||
-		    !secret_equal(header, header_len, bot->secret, bot->secret_len))
+		if (header == NULL || !bot_accepts(bot, header, header_len))
 			return NULL;
 		return bot;
 	}
 	if (t->segment_len > 0) {
 		bot = bot_by_secret(wh->cfg, t->segment, t->segment_len);
 		if (bot != NULL && header != NULL &&
-		    !secret_equal(header, header_len, bot->secret, bot->secret_len))
+		    !bot_accepts(bot, header, header_len))
 			return NULL;
 		return bot;
 	}
 	if (header == NULL)
 		return NULL;
 	return bot_by_secret(wh->cfg, header, header_len);
+}
+
+/*
+ * The secret files are checked for changes once a second, and again at once when
+ * no secret matched: a secret registered with Telegram just after its file was
+ * written is then taken, never refused for the check's second.
+ */
+static const struct bot_config *
+match_locked(const struct request_io *io, const struct webhook *wh,
+    const struct target *t)
+{
+	const struct bot_config *bot;
+
+	secrets_read_begin(wh->secrets);
+	bot = match_secret(io, wh, t);
+	secrets_read_end(wh->secrets);
+	return bot;
+}
+
+static const struct bot_config *
+authenticate(const struct request_io *io, const struct webhook *wh,
+    const struct target *t)
+{
+	const struct bot_config *bot;
+
+	(void)secrets_refresh(wh->secrets, 0);
+	if ((bot = match_locked(io, wh, t)) == NULL &&
+	    secrets_refresh(wh->secrets, 1))
+		bot = match_locked(io, wh, t);
+	return bot;
 }
 
 /* application/json, in any case, optionally followed by parameters. */

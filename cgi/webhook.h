@@ -29,10 +29,15 @@ struct request_io {
 
 struct store;
 
+struct secrets;
+
 struct webhook {
 	const struct config	*cfg;
 	struct store		*store;
 	struct metrics		*metrics;	/* NULL: not counted */
+	/* Rereads the bots' secret files when they change (secrets.c); NULL: the
+	 * secrets read at the start are the ones checked. */
+	struct secrets		*secrets;
 };
 
 /* fcgi_frame.c */
@@ -149,6 +154,21 @@ void	 request_answer_stored(const struct request_io *io, const struct webhook *w
 /* GET /metrics in Prometheus' text format: the shared counters, and the queue's
  * depth read on a connection of its own (never the one that stores updates). */
 char	*metrics_render(const struct webhook *wh, size_t *len);
+
+/* secrets.c */
+/*
+ * Keeps the bots' webhook secrets (each bot's secret and secret_prev in cfg)
+ * as their files say: secrets_refresh() rereads the files that changed, at most
+ * once a second unless force, and returns 1 when a bot's secrets changed.  The
+ * secrets are read between secrets_read_begin() and secrets_read_end(), which
+ * any number of threads may do at once.  A NULL s does nothing.
+ */
+int	 secrets_start(struct config *cfg, struct secrets **out, char *err,
+	    size_t errlen);
+void	 secrets_stop(struct secrets *s);
+int	 secrets_refresh(struct secrets *s, int force);
+void	 secrets_read_begin(struct secrets *s);
+void	 secrets_read_end(struct secrets *s);
 
 /* store.c */
 /*

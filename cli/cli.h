@@ -131,6 +131,9 @@ int	 cmd_webhook_info(struct cli *c, int argc, char **argv);
 int	 cmd_delete_webhook(struct cli *c, int argc, char **argv);
 int	 cmd_me(struct cli *c, int argc, char **argv);
 
+/* cmd_rotate.c */
+int	 cmd_rotate_secret(struct cli *c, int argc, char **argv);
+
 /* cmd_queue.c */
 int	 cmd_status(struct cli *c, int argc, char **argv);
 int	 cmd_ls(struct cli *c, int argc, char **argv);

@@ -17,6 +17,10 @@ static const struct command commands[] = {
 	    "[--drop-pending-updates] [--ip-address ADDR] [--certificate FILE]",
 	    "Register the webhook (URL and secret from the configuration) with "
 	    "Telegram.", cmd_set_webhook, CONFIG_NEED_TOKENS | CONFIG_NEED_SECRETS },
+	{ "rotate-secret", "[--finish] [--no-register]", "Write a new webhook "
+	    "secret, keeping the old one accepted, and register it; --finish drops "
+	    "the old one.", cmd_rotate_secret, CONFIG_NEED_TOKENS |
+	    CONFIG_NEED_SECRETS },
 	{ "webhook-info", "", "Show what Telegram knows of the webhook.",
 	    cmd_webhook_info, CONFIG_NEED_TOKENS },
 	{ "delete-webhook", "[--drop-pending-updates]", "Remove the webhook.",

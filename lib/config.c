@@ -19,8 +19,6 @@
 
 #include "tgq.h"
 
-#define SECRET_FILE_MAX 4096
-
 /*
  * Every key, one row each (config_keys.h): the file, the environment and the
  * defaults are all applied by walking this table (key_apply), and
@@ -677,7 +675,8 @@ chomp(char *s, size_t *len)
 static int
 load_secret(struct parse_state *ps, const char *botname,
     const struct secret_source *source, const char *file, char **out,
-    size_t *outlen, char **path_out, char *err, size_t errlen)
+    size_t *outlen, char **path_out, enum secret_from *from, char *err,
+    size_t errlen)
 {
 	const char	*creds = getenv("CREDENTIALS_DIRECTORY");
 	const char	*value;
@@ -692,6 +691,7 @@ load_secret(struct parse_state *ps, const char *botname,
 		}
 		*outlen = strlen(value);
 		chomp(*out, outlen);
+		*from = SECRET_FROM_ENV;
 		return 0;
 	}
 	if (file == NULL && creds != NULL) {
@@ -713,6 +713,9 @@ load_secret(struct parse_state *ps, const char *botname,
 	else
 		n = snprintf(path, sizeof(path), "%s/%s", creds != NULL ? creds :
 		    ps->dir, file);
+	/* A credential is systemd's copy, made when the unit starts. */
+	*from = file[0] != '/' && creds != NULL ? SECRET_FROM_CREDENTIAL :
+	    SECRET_FROM_FILE;
 	if (n < 0 || (size_t)n >= sizeof(path)) {
 		snprintf(err, errlen, "bot %s: secret file path too long", botname);
 		return -1;
@@ -726,7 +729,9 @@ load_secret(struct parse_state *ps, const char *botname,
 			    running_user(user, sizeof(user)));
 		return -1;
 	}
-	chomp(*out, outlen);
+	/* The webhook secret's lines are split by split_webhook_secret(). */
+	if (source != &secret_sources[SECRET_WEBHOOK])
+		chomp(*out, outlen);
 	if (path_out != NULL && set_string(path_out, path) == -1) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -734,21 +739,64 @@ load_secret(struct parse_state *ps, const char *botname,
 	return 0;
 }
 
+/*
+ * The webhook secret as read (b->secret: a file's text, or the variable's) split
+ * into the secret and the previous one, each checked; the error names the file
+ * (or the variable) and the line, never its text.
+ */
+static int
+split_webhook_secret(struct bot_config *b, char *err, size_t errlen)
+{
+	struct secret_lines	 lines;
+	const char		*why;
+	char			*text = b->secret;
+	size_t			 textlen = b->secret_len;
+	int			 line;
+
+	if (text == NULL)
+		return 0;
+	b->secret = NULL;
+	b->secret_len = 0;
+	if (secret_lines_parse(text, textlen, &lines, &line, &why) == -1) {
+		snprintf(err, errlen, "bot %s: %s (%s, line %d)", b->name, why,
+		    b->secret_path != NULL ? b->secret_path :
+		    secret_sources[SECRET_WEBHOOK].env, line);
+		goto fail;
+	}
+	if ((b->secret = strndup(lines.line[0], lines.len[0])) == NULL ||
+	    (lines.n > 1 && (b->secret_prev = strndup(lines.line[1],
+	    lines.len[1])) == NULL)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	b->secret_len = lines.len[0];
+	b->secret_prev_len = lines.n > 1 ? lines.len[1] : 0;
+	explicit_bzero(text, textlen);
+	free(text);
+	return 0;
+fail:
+	explicit_bzero(text, textlen);
+	free(text);
+	return -1;
+}
+
 static int
 load_bot_secrets(struct parse_state *ps, unsigned need, char *err, size_t errlen)
 {
-	size_t i;
+	enum secret_from	 from;
+	size_t			 i;
 
 	for (i = 0; i < ps->cfg->nbots; i++) {
 		struct bot_config *b = &ps->cfg->bots[i];
 
 		if ((need & CONFIG_NEED_TOKENS) && load_secret(ps, b->name,
 		    &secret_sources[SECRET_TOKEN], b->token_file, &b->token,
-		    &b->token_len, NULL, err, errlen) == -1)
+		    &b->token_len, NULL, &from, err, errlen) == -1)
 			return -1;
-		if ((need & CONFIG_NEED_SECRETS) && load_secret(ps, b->name,
+		if ((need & CONFIG_NEED_SECRETS) && (load_secret(ps, b->name,
 		    &secret_sources[SECRET_WEBHOOK], b->secret_file, &b->secret,
-		    &b->secret_len, &b->secret_path, err, errlen) == -1)
+		    &b->secret_len, &b->secret_path, &b->secret_from, err,
+		    errlen) == -1 || split_webhook_secret(b, err, errlen) == -1))
 			return -1;
 		if ((need & CONFIG_NEED_HANDLERS) &&
 		    config_check_handler(b, err, errlen) == -1)
@@ -757,11 +805,6 @@ load_bot_secrets(struct parse_state *ps, unsigned need, char *err, size_t errlen
 			snprintf(err, errlen, "bot %s: the bot token is not of the form "
 			    "123456:ABC... (digits, a colon, 30-100 of A-Z a-z 0-9 _ -)",
 			    b->name);
-			return -1;
-		}
-		if (b->secret != NULL && !secret_valid(b->secret, b->secret_len)) {
-			snprintf(err, errlen, "bot %s: the webhook secret must be 1-256 "
-			    "characters of A-Z a-z 0-9 _ -", b->name);
 			return -1;
 		}
 	}
@@ -876,6 +919,7 @@ config_free(struct config *cfg)
 	for (i = 0; i < cfg->nbots; i++) {
 		free_secret(cfg->bots[i].token, cfg->bots[i].token_len);
 		free_secret(cfg->bots[i].secret, cfg->bots[i].secret_len);
+		free_secret(cfg->bots[i].secret_prev, cfg->bots[i].secret_prev_len);
 		free(cfg->bots[i].secret_path);
 		free_strings(SECTION_BOT, &cfg->bots[i]);
 	}

@@ -3,6 +3,7 @@
  * Telegram accepts, checked before a secret is used or sent anywhere.
  */
 #include <stddef.h>
+#include <string.h>
 
 #include "tgq.h"
 
@@ -62,4 +63,63 @@ token_valid(const char *s, size_t len)
 		if (!is_secret_char((unsigned char)s[i]))
 			return 0;
 	return 1;
+}
+
+/*
+ * A secret file holds the secret and, while a rotation is under way, the previous
+ * one on a second line.  Each line may end in "\n" or "\r\n" (editors and echo
+ * leave one); nothing may follow the second.  The reasons are fixed text: a
+ * secret never reaches one.
+ */
+int
+secret_lines_parse(const char *text, size_t len, struct secret_lines *out,
+    int *bad_line, const char **why)
+{
+	const char	*p = text, *end = text + len, *nl;
+	size_t		 n;
+
+	memset(out, 0, sizeof(*out));
+	while (p < end || out->n == 0) {
+		if (out->n == SECRET_LINES_MAX) {
+			*bad_line = SECRET_LINES_MAX + 1;
+			*why = "more than two lines: a secret file holds the secret, "
+			    "then at most the previous one";
+			return -1;
+		}
+		nl = memchr(p, '\n', (size_t)(end - p));
+		n = (size_t)((nl != NULL ? nl : end) - p);
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (!secret_valid(p, n)) {
+			*bad_line = (int)out->n + 1;
+			*why = out->n == 0 ? "the webhook secret must be 1-256 "
+			    "characters of A-Z a-z 0-9 _ -" : "the previous webhook "
+			    "secret (the second line) must be 1-256 characters of "
+			    "A-Z a-z 0-9 _ -";
+			return -1;
+		}
+		out->line[out->n] = p;
+		out->len[out->n++] = n;
+		p = nl != NULL ? nl + 1 : end;
+	}
+	return 0;
+}
+
+/*
+ * Both are compared, whichever matches and whether there is a previous one at
+ * all (then the current one is compared twice), so that the time tells nothing
+ * of which secret a request carried.
+ */
+int
+secret_pair_equal(const char *cand, size_t len, const char *cur, size_t curlen,
+    const char *prev, size_t prevlen)
+{
+	int a, b;
+
+	if (cur == NULL)
+		return 0;
+	a = secret_equal(cand, len, cur, curlen);
+	b = prev != NULL ? secret_equal(cand, len, prev, prevlen) :
+	    secret_equal(cand, len, cur, curlen);
+	return a | b;
 }

@@ -78,6 +78,23 @@ int	 secret_equal(const char *a, size_t alen, const char *b, size_t blen);
 int	 secret_valid(const char *s, size_t len);
 /* A bot token: digits, ':', then 30-100 characters of A-Z a-z 0-9 _ -. */
 int	 token_valid(const char *s, size_t len);
+/* The largest secret file read (a token's or a webhook secret's). */
+#define SECRET_FILE_MAX 4096
+/* A secret file's lines: the secret, then (during a rotation) the previous one. */
+#define SECRET_LINES_MAX 2
+struct secret_lines {
+	const char	*line[SECRET_LINES_MAX];	/* into the text parsed */
+	size_t		 len[SECRET_LINES_MAX];
+	size_t		 n;
+};
+/* Splits text[0..len) into one or two valid secrets; -1 with the line that is
+ * wrong (1-based) and why, a fixed text that quotes nothing. */
+int	 secret_lines_parse(const char *text, size_t len, struct secret_lines *out,
+	    int *bad_line, const char **why);
+/* 1 when cand is cur or prev (NULL: none); both compared in constant time
+ * whichever matches.  cur NULL: 0. */
+int	 secret_pair_equal(const char *cand, size_t len, const char *cur,
+	    size_t curlen, const char *prev, size_t prevlen);
 
 /* json.c */
 #define JSON_MAX_DEPTH 100
@@ -149,7 +166,13 @@ struct bot_config {
 	size_t	 token_len;
 	char	*secret;	/* NULL when not configured */
 	size_t	 secret_len;
+	/* The secret before it, accepted too until a rotation ends (the secret
+	 * file's second line); NULL when none. */
+	char	*secret_prev;
+	size_t	 secret_prev_len;
 	char	*secret_path;	/* the file it was read from; NULL: the environment */
+	enum secret_from { SECRET_FROM_NONE, SECRET_FROM_ENV, SECRET_FROM_FILE,
+		SECRET_FROM_CREDENTIAL } secret_from;
 	/* The keys of a [bot NAME] section, from their rows in config_keys.h. */
 	CONFIG_BOT_KEYS(CONFIG_FIELD)
 };

@@ -29,7 +29,7 @@ FUZZ_HEADERS	 = $(HEADERS) tests/fuzz/fuzz.h
 # The product's sources each target needs besides lib/ (request: not store.c nor
 # metrics_page.c; the target defines store_put, store_health, store_ready and
 # metrics_render).
-FUZZ_SRC_request = cgi/request.c
+FUZZ_SRC_request = cgi/request.c cgi/secrets.c
 FUZZ_SRC_calls	 = drain/calls.c
 FUZZ_SRC_frame	 = cgi/fcgi_frame.c
 FUZZ_SRC_fcgi	 = cgi/fcgi_frame.c cgi/fcgi_adapter.c

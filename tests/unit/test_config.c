@@ -130,7 +130,19 @@ test_file(void)
 	CHECK("config_bot_lookup_exact", config_bot(&cfg, "alph", 4) == NULL);
 	CHECK("config_bot_default_rates", b != NULL && b->rate_global == 30 &&
 	    b->rate_chat == 1 && b->rate_group == 20);
+	CHECK("config_secret_no_previous", b != NULL && b->secret_prev == NULL &&
+	    b->secret_from == SECRET_FROM_FILE);
 	config_free(&cfg);
+
+	/* A rotation under way: the secret, then the previous one. */
+	write_file("secret", SECRET "\nOld_secret-9\n");
+	CHECK("config_previous_secret_loads", load_text(text, &cfg, err,
+	    sizeof(err)) == 0 && (b = config_bot(&cfg, "alpha", 5)) != NULL &&
+	    b->secret_len == strlen(SECRET) && memcmp(b->secret, SECRET,
+	    b->secret_len) == 0 && b->secret_prev != NULL &&
+	    strcmp(b->secret_prev, "Old_secret-9") == 0 && b->secret_prev_len == 12);
+	config_free(&cfg);
+	write_file("secret", SECRET "\n");
 
 	/* The environment goes on top of the file, and describes bot "default". */
 	setenv("TGQ_DATABASE", "/tmp/env.db", 1);
@@ -241,6 +253,15 @@ test_errors(void)
 	write_file("badsecret", "hunter2 has spaces");
 	expect_error("bad_secret_chars", "[bot a]\nsecret_file = badsecret\n",
 	    "bot a: the webhook secret must be");
+	write_file("badprevious", SECRET "\nhunter2 has spaces\n");
+	expect_error("bad_previous_secret", "[bot a]\nsecret_file = badprevious\n",
+	    "bot a: the previous webhook secret (the second line) must be 1-256 "
+	    "characters of A-Z a-z 0-9 _ - (");
+	expect_error("bad_previous_secret_names_line", "[bot a]\nsecret_file = "
+	    "badprevious\n", "badprevious, line 2)");
+	write_file("threelines", SECRET "\nold\nolder\n");
+	expect_error("secret_three_lines", "[bot a]\nsecret_file = threelines\n",
+	    "line 3)");
 	write_file("badtoken", "hunter2");
 	expect_error("bad_token", "[bot a]\ntoken_file = badtoken\n",
 	    "bot a: the bot token is not of the form");

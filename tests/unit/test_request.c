@@ -222,7 +222,7 @@ int
 main(void)
 {
 	struct config	 cfg;
-	struct webhook	 wh = { &cfg, NULL, NULL };
+	struct webhook	 wh = { &cfg, NULL, NULL, NULL };
 	char		 err[256], db[PATH_MAX], cmd[PATH_MAX + 16];
 	size_t		 i;
 

@@ -97,6 +97,39 @@ test_secret(void)
 	    35));
 }
 
+/* The lines of a secret file: the secret, then at most the previous one. */
+static void
+test_secret_lines(void)
+{
+	struct secret_lines	 l;
+	const char		*why;
+	int			 line = 0;
+
+#define PARSE(text) secret_lines_parse(text, sizeof(text) - 1, &l, &line, &why)
+	CHECK("secret_lines_one", PARSE("abc\n") == 0 && l.n == 1 && l.len[0] == 3 &&
+	    memcmp(l.line[0], "abc", 3) == 0);
+	CHECK("secret_lines_one_no_newline", PARSE("abc") == 0 && l.n == 1 &&
+	    l.len[0] == 3);
+	CHECK("secret_lines_crlf", PARSE("abc\r\ndef\r\n") == 0 && l.n == 2 &&
+	    l.len[0] == 3 && l.len[1] == 3 && memcmp(l.line[1], "def", 3) == 0);
+	CHECK("secret_lines_two", PARSE("new\nold\n") == 0 && l.n == 2 &&
+	    memcmp(l.line[0], "new", 3) == 0 && memcmp(l.line[1], "old", 3) == 0);
+	CHECK("secret_lines_empty", PARSE("") == -1 && line == 1);
+	CHECK("secret_lines_bad_first", PARSE("a b\nold\n") == -1 && line == 1);
+	CHECK("secret_lines_bad_second", PARSE("new\nnot a secret!\n") == -1 &&
+	    line == 2 && strstr(why, "previous") != NULL &&
+	    strstr(why, "not a secret") == NULL);
+	CHECK("secret_lines_blank_second", PARSE("new\n\n") == -1 && line == 2);
+	CHECK("secret_lines_three", PARSE("a\nb\nc\n") == -1 && line == 3);
+#undef PARSE
+	CHECK("secret_pair_current", secret_pair_equal("new", 3, "new", 3, "old", 3));
+	CHECK("secret_pair_previous", secret_pair_equal("old", 3, "new", 3, "old", 3));
+	CHECK("secret_pair_neither", !secret_pair_equal("odd", 3, "new", 3, "old", 3));
+	CHECK("secret_pair_no_previous", secret_pair_equal("new", 3, "new", 3, NULL,
+	    0) && !secret_pair_equal("old", 3, "new", 3, NULL, 0));
+	CHECK("secret_pair_no_secret", !secret_pair_equal("", 0, NULL, 0, NULL, 0));
+}
+
 static void
 test_log_escape(void)
 {
@@ -177,6 +210,7 @@ main(void)
 {
 	test_parse();
 	test_secret();
+	test_secret_lines();
 	test_log_escape();
 	test_read_small_file();
 	{
