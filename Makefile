@@ -36,7 +36,8 @@ ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) -Ilib -Icgi -Idrain -Icli $(PKG_
 LDLIBS	 = $(PKG_LIBS) -pthread
 
 LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c \
-	   lib/botapi.c lib/metrics.c lib/cidr.c lib/users.c
+	   lib/botapi.c lib/metrics.c lib/cidr.c lib/users.c lib/sha256.c \
+	   lib/update_types.c
 CGI_SRC	 = cgi/fastcgi.c cgi/fcgi_adapter.c cgi/fcgi_frame.c cgi/request.c \
 	   cgi/store.c cgi/metrics_page.c
 # Every drain/handler_*.c is built: a new handler kind needs no line here.

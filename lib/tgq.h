@@ -76,6 +76,19 @@ int	 secret_equal(const char *a, size_t alen, const char *b, size_t blen);
 int	 secret_valid(const char *s, size_t len);
 /* A bot token: digits, ':', then 30-100 characters of A-Z a-z 0-9 _ -. */
 int	 token_valid(const char *s, size_t len);
+/*
+ * What tells a changed webhook secret without showing it: HMAC-SHA-256 of the
+ * secret keyed with the bot token, as 64 hex digits and a NUL in hex.
+ */
+#define SECRET_FINGERPRINT_LEN 64
+void	 secret_fingerprint(const char *token, size_t token_len, const char *secret,
+	    size_t secret_len, char hex[SECRET_FINGERPRINT_LEN + 1]);
+
+/* sha256.c: FIPS 180-4 SHA-256 and RFC 2104 HMAC, for secret_fingerprint(). */
+#define SHA256_LEN 32
+void	 sha256(const void *data, size_t len, unsigned char out[SHA256_LEN]);
+void	 hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+	    unsigned char out[SHA256_LEN]);
 
 /* json.c */
 #define JSON_MAX_DEPTH 100
@@ -156,7 +169,20 @@ struct bot_config {
 		size_t	 n;
 	} allowed_users;
 	char	*deny_text;	/* the answer to a message refused; NULL: none */
+	/* What set-webhook registers beside the URL and the secret (poll asks
+	 * getUpdates for allowed_updates too); not set: not sent, Telegram keeps
+	 * its own setting. */
+	char	*allowed_updates;	/* a JSON array of update types; NULL */
+	int64_t	 max_connections;	/* 1 to 100; 0: not set */
+	char	*ip_address;		/* IPv4 or IPv6, as written; NULL */
 };
+/* update_types.c */
+#define UPDATE_TYPE_MAX 32
+/* "message, callback_query" (commas or blanks between) as the JSON array
+ * ["message","callback_query"] in a new string, each name checked against
+ * Telegram's update types, repeats dropped; -1 with why, which names an entry
+ * by its place. */
+int	 update_types_json(const char *text, char **json, char *err, size_t errlen);
 /* users.c */
 /* Parses "11111, 22222" (positive ids, commas or blanks between them; none is
  * an empty list) into list, replacing what it held; -1 with why, which names the
