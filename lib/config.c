@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <ini.h>
 
 #include "tgq.h"
@@ -39,12 +41,14 @@ enum key_type {
 	KEY_HANDLER,	/* echo or exec:/absolute/program [args] */
 	KEY_USERS,	/* a struct user_list; empty is an empty list */
 	KEY_TEXT,	/* any text of 1 to max characters */
+	KEY_UPDATES,	/* update types, stored as a JSON array (update_types.c) */
+	KEY_IP,		/* one IPv4 or IPv6 address */
 };
 static const char *const key_type_names[] = { [KEY_PATH] = "path",
 	[KEY_URL] = "url", [KEY_INT] = "integer", [KEY_SIZE] = "size",
 	[KEY_DURATION] = "duration", [KEY_ENUM] = "enum", [KEY_CIDRS] = "cidr-list",
 	[KEY_HANDLER] = "handler", [KEY_USERS] = "user-list",
-	[KEY_TEXT] = "text" };
+	[KEY_TEXT] = "text", [KEY_UPDATES] = "update-list", [KEY_IP] = "ip" };
 struct key_choice {
 	const char	*name;
 	int		 value;
@@ -155,6 +159,13 @@ static const struct config_key config_keys[] = {
 	{ SECTION_BOT, "deny_text", "TGQ_DENY_TEXT", KEY_TEXT,
 	    FIELD(BOT, deny_text, char *), 1, DENY_TEXT_MAX, NULL,
 	    "1 to 4096 characters", NULL, 0 },
+	/* What set-webhook registers; none is sent when not set. */
+	STRING(BOT, "allowed_updates", "TGQ_ALLOWED_UPDATES", KEY_UPDATES,
+	    allowed_updates, NULL, NULL, NULL),
+	NUMBER(BOT, "max_connections", "TGQ_MAX_CONNECTIONS", KEY_INT,
+	    max_connections, 1, 100, "1 to 100", NULL),
+	STRING(BOT, "ip_address", "TGQ_IP_ADDRESS", KEY_IP, ip_address, NULL,
+	    "must be an IPv4 or IPv6 address", NULL),
 };
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -274,7 +285,8 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 	char		*field = (char *)base + k->offset;
 	const struct key_choice *choice;
 	const char	*errstr = NULL;
-	char		 reason[160], prog[PATH_MAX];
+	char		 reason[160], prog[PATH_MAX], *json;
+	unsigned char	 addr[16];
 	int64_t		 n;
 	int		 rc;
 
@@ -341,6 +353,19 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 		if (handler_program(botname, value, prog, sizeof(prog), why,
 		    whylen) == -1)
 			return -1;
+		goto string;
+	case KEY_UPDATES:
+		if (update_types_json(value, &json, reason, sizeof(reason)) == -1) {
+			snprintf(why, whylen, "%s: %s", k->name, reason);
+			return -1;
+		}
+		free(*(char **)(void *)field);
+		*(char **)(void *)field = json;
+		return 0;
+	case KEY_IP:
+		if (inet_pton(AF_INET, value, addr) != 1 &&
+		    inet_pton(AF_INET6, value, addr) != 1)
+			break;
 		goto string;
 	}
 	snprintf(why, whylen, "%s: %s", k->name, k->rule);
@@ -904,7 +929,8 @@ free_strings(enum key_section section, void *base)
 	for (i = 0; i < NKEYS; i++)
 		if (config_keys[i].section == section &&
 		    (config_keys[i].type == KEY_PATH || config_keys[i].type == KEY_URL ||
-		    config_keys[i].type == KEY_HANDLER || config_keys[i].type == KEY_TEXT))
+		    config_keys[i].type == KEY_HANDLER || config_keys[i].type == KEY_TEXT ||
+		    config_keys[i].type == KEY_UPDATES || config_keys[i].type == KEY_IP))
 			free(*(char **)(void *)((char *)base + config_keys[i].offset));
 		else if (config_keys[i].section == section &&
 		    config_keys[i].type == KEY_USERS)
