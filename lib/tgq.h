@@ -256,7 +256,7 @@ const struct bot_config *config_bot(const struct config *cfg, const char *name,
 void	 config_print_keys(FILE *out);
 
 /* queue.c */
-#define QUEUE_SCHEMA_VERSION 6
+#define QUEUE_SCHEMA_VERSION 7
 /* A retried delivery within this window is a duplicate; after it, Telegram may have
  * started update_id afresh, so the same id is a new update. */
 #define QUEUE_DEDUPE_WINDOW_S (24 * 60 * 60)
@@ -316,6 +316,14 @@ enum queue_status queue_put_polled(struct queue *q, struct queue_item *items,
 	    size_t n, const char *bot, int64_t next_offset, char *err, size_t errlen);
 int	 queue_poll_offset(struct queue *q, const char *bot, int64_t *offset,
 	    char *err, size_t errlen);
+/* set-webhook's record of what it registered for a bot: the secret's
+ * fingerprint (secret_fingerprint()) and when.  queue_registration() returns 1
+ * and fills them, 0 when the bot has none, -1 with err. */
+int	 queue_registration(struct queue *q, const char *bot,
+	    char fingerprint[SECRET_FINGERPRINT_LEN + 1], int64_t *registered_at,
+	    char *err, size_t errlen);
+enum queue_status queue_record_registration(struct queue *q, const char *bot,
+	    const char *url, const char *fingerprint, char *err, size_t errlen);
 /* For the programs that run their own statements on the queue (drain, CLI). */
 struct sqlite3 *queue_db(struct queue *q);
 /*
