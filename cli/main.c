@@ -13,10 +13,12 @@
 #include "cli.h"
 
 static const struct command commands[] = {
-	{ "set-webhook", "[--url URL] [--allowed-updates a,b] [--max-connections N] "
-	    "[--drop-pending-updates] [--ip-address ADDR] [--certificate FILE]",
-	    "Register the webhook (URL and secret from the configuration) with "
-	    "Telegram.", cmd_set_webhook, CONFIG_NEED_TOKENS | CONFIG_NEED_SECRETS },
+	{ "set-webhook", "[--if-changed] [--url URL] [--allowed-updates a,b] "
+	    "[--max-connections N] [--drop-pending-updates] [--ip-address ADDR] "
+	    "[--certificate FILE]",
+	    "Register the webhook (URL, secret and settings from the configuration) "
+	    "with Telegram; with --if-changed only when they differ.", cmd_set_webhook,
+	    CONFIG_NEED_TOKENS | CONFIG_NEED_SECRETS },
 	{ "webhook-info", "", "Show what Telegram knows of the webhook.",
 	    cmd_webhook_info, CONFIG_NEED_TOKENS },
 	{ "delete-webhook", "[--drop-pending-updates]", "Remove the webhook.",
