@@ -15,7 +15,7 @@ TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 EXAMPLEDIR ?= $(PREFIX)/share/doc/tgq/examples
 UNITS	 = deploy/systemd/tgq-webhook.socket deploy/systemd/tgq-webhook.service \
 	   deploy/systemd/tgq-drain.service deploy/systemd/tgq-drain.timer \
-	   deploy/systemd/tgq-drain-follow.service
+	   deploy/systemd/tgq-drain-follow.service deploy/systemd/tgq-register.service
 MAN1	 = man/tgq.1
 MAN5	 = man/tgq.conf.5
 MAN8	 = man/tgq-webhook.8 man/tgq-drain.8
@@ -132,7 +132,8 @@ install: $(PROGS)
 	    $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(EXAMPLEDIR)
 	# The units name the programs where this install puts them.
 	for u in $(UNITS); do \
-	    sed 's|/usr/local/sbin/|$(SBINDIR)/|g' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/} && \
+	    sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/bin/|$(BINDIR)/|g' \
+	        $$u > $(DESTDIR)$(UNITDIR)/$${u##*/} && \
 	    chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
 	done
 	install -m 0644 deploy/systemd/tgq.sysusers $(DESTDIR)$(SYSUSERSDIR)/tgq.conf
