@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -641,16 +642,27 @@ fail:
 static void
 open_lock(struct queue *q)
 {
-	char	 path[4096];
-	int	 n;
+	struct stat	 db, st;
+	char		 path[4096];
+	int		 n;
 
 	n = snprintf(path, sizeof(path), "%s-lock", q->path);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return;
 	q->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (q->lockfd == -1)
+	if (q->lockfd == -1) {
 		log_warnx("%s: %s; writers from several processes will wait in "
 		    "SQLite's busy handler instead", path, strerror(errno));
+		return;
+	}
+	/* Root (tgq set-webhook, tgq retry run by hand) gives a lock file it
+	 * created to the queue's owner, as SQLite does with the -wal and -shm:
+	 * the service could not open a root's 0600 file. */
+	if (geteuid() == 0 && stat(q->path, &db) == 0 && fstat(q->lockfd, &st) == 0 &&
+	    (st.st_uid != db.st_uid || st.st_gid != db.st_gid) &&
+	    fchown(q->lockfd, db.st_uid, db.st_gid) == -1)
+		log_warnx("%s: cannot give it to the queue's owner: %s", path,
+		    strerror(errno));
 }
 
 static int

@@ -227,6 +227,30 @@ def case_if_changed_without_queue(stack):
           "service user, again: %s %s" % (r.stdout, r.stderr))
 
 
+def case_root_leaves_queue_files_to_owner(stack):
+    """set-webhook run as root (as the docs say, to read the secrets) writes the
+    record into the service's queue: the files it creates there (-wal, -shm,
+    the -lock) go to the queue's owner, or tgq-webhook could not use them."""
+    if not h.IS_ROOT:
+        raise Skip("needs root")
+    uid, gid = h.run_ids()
+    os.chmod(stack.tmpdir, 0o755)
+    h.chown_run_user(stack.tmpdir)
+    r = stack.run("set-webhook", user=(uid, gid))
+    check(r.returncode == 0 and os.stat(stack.db).st_uid == uid,
+          "as the service user: %s" % r.stderr)
+    for suffix in ("-wal", "-shm", "-lock"):
+        if os.path.exists(stack.db + suffix):
+            os.unlink(stack.db + suffix)
+    r = stack.run("set-webhook", "--if-changed", TGQ_WEBHOOK_URL=OTHER_URL)
+    check(r.returncode == 0 and "not recorded" not in r.stderr, "as root: %s" %
+          r.stderr)
+    owners = {s: (os.stat(stack.db + s).st_uid, os.stat(stack.db + s).st_gid)
+              for s in ("", "-lock") if os.path.exists(stack.db + s)}
+    check(owners == {"": (uid, gid), "-lock": (uid, gid)},
+          "owners after root's set-webhook: %r" % owners)
+
+
 # ------------------------------------------------------------------ doctor
 
 def doctor(stack, **env):
@@ -298,6 +322,7 @@ CASES = [("keys_reach_set_webhook", case_keys_reach_set_webhook),
          ("if_changed", case_if_changed),
          ("if_changed_json_and_errors", case_if_changed_json_and_errors),
          ("if_changed_without_queue", case_if_changed_without_queue),
+         ("root_leaves_queue_files_to_owner", case_root_leaves_queue_files_to_owner),
          ("doctor_reports_differences", case_doctor_reports_differences),
          ("switch_poll_and_webhook", case_switch_poll_and_webhook)]
 
