@@ -142,7 +142,9 @@ void	 webhook_settings_configured(struct cli *c, struct webhook_settings *s);
  * rotation's new one), then, when Telegram took it, the secret's fingerprint
  * recorded in the queue for set-webhook --if-changed and doctor.  0 with *a
  * filled (its outcome says what Telegram answered; botapi_answer_free() it), -1
- * after saying why the call could not be made.  Prints nothing on success.
+ * after saying why the call could not be made.  Prints nothing on success but
+ * a note when the record cannot be written.  s->url must be set and checked as
+ * set-webhook checks it; the secret must be secret_valid().
  */
 int	 webhook_register(struct cli *c, const struct webhook_settings *s,
 	    const char *secret, size_t secret_len, struct botapi_answer *a);
