@@ -4,6 +4,7 @@
  * never from argv, and no error message ever quotes a configuration line: a line may
  * hold a secret.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -14,8 +15,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <arpa/inet.h>
 
 #include <ini.h>
 
