@@ -15,7 +15,7 @@ TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 EXAMPLEDIR ?= $(PREFIX)/share/doc/tgq/examples
 UNITS	 = deploy/systemd/tgq-webhook.socket deploy/systemd/tgq-webhook.service \
 	   deploy/systemd/tgq-drain.service deploy/systemd/tgq-drain.timer \
-	   deploy/systemd/tgq-drain-follow.service
+	   deploy/systemd/tgq-drain-follow.service deploy/systemd/tgq-register.service
 MAN1	 = man/tgq.1
 MAN5	 = man/tgq.conf.5
 MAN8	 = man/tgq-webhook.8 man/tgq-drain.8
@@ -36,7 +36,8 @@ ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) -Ilib -Icgi -Idrain -Icli $(PKG_
 LDLIBS	 = $(PKG_LIBS) -pthread
 
 LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c \
-	   lib/botapi.c lib/metrics.c lib/cidr.c lib/users.c
+	   lib/botapi.c lib/metrics.c lib/cidr.c lib/users.c lib/sha256.c \
+	   lib/update_types.c
 CGI_SRC	 = cgi/fastcgi.c cgi/fcgi_adapter.c cgi/fcgi_frame.c cgi/request.c \
 	   cgi/secrets.c cgi/store.c cgi/metrics_page.c
 # Every drain/handler_*.c is built: a new handler kind needs no line here.
@@ -131,7 +132,8 @@ install: $(PROGS)
 	    $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(EXAMPLEDIR)
 	# The units name the programs where this install puts them.
 	for u in $(UNITS); do \
-	    sed 's|/usr/local/sbin/|$(SBINDIR)/|g' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/} && \
+	    sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/bin/|$(BINDIR)/|g' \
+	        $$u > $(DESTDIR)$(UNITDIR)/$${u##*/} && \
 	    chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
 	done
 	install -m 0644 deploy/systemd/tgq.sysusers $(DESTDIR)$(SYSUSERSDIR)/tgq.conf

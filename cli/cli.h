@@ -126,6 +126,43 @@ void	 jw_raw(struct jsonw *w, const char *json);	/* valid JSON; NULL: null */
 void	 jw_finish(struct jsonw *w);	/* newline after the top-level value */
 
 /* cmd_webhook.c */
+/* What set-webhook registers besides the secret (NULL or 0: not sent). */
+struct webhook_settings {
+	const char	*url;
+	const char	*allowed_json;	/* a JSON array of update types */
+	int64_t		 max_connections;
+	const char	*ip;
+	const char	*certificate;	/* a PEM file to upload */
+	int		 drop_pending;
+};
+/* The selected bot's settings, as configured (c->bot's; url NULL when none). */
+void	 webhook_settings_configured(struct cli *c, struct webhook_settings *s);
+/*
+ * The one registration: setWebhook with s and secret (the configured one, or a
+ * rotation's new one), then, when Telegram took it, the secret's fingerprint
+ * recorded in the queue for set-webhook --if-changed and doctor.  0 with *a
+ * filled (its outcome says what Telegram answered; botapi_answer_free() it), -1
+ * after saying why the call could not be made.  Prints nothing on success but
+ * a note when the record cannot be written.  s->url must be set and checked as
+ * set-webhook checks it; the secret must be secret_valid().
+ */
+int	 webhook_register(struct cli *c, const struct webhook_settings *s,
+	    const char *secret, size_t secret_len, struct botapi_answer *a);
+/* What differs between s and getWebhookInfo's result (info): the URL, and the
+ * settings s sets; "no webhook" is one difference, the URL's. */
+#define WEBHOOK_DIFFERENCES_MAX 5
+struct webhook_difference {
+	const char	*what;		/* url, allowed_updates, max_connections, ... */
+	char		 telegram[512];	/* each for a person */
+	char		 configured[512];
+};
+size_t	 webhook_differences(struct cli *c, const struct webhook_settings *s,
+	    const char *info, struct webhook_difference *d);
+/* Whether secret is the one last registered for the bot, by the record in q: 1
+ * yes, 0 it changed since (or the token did), -1 no record to tell (q NULL, no
+ * token, or never recorded); *registered_at when it was. */
+int	 webhook_secret_registered(struct cli *c, struct queue *q, const char *secret,
+	    size_t secret_len, int64_t *registered_at);
 int	 cmd_set_webhook(struct cli *c, int argc, char **argv);
 int	 cmd_webhook_info(struct cli *c, int argc, char **argv);
 int	 cmd_delete_webhook(struct cli *c, int argc, char **argv);

@@ -545,6 +545,57 @@ check_token(struct cli *c, struct report *r)
 	botapi_answer_free(&a);
 }
 
+/*
+ * What else set-webhook registers (allowed_updates, max_connections,
+ * ip_address, as configured), and whether the secret changed since it was
+ * registered: tgq keeps its fingerprint, as Telegram never tells it back.
+ */
+static void
+check_registration(struct cli *c, struct report *r, const char *info)
+{
+	struct webhook_difference	 d[WEBHOOK_DIFFERENCES_MAX];
+	struct webhook_settings		 s;
+	struct queue			*q = NULL;
+	char				 err[512], ago[32];
+	int64_t				 when;
+	size_t				 n, i, shown = 0;
+	int				 same;
+
+	webhook_settings_configured(c, &s);
+	n = webhook_differences(c, &s, info, d);
+	for (i = 0; i < n; i++) {
+		if (strcmp(d[i].what, "url") == 0)
+			continue;	/* check_webhook said it */
+		check(r, "registration", V_ERROR, "tgq set-webhook --if-changed",
+		    "Telegram has %s %s, the configuration says %s", d[i].what,
+		    d[i].telegram, d[i].configured);
+		shown++;
+	}
+	if (shown == 0 && (s.allowed_json || s.max_connections || s.ip))
+		check(r, "registration", V_OK, NULL, "Telegram has the configured "
+		    "allowed_updates, max_connections and ip_address");
+	if (c->bot->secret == NULL || access(c->cfg.database, F_OK) != 0 ||
+	    queue_open_read(c->cfg.database, c->cfg.busy_timeout_ms, &q, err,
+	    sizeof(err)) == -1)
+		return;	/* the secret and database checks said why */
+	same = webhook_secret_registered(c, q, c->bot->secret, c->bot->secret_len,
+	    &when);
+	queue_close(q);
+	if (same == 1)
+		check(r, "registration", V_OK, NULL, "the secret registered %s ago is "
+		    "the configured one", cli_ago(ago, sizeof(ago), when, now_unix()));
+	else if (same == 0)
+		check(r, "registration", V_ERROR, "tgq set-webhook --if-changed",
+		    "the secret changed after it was registered (%s ago): Telegram "
+		    "still sends the old one", cli_ago(ago, sizeof(ago), when,
+		    now_unix()));
+	else
+		check(r, "registration", V_WARNING, "tgq set-webhook --if-changed "
+		    "(registers, and records the secret's fingerprint)", "no record "
+		    "of the secret registered: whether Telegram has the configured "
+		    "one cannot be told");
+}
+
 static void
 check_webhook(struct cli *c, struct report *r)
 {
@@ -582,6 +633,8 @@ check_webhook(struct cli *c, struct report *r)
 		    "the configuration says %s", url, configured);
 	else
 		check(r, "webhook", V_OK, NULL, "Telegram calls %s", url);
+	if (url != NULL && *url != '\0' && configured != NULL)
+		check_registration(c, r, a.result);
 	/* Telegram never tells the secret back; a 401 from tgq-webhook is how a
 	 * secret that differs from the configured one shows.  tgq-webhook rereads
 	 * a secret file that changed; a LoadCredential= copy is made when its unit

@@ -150,15 +150,21 @@ poll_loop(struct cli *c, struct queue *q, int64_t timeout_s)
 {
 	struct botapi_answer	 a;
 	struct polled		 p;
-	char			 params[128], err[512];
+	char			 params[2048], err[512];
 	int64_t			 offset;
+	int			 n;
 
 	if (queue_poll_offset(q, c->bot->name, &offset, err, sizeof(err)) == -1)
 		return cli_fail(c, "%s", err);
 	memset(&p, 0, sizeof(p));
 	while (!stop_requested) {
-		snprintf(params, sizeof(params), "{\"offset\":%lld,\"timeout\":%lld}",
-		    (long long)offset, (long long)timeout_s);
+		/* The bot's allowed_updates, as the webhook would get them. */
+		n = snprintf(params, sizeof(params), "{\"offset\":%lld,\"timeout\":%lld"
+		    "%s%s}", (long long)offset, (long long)timeout_s,
+		    c->bot->allowed_updates ? ",\"allowed_updates\":" : "",
+		    c->bot->allowed_updates ? c->bot->allowed_updates : "");
+		if (n < 0 || (size_t)n >= sizeof(params))
+			return cli_fail(c, "getUpdates: allowed_updates is too long");
 		if (cli_api(c, "getUpdates", params, NULL, timeout_s + 15,
 		    &stop_requested, &a) == -1)
 			return EXIT_FAILED;

@@ -13,10 +13,12 @@
 #include "cli.h"
 
 static const struct command commands[] = {
-	{ "set-webhook", "[--url URL] [--allowed-updates a,b] [--max-connections N] "
-	    "[--drop-pending-updates] [--ip-address ADDR] [--certificate FILE]",
-	    "Register the webhook (URL and secret from the configuration) with "
-	    "Telegram.", cmd_set_webhook, CONFIG_NEED_TOKENS | CONFIG_NEED_SECRETS },
+	{ "set-webhook", "[--if-changed] [--url URL] [--allowed-updates a,b] "
+	    "[--max-connections N] [--drop-pending-updates] [--ip-address ADDR] "
+	    "[--certificate FILE]",
+	    "Register the webhook (URL, secret and settings from the configuration) "
+	    "with Telegram; with --if-changed only when they differ.", cmd_set_webhook,
+	    CONFIG_NEED_TOKENS | CONFIG_NEED_SECRETS },
 	{ "rotate-secret", "[--finish] [--no-register]", "Write a new webhook "
 	    "secret, keeping the old one accepted, and register it; --finish drops "
 	    "the old one.", cmd_rotate_secret, CONFIG_NEED_TOKENS |

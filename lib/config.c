@@ -4,6 +4,7 @@
  * never from argv, and no error message ever quotes a configuration line: a line may
  * hold a secret.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -38,12 +39,14 @@ enum key_type {
 	KEY_HANDLER,	/* echo or exec:/absolute/program [args] */
 	KEY_USERS,	/* a struct user_list; empty is an empty list */
 	KEY_TEXT,	/* any text of 1 to max characters */
+	KEY_UPDATES,	/* update types, stored as a JSON array (update_types.c) */
+	KEY_IP,		/* one IPv4 or IPv6 address */
 };
 static const char *const key_type_names[] = { [KEY_PATH] = "path",
 	[KEY_URL] = "url", [KEY_INT] = "integer", [KEY_SIZE] = "size",
 	[KEY_DURATION] = "duration", [KEY_ENUM] = "enum", [KEY_CIDRS] = "cidr-list",
 	[KEY_HANDLER] = "handler", [KEY_USERS] = "user-list",
-	[KEY_TEXT] = "text" };
+	[KEY_TEXT] = "text", [KEY_UPDATES] = "update-list", [KEY_IP] = "ip" };
 struct key_choice {
 	const char	*name;
 	int		 value;
@@ -80,7 +83,7 @@ static const struct key_choice https_urls[] = { { "https://", 0 }, { NULL, 0 } }
 #define KEY_WRITES_INT64(t)	((t) == KEY_INT || (t) == KEY_SIZE || \
 	(t) == KEY_DURATION)
 #define KEY_WRITES_STRING(t)	((t) == KEY_PATH || (t) == KEY_URL || \
-	(t) == KEY_HANDLER)
+	(t) == KEY_HANDLER || (t) == KEY_UPDATES || (t) == KEY_IP)
 #define KEY_CHECKED(cond, name, what) (0 * sizeof(struct { \
 	_Static_assert(cond, "key " name ": " what); int unused; }))
 #define STRUCT_TGQ struct config
@@ -232,7 +235,8 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 	char		*field = (char *)base + k->offset;
 	const struct key_choice *choice;
 	const char	*errstr = NULL;
-	char		 reason[160], prog[PATH_MAX];
+	char		 reason[160], prog[PATH_MAX], *json;
+	unsigned char	 addr[16];
 	int64_t		 n;
 	int		 rc;
 
@@ -295,6 +299,19 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 		if (handler_program(botname, value, prog, sizeof(prog), why,
 		    whylen) == -1)
 			return -1;
+		goto string;
+	case KEY_UPDATES:
+		if (update_types_json(value, &json, reason, sizeof(reason)) == -1) {
+			snprintf(why, whylen, "%s: %s", k->name, reason);
+			return -1;
+		}
+		free(*(char **)(void *)field);
+		*(char **)(void *)field = json;
+		return 0;
+	case KEY_IP:
+		if (inet_pton(AF_INET, value, addr) != 1 &&
+		    inet_pton(AF_INET6, value, addr) != 1)
+			break;
 		goto string;
 	}
 	snprintf(why, whylen, "%s: %s", k->name, k->rule);
@@ -903,7 +920,8 @@ free_strings(enum key_section section, void *base)
 	for (i = 0; i < NKEYS; i++)
 		if (config_keys[i].section == section &&
 		    (config_keys[i].type == KEY_PATH || config_keys[i].type == KEY_URL ||
-		    config_keys[i].type == KEY_HANDLER || config_keys[i].type == KEY_TEXT))
+		    config_keys[i].type == KEY_HANDLER || config_keys[i].type == KEY_TEXT ||
+		    config_keys[i].type == KEY_UPDATES || config_keys[i].type == KEY_IP))
 			free(*(char **)(void *)((char *)base + config_keys[i].offset));
 		else if (config_keys[i].section == section &&
 		    config_keys[i].type == KEY_USERS)

@@ -10,7 +10,7 @@
  *	NUMBER(name, variable, type, field, min, max, range, default, doc)
  *		int64_t; type KEY_INT, KEY_SIZE or KEY_DURATION
  *	STRING(name, variable, type, field, prefixes, rule, default, doc)
- *		char *; type KEY_PATH, KEY_URL or KEY_HANDLER
+ *		char *; type KEY_PATH, KEY_URL, KEY_HANDLER, KEY_UPDATES or KEY_IP
  *	CHOICE(name, variable, C enum type, field, choices, rule, default, flags, doc)
  *		the enum, stored as an int
  *	TEXT(name, variable, field, min, max, rule, default, doc)
@@ -96,7 +96,16 @@
 	    "whose updates reach the handler: n 0 means everyone's") \
 	X(TEXT, "deny_text", "TGQ_DENY_TEXT", deny_text, 1, DENY_TEXT_MAX, \
 	    "1 to 4096 characters", NULL, \
-	    "the answer to a message refused; NULL: none")
+	    "the answer to a message refused; NULL: none") \
+	X(STRING, "allowed_updates", "TGQ_ALLOWED_UPDATES", KEY_UPDATES, \
+	    allowed_updates, NULL, NULL, NULL, "what set-webhook registers and " \
+	    "poll asks for: a JSON array of update types; NULL: not sent") \
+	X(NUMBER, "max_connections", "TGQ_MAX_CONNECTIONS", KEY_INT, \
+	    max_connections, 1, 100, "1 to 100", NULL, \
+	    "what set-webhook registers; 0: not set, Telegram keeps its own") \
+	X(STRING, "ip_address", "TGQ_IP_ADDRESS", KEY_IP, ip_address, NULL, \
+	    "must be an IPv4 or IPv6 address", NULL, \
+	    "what set-webhook registers, as written; NULL: not sent")
 
 /* A field of struct config or struct bot_config, from its row. */
 #define CONFIG_FIELD(shape, ...)	CONFIG_FIELD_##shape(__VA_ARGS__)

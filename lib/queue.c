@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -286,9 +287,20 @@ static const char schema_v6[] =
 	"           datetime(handled_at, 'unixepoch') AS handled, last_error\n"
 	"    FROM updates WHERE state = 'done' AND last_error IS NOT NULL;\n";
 
+/* Version 7: what tgq set-webhook last registered with Telegram, per bot, so
+ * that a later run can tell the secret changed: Telegram never tells it back.
+ * The secret itself is never stored, only its fingerprint (secret.c). */
+static const char schema_v7[] =
+	"CREATE TABLE registrations (\n"
+	"    bot                TEXT    PRIMARY KEY,\n"
+	"    url                TEXT    NOT NULL,\n"
+	"    secret_fingerprint TEXT    NOT NULL,  -- HMAC-SHA-256, keyed with the token\n"
+	"    registered_at      INTEGER NOT NULL   -- unix seconds\n"
+	") STRICT;\n";
+
 /* Index i holds the SQL that takes a version-i file to version i + 1. */
 static const char *const migrations[QUEUE_SCHEMA_VERSION] = { schema_v1, schema_v2,
-	schema_v3, schema_v4, schema_v5, schema_v6 };
+	schema_v3, schema_v4, schema_v5, schema_v6, schema_v7 };
 
 /* The one place that decides what "another writer holds the queue" is. */
 enum queue_status
@@ -628,14 +640,25 @@ fail:
 static int
 open_lock(struct queue *q)
 {
-	char	 path[4096];
-	int	 n;
+	struct stat	 db, st;
+	char		 path[4096];
+	int		 n;
 
 	n = snprintf(path, sizeof(path), "%s-lock", q->path);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return ENAMETOOLONG;
 	q->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	return q->lockfd == -1 ? errno : 0;
+	if (q->lockfd == -1)
+		return errno;
+	/* Root (tgq set-webhook, tgq retry run by hand) gives a lock file it
+	 * created to the queue's owner, as SQLite does with the -wal and -shm:
+	 * the service could not open a root's 0600 file. */
+	if (geteuid() == 0 && stat(q->path, &db) == 0 && fstat(q->lockfd, &st) == 0 &&
+	    (st.st_uid != db.st_uid || st.st_gid != db.st_gid) &&
+	    fchown(q->lockfd, db.st_uid, db.st_gid) == -1)
+		log_warnx("%s: cannot give it to the queue's owner: %s", path,
+		    strerror(errno));
+	return 0;
 }
 
 static int
@@ -1039,6 +1062,67 @@ queue_poll_offset(struct queue *q, const char *bot, int64_t *offset, char *err,
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return fail_db(q, "poll_state", err, errlen);
 	return 0;
+}
+
+int
+queue_registration(struct queue *q, const char *bot,
+    char fingerprint[SECRET_FINGERPRINT_LEN + 1], int64_t *registered_at,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	const char	*fp;
+	int		 rc, found = 0;
+
+	if (ensure_connected(q, err, errlen) != QUEUE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(q->db, "SELECT secret_fingerprint, registered_at "
+	    "FROM registrations WHERE bot = ?1", -1, &st, NULL) != SQLITE_OK)
+		return fail_db(q, "registrations", err, errlen);
+	sqlite3_bind_text(st, 1, bot, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	    (fp = (const char *)sqlite3_column_text(st, 0)) != NULL &&
+	    strlen(fp) == SECRET_FINGERPRINT_LEN) {
+		memcpy(fingerprint, fp, SECRET_FINGERPRINT_LEN + 1);
+		*registered_at = sqlite3_column_int64(st, 1);
+		found = 1;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail_db(q, "registrations", err, errlen);
+	return found;
+}
+
+enum queue_status
+queue_record_registration(struct queue *q, const char *bot, const char *url,
+    const char *fingerprint, char *err, size_t errlen)
+{
+	enum queue_status	 status;
+	sqlite3_stmt		*st;
+	int			 rc;
+
+	if ((status = ensure_connected(q, err, errlen)) != QUEUE_OK ||
+	    (status = queue_begin(q, q->busy_timeout_ms, err, errlen)) != QUEUE_OK)
+		return status;
+	rc = sqlite3_prepare_v2(q->db, "INSERT INTO registrations (bot, url, "
+	    "secret_fingerprint, registered_at) VALUES (?1, ?2, ?3, ?4) "
+	    "ON CONFLICT (bot) DO UPDATE SET url = excluded.url, "
+	    "secret_fingerprint = excluded.secret_fingerprint, "
+	    "registered_at = excluded.registered_at", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, bot, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, url, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, fingerprint, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, now_unix());
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	if (rc != SQLITE_DONE) {
+		status = queue_status_of(rc);
+		fail_db(q, "registrations", err, errlen);
+		queue_rollback(q);
+		return status == QUEUE_OK ? QUEUE_UNAVAILABLE : status;
+	}
+	return queue_commit(q, err, errlen);
 }
 
 /* The updates, and where getUpdates goes on (when poll_bot is set), in one

@@ -123,3 +123,30 @@ secret_pair_equal(const char *cand, size_t len, const char *cur, size_t curlen,
 	    secret_equal(cand, len, cur, curlen);
 	return a | b;
 }
+
+/*
+ * set-webhook records this of the secret it registered, so that a later run can
+ * tell the secret changed; Telegram never tells it back.  A plain hash of a short
+ * secret could be guessed offline by anyone who may read the queue (the group
+ * tgq, while the secret file is root's alone); keyed with the bot token, which
+ * such a reader does not have, it cannot.  A new token gives a new fingerprint,
+ * and so one registration more, which does no harm.  The file's size, mtime and
+ * inode would say "changed" for a file rewritten with the same secret and miss
+ * a secret from the environment; the content is what matters.
+ */
+void
+secret_fingerprint(const char *token, size_t token_len, const char *secret,
+    size_t secret_len, char hex[SECRET_FINGERPRINT_LEN + 1])
+{
+	static const char	 digits[] = "0123456789abcdef";
+	unsigned char		 mac[SHA256_LEN];
+	size_t			 i;
+
+	hmac_sha256(token, token_len, secret, secret_len, mac);
+	for (i = 0; i < SHA256_LEN; i++) {
+		hex[2 * i] = digits[mac[i] >> 4];
+		hex[2 * i + 1] = digits[mac[i] & 0xf];
+	}
+	hex[SECRET_FINGERPRINT_LEN] = '\0';
+	explicit_bzero(mac, sizeof(mac));
+}

@@ -96,6 +96,20 @@ int	 secret_lines_parse(const char *text, size_t len, struct secret_lines *out,
 int	 secret_pair_equal(const char *cand, size_t len, const char *cur,
 	    size_t curlen, const char *prev, size_t prevlen);
 
+/*
+ * What tells a changed webhook secret without showing it: HMAC-SHA-256 of the
+ * secret keyed with the bot token, as 64 hex digits and a NUL in hex.
+ */
+#define SECRET_FINGERPRINT_LEN 64
+void	 secret_fingerprint(const char *token, size_t token_len, const char *secret,
+	    size_t secret_len, char hex[SECRET_FINGERPRINT_LEN + 1]);
+
+/* sha256.c: FIPS 180-4 SHA-256 and RFC 2104 HMAC, for secret_fingerprint(). */
+#define SHA256_LEN 32
+void	 sha256(const void *data, size_t len, unsigned char out[SHA256_LEN]);
+void	 hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+	    unsigned char out[SHA256_LEN]);
+
 /* json.c */
 #define JSON_MAX_DEPTH 100
 #define JSON_KIND_MAX 48
@@ -176,6 +190,13 @@ struct bot_config {
 	/* The keys of a [bot NAME] section, from their rows in config_keys.h. */
 	CONFIG_BOT_KEYS(CONFIG_FIELD)
 };
+/* update_types.c */
+#define UPDATE_TYPE_MAX 32
+/* "message, callback_query" (commas or blanks between) as the JSON array
+ * ["message","callback_query"] in a new string, each name checked against
+ * Telegram's update types, repeats dropped; -1 with why, which names an entry
+ * by its place. */
+int	 update_types_json(const char *text, char **json, char *err, size_t errlen);
 /* users.c */
 /* Parses "11111, 22222" (positive ids, commas or blanks between them; none is
  * an empty list) into list, replacing what it held; -1 with why, which names the
@@ -226,7 +247,7 @@ const struct bot_config *config_bot(const struct config *cfg, const char *name,
 void	 config_print_keys(FILE *out);
 
 /* queue.c */
-#define QUEUE_SCHEMA_VERSION 6
+#define QUEUE_SCHEMA_VERSION 7
 /* A retried delivery within this window is a duplicate; after it, Telegram may have
  * started update_id afresh, so the same id is a new update. */
 #define QUEUE_DEDUPE_WINDOW_S (24 * 60 * 60)
@@ -286,6 +307,14 @@ enum queue_status queue_put_polled(struct queue *q, struct queue_item *items,
 	    size_t n, const char *bot, int64_t next_offset, char *err, size_t errlen);
 int	 queue_poll_offset(struct queue *q, const char *bot, int64_t *offset,
 	    char *err, size_t errlen);
+/* set-webhook's record of what it registered for a bot: the secret's
+ * fingerprint (secret_fingerprint()) and when.  queue_registration() returns 1
+ * and fills them, 0 when the bot has none, -1 with err. */
+int	 queue_registration(struct queue *q, const char *bot,
+	    char fingerprint[SECRET_FINGERPRINT_LEN + 1], int64_t *registered_at,
+	    char *err, size_t errlen);
+enum queue_status queue_record_registration(struct queue *q, const char *bot,
+	    const char *url, const char *fingerprint, char *err, size_t errlen);
 /* For the programs that run their own statements on the queue (drain, CLI). */
 struct sqlite3 *queue_db(struct queue *q);
 /*

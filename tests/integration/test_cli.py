@@ -184,7 +184,7 @@ INVALID = [
     (("--max-connections", "0"), "--max-connections: too small"),
     (("--max-connections", "101"), "--max-connections: too large"),
     (("--max-connections", "ten"), "--max-connections: not a number"),
-    (("--allowed-updates", "message,,poll"), "--allowed-updates"),
+    (("--allowed-updates", "message,mesage"), "--allowed-updates: entry 2 is not"),
     (("--allowed-updates", "Message"), "--allowed-updates"),
     (("--ip-address", "300.1.1.1"), "--ip-address"),
     (("--certificate", "/nonexistent/cert.pem"), "--certificate"),

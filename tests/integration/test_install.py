@@ -7,7 +7,8 @@ without systemd), then the installed programs as the user `tgq` they create.
 
   systemd:    the units' view (the user tgq, each unit's credential as systemd
               passes it): tgq-webhook --check, the drain and doctor use
-              /etc/tgq/tgq.conf and its handler; an operator's `tgq status` needs
+              /etc/tgq/tgq.conf and its handler; tgq-register.service's
+              command registers the webhook once, then finds nothing changed; an operator's `tgq status` needs
               no token; a user who cannot enter /etc/tgq gets an error naming the
               path and the user, not the defaults.
   no_systemd: the "Without systemd" block as written: spawn-fcgi and the drain
@@ -176,6 +177,15 @@ def inner_systemd(args):
     out["post"] = cgi_post(dict(env, CREDENTIALS_DIRECTORY=webhook_creds))
     out["drain"] = as_user("tgq", ["/usr/sbin/tgq-drain", "--once"],
                            env=dict(env, CREDENTIALS_DIRECTORY=drain_creds))
+    # tgq-register.service's command, as the installed unit gives it, with
+    # both its credentials: registers once, then finds nothing changed.
+    credentials("tgq-register.service", "bot-token")
+    register_creds = credentials("tgq-register.service", "webhook-secret")
+    with open("/usr/lib/systemd/system/tgq-register.service") as f:
+        argv = re.search(r"^ExecStart=(.*)$", f.read(), re.M).group(1).split()
+    for key in ("register", "register_again"):
+        out[key] = as_user("tgq", argv, env=dict(env,
+                                                 CREDENTIALS_DIRECTORY=register_creds))
     out["status"] = as_user("tgq", ["/usr/bin/tgq", "status"], env=env)
     out["doctor"] = as_user("tgq", ["/usr/bin/tgq", "doctor"], env=env)
     out["nobody_check"] = as_user("nobody", ["/usr/sbin/tgq-webhook", "--check"],
@@ -333,6 +343,11 @@ def case_systemd(stack):
     sent = json.dumps(stack.api.calls("sendMessage"))
     check("from my-bot" in sent, "the drain did not run the configured handler: "
           "calls %s, log %s" % (sent[:500], d["err"][-800:]))
+    reg, again = res["register"], res["register_again"]
+    check(reg["rc"] == 0 and reg["out"].startswith("registered: ") and
+          again["rc"] == 0 and again["out"].startswith("unchanged: ") and
+          len(stack.api.calls("setWebhook")) == 1,
+          "tgq-register.service's command as tgq: %r, then %r" % (reg, again))
     s = res["status"]
     check(s["rc"] == 0 and "updates" in s["out"], "tgq status as tgq: %r" % s)
     doc = res["doctor"]["out"]

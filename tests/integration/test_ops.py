@@ -464,6 +464,7 @@ def case_install(stack):
         "usr/lib/systemd/system/tgq-drain.service",
         "usr/lib/systemd/system/tgq-drain.timer",
         "usr/lib/systemd/system/tgq-drain-follow.service",
+        "usr/lib/systemd/system/tgq-register.service",
         "usr/lib/sysusers.d/tgq.conf", "usr/lib/tmpfiles.d/tgq.conf",
         "usr/share/doc/tgq/examples/nginx-tgq.conf",
         "usr/share/doc/tgq/examples/nginx-tgq-upstream.conf",
@@ -474,6 +475,10 @@ def case_install(stack):
           (len(got), sorted(set(want) - set(got)), sorted(set(got) - set(want))))
     with open(os.path.join(dest, "usr/lib/systemd/system/tgq-webhook.service")) as f:
         check("ExecStart=/usr/sbin/tgq-webhook" in f.read(), "ExecStart not /usr/sbin")
+    # tgq lives in bin/, the daemons in sbin/: each unit names its own.
+    with open(os.path.join(dest, "usr/lib/systemd/system/tgq-register.service")) as f:
+        check("ExecStart=/usr/bin/tgq set-webhook --if-changed" in f.read(),
+              "tgq-register.service's ExecStart not /usr/bin/tgq")
     for prog in ("usr/bin/tgq", "usr/sbin/tgq-webhook", "usr/sbin/tgq-drain"):
         check(os.access(os.path.join(dest, prog), os.X_OK), "%s not executable" % prog)
     r = subprocess.run(["make", "-s", "uninstall", "DESTDIR=" + dest, "PREFIX=/usr"],

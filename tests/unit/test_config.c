@@ -19,6 +19,7 @@ static const char *const env_names[] = { "TGQ_CONFIG", "TGQ_DATABASE",
 	"TGQ_RETRY_AFTER", "TGQ_THREADS", "TGQ_LOG_LEVEL", "TGQ_BOT_TOKEN",
 	"TGQ_BOT_TOKEN_FILE", "TGQ_WEBHOOK_SECRET", "TGQ_WEBHOOK_SECRET_FILE",
 	"TGQ_WEBHOOK_URL", "TGQ_HANDLER", "TGQ_ALLOWED_USERS", "TGQ_DENY_TEXT",
+	"TGQ_ALLOWED_UPDATES", "TGQ_MAX_CONNECTIONS", "TGQ_IP_ADDRESS",
 	"CREDENTIALS_DIRECTORY" };
 
 static void
@@ -386,6 +387,12 @@ sample_value(const char *type)
 		return "127.0.0.1";
 	if (strcmp(type, "user-list") == 0)
 		return "11111, 22222";
+	if (strcmp(type, "update-list") == 0)
+		return "message, callback_query";
+	if (strcmp(type, "ip") == 0)
+		return "192.0.2.1";
+	if (strcmp(type, "integer") == 0)
+		return "1";
 	return "x";	/* a path */
 }
 
@@ -597,6 +604,50 @@ test_allowed_users(void)
 	clear_env();
 }
 
+/* The keys set-webhook registers: read from the file, the environment over it,
+ * each checked; none set is none sent. */
+static void
+test_registration(void)
+{
+	const struct bot_config	*b;
+	struct config		 cfg;
+	char			 err[512];
+
+	clear_env();
+	CHECK("config_registration_file", load_text("[bot a]\nallowed_updates = "
+	    "message, callback_query message\nmax_connections = 7\n"
+	    "ip_address = 2001:db8::1\n", &cfg, err, sizeof(err)) == 0 &&
+	    (b = config_bot(&cfg, "a", 1)) != NULL &&
+	    strcmp(b->allowed_updates, "[\"message\",\"callback_query\"]") == 0 &&
+	    b->max_connections == 7 && strcmp(b->ip_address, "2001:db8::1") == 0);
+	config_free(&cfg);
+	setenv("TGQ_ALLOWED_UPDATES", "poll", 1);
+	setenv("TGQ_MAX_CONNECTIONS", "100", 1);
+	setenv("TGQ_IP_ADDRESS", "192.0.2.7", 1);
+	CHECK("config_registration_env", load_text("[bot default]\nallowed_updates = "
+	    "message\nmax_connections = 1\n", &cfg, err, sizeof(err)) == 0 &&
+	    (b = config_bot(&cfg, "default", 7)) != NULL &&
+	    strcmp(b->allowed_updates, "[\"poll\"]") == 0 &&
+	    b->max_connections == 100 && strcmp(b->ip_address, "192.0.2.7") == 0);
+	config_free(&cfg);
+	clear_env();
+	CHECK("config_registration_unset", load_text("[bot a]\nhandler = echo\n",
+	    &cfg, err, sizeof(err)) == 0 && (b = config_bot(&cfg, "a", 1)) != NULL &&
+	    b->allowed_updates == NULL && b->max_connections == 0 &&
+	    b->ip_address == NULL);
+	config_free(&cfg);
+	expect_error("unknown_update_type", "[bot a]\nallowed_updates = message, "
+	    "hunter2\n", "tgq.conf:2: allowed_updates: entry 2 is not an update type");
+	expect_error("max_connections_zero", "[bot a]\nmax_connections = 0\n",
+	    "tgq.conf:2: max_connections: too small (1 to 100)");
+	expect_error("max_connections_large", "[bot a]\nmax_connections = 101\n",
+	    "max_connections: too large (1 to 100)");
+	expect_error("ip_address", "[bot a]\nip_address = 10.0.0.hunter2\n",
+	    "tgq.conf:2: ip_address: must be an IPv4 or IPv6 address");
+	expect_error("empty_allowed_updates", "[bot a]\nallowed_updates =\n",
+	    "allowed_updates: empty value");
+}
+
 int
 main(void)
 {
@@ -612,6 +663,7 @@ main(void)
 	test_errors();
 	test_table();
 	test_allowed_users();
+	test_registration();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
