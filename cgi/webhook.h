@@ -7,6 +7,7 @@
 #ifndef WEBHOOK_H
 #define WEBHOOK_H
 
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "tgq.h"
@@ -149,6 +150,10 @@ void	 request_answer_stored(const struct request_io *io, const struct webhook *w
 /* GET /metrics in Prometheus' text format: the shared counters, and the queue's
  * depth read on a connection of its own (never the one that stores updates). */
 char	*metrics_render(const struct webhook *wh, size_t *len);
+
+/* metrics_histograms.c */
+/* The latency histograms, per bot, from the shared file; -1 without memory. */
+int	 metrics_write_histograms(FILE *f, const struct webhook *wh);
 
 /* store.c */
 /*
