@@ -38,7 +38,7 @@ LDLIBS	 = $(PKG_LIBS) -pthread
 LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c \
 	   lib/botapi.c lib/metrics.c lib/cidr.c lib/users.c
 CGI_SRC	 = cgi/fastcgi.c cgi/fcgi_adapter.c cgi/fcgi_frame.c cgi/request.c \
-	   cgi/store.c cgi/metrics_page.c cgi/metrics_histograms.c
+	   cgi/store.c cgi/metrics_page.c cgi/metrics_bots.c
 # Every drain/handler_*.c is built: a new handler kind needs no line here.
 DRAIN_SRC = drain/handler.c $(sort $(wildcard drain/handler_*.c)) drain/backoff.c \
 	   drain/ratelimit.c drain/calls.c drain/gate.c drain/jobs.c drain/sender.c \

@@ -132,7 +132,7 @@ metrics_render(const struct webhook *wh, size_t *len)
 	if ((f = open_memstream(&buf, len)) == NULL)
 		return NULL;
 	write_counters(f, wh);
-	if (metrics_write_histograms(f, wh) == -1) {
+	if (metrics_write_bots(f, wh) == -1) {
 		fclose(f);
 		free(buf);
 		return NULL;

@@ -151,9 +151,10 @@ void	 request_answer_stored(const struct request_io *io, const struct webhook *w
  * depth read on a connection of its own (never the one that stores updates). */
 char	*metrics_render(const struct webhook *wh, size_t *len);
 
-/* metrics_histograms.c */
-/* The latency histograms, per bot, from the shared file; -1 without memory. */
-int	 metrics_write_histograms(FILE *f, const struct webhook *wh);
+/* metrics_bots.c */
+/* The series by bot (latency histograms, calls by outcome) from the shared
+ * file; -1 without memory. */
+int	 metrics_write_bots(FILE *f, const struct webhook *wh);
 
 /* store.c */
 /*

@@ -598,6 +598,7 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 		a->result = NULL;
 		d->sent++;
 		metrics_add(d->metrics, M_SENT, 1);
+		metrics_add_bot(d->metrics, BM_CALLS_SENT, f->bot->cfg->name, 1);
 		break;
 	case BOTAPI_RETRY_AFTER:
 		/* Not a failure: Telegram says when; until then nothing goes to the
@@ -605,6 +606,7 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 		r->outcome = WAIT_RETRY_AFTER;
 		r->next_attempt_at = now + a->retry_after_s;
 		metrics_add(d->metrics, M_429, 1);
+		metrics_add_bot(d->metrics, BM_CALLS_429, f->bot->cfg->name, 1);
 		ratelimit_pause(f->bot->rl, f->chat, now_unix_ms() +
 		    a->retry_after_s * 1000);
 		log_warnx("call %lld: 429, waiting %lld s", (long long)r->id,
@@ -614,12 +616,14 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 		r->outcome = MIGRATED;
 		r->migrate_to = a->migrate_to_chat_id;
 		metrics_add(d->metrics, M_MIGRATED, 1);
+		metrics_add_bot(d->metrics, BM_CALLS_MIGRATED, f->bot->cfg->name, 1);
 		log_info("call %lld: chat migrated to %lld", (long long)r->id,
 		    (long long)a->migrate_to_chat_id);
 		break;
 	case BOTAPI_REJECTED:
 		r->outcome = REJECTED;
 		metrics_add(d->metrics, M_CALLS_DEAD, 1);
+		metrics_add_bot(d->metrics, BM_CALLS_DEAD, f->bot->cfg->name, 1);
 		log_warnx("call %lld: rejected by Telegram (%lld): dead",
 		    (long long)r->id, (long long)a->error_code);
 		break;
@@ -627,6 +631,8 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 		r->outcome = RETRY_LATER;
 		metrics_add(d->metrics, f->attempts + 1 >= d->cfg->max_attempts ?
 		    M_CALLS_DEAD : M_RETRIED, 1);
+		metrics_add_bot(d->metrics, f->attempts + 1 >= d->cfg->max_attempts ?
+		    BM_CALLS_DEAD : BM_CALLS_RETRIED, f->bot->cfg->name, 1);
 		r->next_attempt_at = now + retry_backoff_s(f->attempts + 1);
 		log_warnx("call %lld: attempt %lld failed (HTTP %ld): %s",
 		    (long long)r->id, (long long)f->attempts + 1, a->http_status,

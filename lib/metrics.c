@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sched.h>
+#include <stddef.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,6 +53,7 @@ struct metrics_histogram {
 struct metrics_bot {
 	uint64_t		 state;
 	char			 name[METRICS_BOT_NAME_ROOM];
+	uint64_t		 counters[METRICS_BOT_COUNTERS];
 	struct metrics_histogram h[METRICS_HISTOGRAMS_MAX];
 };
 
@@ -64,6 +66,10 @@ struct metrics_file {
 };
 
 _Static_assert(H_COUNT <= METRICS_HISTOGRAMS_MAX, "the file has no room");
+_Static_assert(BM_COUNT <= METRICS_BOT_COUNTERS, "the file has no room");
+/* bot_entry() finds the entries of both kinds by the name they begin with. */
+_Static_assert(offsetof(struct histogram_counts, bot) == 0, "name first");
+_Static_assert(offsetof(struct bot_count, bot) == 0, "name first");
 _Static_assert(BOT_NAME_MAX + 1 <= METRICS_BOT_NAME_ROOM, "bot names fit");
 
 struct metrics {
@@ -216,6 +222,57 @@ metrics_observe(struct metrics *m, enum histogram h, const char *bot, int64_t us
 	__atomic_fetch_add(&b->h[h].sum_us, (uint64_t)us, __ATOMIC_RELAXED);
 }
 
+void
+metrics_add_bot(struct metrics *m, enum bot_metric k, const char *bot, uint64_t n)
+{
+	struct metrics_bot *b;
+
+	if (m == NULL || (unsigned)k >= BM_COUNT || bot == NULL ||
+	    (b = bot_slot(m->file, bot)) == NULL)
+		return;
+	__atomic_fetch_add(&b->counters[k], n, __ATOMIC_RELAXED);
+}
+
+/* Where a bot's entry is in out[0..*n): found, or added when there is room;
+ * NULL when there is none. */
+static void *
+bot_entry(void *out, size_t size, size_t *n, size_t max, const char *name)
+{
+	char	*p = out;
+	size_t	 j;
+
+	/* Each entry begins with its bot's name. */
+	for (j = 0; j < *n; j++, p += size)
+		if (strncmp(p, name, METRICS_BOT_NAME_ROOM) == 0)
+			return p;
+	if (*n == max)
+		return NULL;
+	memset(p, 0, size);
+	memcpy(p, name, strnlen(name, BOT_NAME_MAX));
+	(*n)++;
+	return p;
+}
+
+size_t
+metrics_bot_counts(const struct metrics *m, enum bot_metric k,
+    struct bot_count *out, size_t max)
+{
+	struct bot_count	*e;
+	size_t			 i, n = 0;
+
+	if (m == NULL || (unsigned)k >= BM_COUNT)
+		return 0;
+	for (i = 0; i < METRICS_HISTOGRAM_BOTS; i++) {
+		struct metrics_bot *b = &m->file->bots[i];
+
+		if (__atomic_load_n(&b->state, __ATOMIC_ACQUIRE) != SLOT_NAMED ||
+		    (e = bot_entry(out, sizeof(*out), &n, max, b->name)) == NULL)
+			continue;
+		e->value += __atomic_load_n(&b->counters[k], __ATOMIC_RELAXED);
+	}
+	return n;
+}
+
 /*
  * Slots of the same name (only after a process died while naming one) are
  * added together, so a bot is one series.  Each bucket is read once: the caller
@@ -225,29 +282,21 @@ size_t
 metrics_histograms(const struct metrics *m, enum histogram h,
     struct histogram_counts *out, size_t max)
 {
-	size_t	 i, j, k, n = 0;
+	struct histogram_counts	*e;
+	size_t			 i, k, n = 0;
 
 	if (m == NULL || (unsigned)h >= H_COUNT)
 		return 0;
 	for (i = 0; i < METRICS_HISTOGRAM_BOTS; i++) {
 		struct metrics_bot *b = &m->file->bots[i];
 
-		if (__atomic_load_n(&b->state, __ATOMIC_ACQUIRE) != SLOT_NAMED)
+		if (__atomic_load_n(&b->state, __ATOMIC_ACQUIRE) != SLOT_NAMED ||
+		    (e = bot_entry(out, sizeof(*out), &n, max, b->name)) == NULL)
 			continue;
-		for (j = 0; j < n && strncmp(out[j].bot, b->name, sizeof(b->name)) != 0;
-		    j++)
-			continue;
-		if (j == n) {
-			if (n == max)
-				continue;
-			memset(&out[n], 0, sizeof(out[n]));
-			memcpy(out[n].bot, b->name, strnlen(b->name, BOT_NAME_MAX));
-			n++;
-		}
 		for (k = 0; k <= HISTOGRAM_BOUNDS; k++)
-			out[j].buckets[k] += __atomic_load_n(&b->h[h].buckets[k],
+			e->buckets[k] += __atomic_load_n(&b->h[h].buckets[k],
 			    __ATOMIC_RELAXED);
-		out[j].sum_us += __atomic_load_n(&b->h[h].sum_us, __ATOMIC_RELAXED);
+		e->sum_us += __atomic_load_n(&b->h[h].sum_us, __ATOMIC_RELAXED);
 	}
 	return n;
 }

@@ -373,6 +373,16 @@ extern const int64_t histogram_bounds_us[HISTOGRAM_BOUNDS];
  * METRICS_HISTOGRAM_BOTS other names). */
 void	 metrics_observe(struct metrics *m, enum histogram h, const char *bot,
 	    int64_t us);
+/* Counters by bot, in the same slots: the drain's calls by outcome.  The order
+ * is the file's layout: append only (room for METRICS_BOT_COUNTERS). */
+enum bot_metric {
+	BM_CALLS_SENT, BM_CALLS_429, BM_CALLS_RETRIED, BM_CALLS_DEAD,
+	BM_CALLS_MIGRATED,
+	BM_COUNT
+};
+#define METRICS_BOT_COUNTERS 16
+void	 metrics_add_bot(struct metrics *m, enum bot_metric k, const char *bot,
+	    uint64_t n);
 struct histogram_counts {
 	char		 bot[BOT_NAME_MAX + 1];
 	uint64_t	 buckets[HISTOGRAM_BOUNDS + 1];	/* each its own, not cumulative */
@@ -383,6 +393,13 @@ struct histogram_counts {
  * appeared); returns how many. */
 size_t	 metrics_histograms(const struct metrics *m, enum histogram h,
 	    struct histogram_counts *out, size_t max);
+struct bot_count {
+	char		 bot[BOT_NAME_MAX + 1];
+	uint64_t	 value;
+};
+/* The same for one counter by bot. */
+size_t	 metrics_bot_counts(const struct metrics *m, enum bot_metric k,
+	    struct bot_count *out, size_t max);
 
 /* botapi.c */
 #define BOTAPI_METHOD_MAX 64

@@ -279,6 +279,14 @@ def case_metrics(stack):
     timed = hist_count(m, "tgq_call_duration_seconds", "default")
     check(timed == calls_made, "call histogram counts %r, the Bot API answered "
           "%d" % (timed, calls_made))
+    # The same outcomes by bot (one bot here: its series equal the totals).
+    for outcome, total in (("sent", "tgq_calls_sent_total"), ("429",
+                           "tgq_calls_429_total"), ("dead", "tgq_calls_dead_total"),
+                           ("retried", "tgq_calls_retried_total")):
+        got = m.get(("tgq_bot_calls_total", '{bot="default",outcome="%s"}' %
+                     outcome))
+        check(got == m[(total, "")], "tgq_bot_calls_total %s: %r, %s %d" % (
+            outcome, got, total, m[(total, "")]))
     check(m[("tgq_updates_handled_total", "")] == 120 * batches, "handled %r" %
           m[("tgq_updates_handled_total", "")])
     check(m[("tgq_calls_sent_total", "")] + m[("tgq_calls_dead_total", "")] ==
@@ -502,6 +510,9 @@ def case_two_bots(stack):
                          "tgq_call_duration_seconds"):
                 got = (hist_count(m, name, "alpha"), hist_count(m, name, "beta"))
                 check(got == (2, 1), "%s by bot (alpha, beta): %r" % (name, got))
+            sent = tuple(m.get(("tgq_bot_calls_total", '{bot="%s",outcome="sent"}'
+                                % bot)) for bot in ("alpha", "beta"))
+            check(sent == (2, 1), "calls sent by bot (alpha, beta): %r" % (sent,))
             logs = r.stderr + w.log_text()
             h.check_not_logged(logs, list(tokens.values()) + list(secrets.values()),
                                "the drain's and the webhook's logs")

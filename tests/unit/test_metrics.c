@@ -100,6 +100,7 @@ test_shared(const char *db)
 		for (i = 0; i < 1000; i++)
 			metrics_observe(child, H_HANDLER, "beta", 20000);
 		metrics_observe(child, H_CALL, "gamma", 1);
+		metrics_add_bot(child, BM_CALLS_429, "beta", 5);
 		metrics_close(child);
 		_exit(0);
 	}
@@ -111,6 +112,17 @@ test_shared(const char *db)
 	CHECK("histogram_shared_sum", c.sum_us == 200 * 3000 + 1000 * 20000);
 	CHECK("histogram_child_bot_seen", read_bot(b, H_CALL, "gamma", &c) == 1 &&
 	    total(&c) == 1);
+	metrics_add_bot(a, BM_CALLS_429, "beta", 2);
+	metrics_add_bot(b, BM_CALLS_SENT, "gamma", 1);
+	{
+		struct bot_count	 counts[METRICS_HISTOGRAM_BOTS];
+		size_t			 n = metrics_bot_counts(b, BM_CALLS_429, counts,
+					    METRICS_HISTOGRAM_BOTS);
+
+		CHECK("bot_counter_shared", n == 2 && strcmp(counts[0].bot,
+		    "beta") == 0 && counts[0].value == 7 && strcmp(counts[1].bot,
+		    "gamma") == 0 && counts[1].value == 0);
+	}
 	metrics_close(a);
 	metrics_close(b);
 }
