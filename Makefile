@@ -143,6 +143,13 @@ install: $(PROGS)
 	sed 's|/usr/local/sbin/|$(SBINDIR)/|g' deploy/lighttpd/tgq-spawn.conf \
 	    > $(DESTDIR)$(EXAMPLEDIR)/lighttpd-tgq-spawn.conf
 	install -m 0644 deploy/README.md $(DESTDIR)$(EXAMPLEDIR)/README.md
+	install -m 0644 deploy/proxy/nginx-origin.conf \
+	    $(DESTDIR)$(EXAMPLEDIR)/nginx-tgq-origin.conf
+	install -m 0644 deploy/proxy/nginx-front.conf \
+	    $(DESTDIR)$(EXAMPLEDIR)/nginx-tgq-front.conf
+	install -m 0644 deploy/proxy/cloudflared.yml deploy/proxy/tgq-proxy.conf \
+	    deploy/prometheus/tgq-rules.yml deploy/grafana/tgq-dashboard.json \
+	    $(DESTDIR)$(EXAMPLEDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/tgq $(DESTDIR)$(SBINDIR)/tgq-webhook \

@@ -544,7 +544,13 @@ def case_install(stack):
         "usr/share/doc/tgq/examples/nginx-tgq-upstream.conf",
         "usr/share/doc/tgq/examples/lighttpd-tgq.conf",
         "usr/share/doc/tgq/examples/lighttpd-tgq-spawn.conf",
-        "usr/share/doc/tgq/examples/README.md"])
+        "usr/share/doc/tgq/examples/README.md",
+        "usr/share/doc/tgq/examples/nginx-tgq-origin.conf",
+        "usr/share/doc/tgq/examples/nginx-tgq-front.conf",
+        "usr/share/doc/tgq/examples/cloudflared.yml",
+        "usr/share/doc/tgq/examples/tgq-proxy.conf",
+        "usr/share/doc/tgq/examples/tgq-rules.yml",
+        "usr/share/doc/tgq/examples/tgq-dashboard.json"])
     check(got == want, "installed %r; missing %r; extra %r" %
           (len(got), sorted(set(want) - set(got)), sorted(set(got) - set(want))))
     with open(os.path.join(dest, "usr/lib/systemd/system/tgq-webhook.service")) as f:
