@@ -369,8 +369,9 @@ enum histogram {
  * other bounds would be another layout of the file. */
 #define HISTOGRAM_BOUNDS 16
 extern const int64_t histogram_bounds_us[HISTOGRAM_BOUNDS];
-/* Counts one duration of bot's (a bot name; ignored when the file already holds
- * METRICS_HISTOGRAM_BOTS other names). */
+/* Counts one duration of bot's: a configured bot's name, never bytes of a
+ * request (each new name takes one of METRICS_HISTOGRAM_BOTS slots for good;
+ * once all are taken, new names are not counted). */
 void	 metrics_observe(struct metrics *m, enum histogram h, const char *bot,
 	    int64_t us);
 /* Counters by bot, in the same slots: the drain's calls by outcome.  The order
