@@ -97,6 +97,9 @@ test_shared(const char *db)
 	if ((pid = fork()) == 0) {
 		struct metrics *child = metrics_open(db);
 
+		metrics_close(a);	/* the parent's, copied by fork */
+		metrics_close(b);
+
 		for (i = 0; i < 1000; i++)
 			metrics_observe(child, H_HANDLER, "beta", 20000);
 		metrics_observe(child, H_CALL, "gamma", 1);
