@@ -39,7 +39,7 @@ LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c
 	   lib/botapi.c lib/metrics.c lib/cidr.c lib/users.c lib/sha256.c \
 	   lib/update_types.c
 CGI_SRC	 = cgi/fastcgi.c cgi/fcgi_adapter.c cgi/fcgi_frame.c cgi/request.c \
-	   cgi/secrets.c cgi/store.c cgi/metrics_page.c
+	   cgi/secrets.c cgi/store.c cgi/metrics_page.c cgi/metrics_bots.c
 # Every drain/handler_*.c is built: a new handler kind needs no line here.
 DRAIN_SRC = drain/handler.c $(sort $(wildcard drain/handler_*.c)) drain/backoff.c \
 	   drain/ratelimit.c drain/calls.c drain/gate.c drain/jobs.c drain/sender.c \
@@ -145,6 +145,13 @@ install: $(PROGS)
 	sed 's|/usr/local/sbin/|$(SBINDIR)/|g' deploy/lighttpd/tgq-spawn.conf \
 	    > $(DESTDIR)$(EXAMPLEDIR)/lighttpd-tgq-spawn.conf
 	install -m 0644 deploy/README.md $(DESTDIR)$(EXAMPLEDIR)/README.md
+	install -m 0644 deploy/proxy/nginx-origin.conf \
+	    $(DESTDIR)$(EXAMPLEDIR)/nginx-tgq-origin.conf
+	install -m 0644 deploy/proxy/nginx-front.conf \
+	    $(DESTDIR)$(EXAMPLEDIR)/nginx-tgq-front.conf
+	install -m 0644 deploy/proxy/cloudflared.yml deploy/proxy/tgq-proxy.conf \
+	    deploy/prometheus/tgq-rules.yml deploy/grafana/tgq-dashboard.json \
+	    $(DESTDIR)$(EXAMPLEDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/tgq $(DESTDIR)$(SBINDIR)/tgq-webhook \

@@ -132,6 +132,11 @@ metrics_render(const struct webhook *wh, size_t *len)
 	if ((f = open_memstream(&buf, len)) == NULL)
 		return NULL;
 	write_counters(f, wh);
+	if (metrics_write_bots(f, wh) == -1) {
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
 	up = sqlite3_open_v2(wh->cfg->database, &db, SQLITE_OPEN_READONLY, NULL) ==
 	    SQLITE_OK;
 	if (up) {

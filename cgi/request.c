@@ -398,6 +398,9 @@ request_answer_stored(const struct request_io *io, const struct webhook *wh,
 		return;
 	}
 	metrics_add(wh->metrics, item->duplicate ? M_DUPLICATES : M_RECEIVED, 1);
+	if (item->arrived_us > 0)
+		metrics_observe(wh->metrics, H_INGEST, item->bot, now_monotonic_us() -
+		    item->arrived_us);
 	log_debug("bot %s: update %lld (%s) %s", item->bot, (long long)item->update_id,
 	    *item->kind ? item->kind : "-", item->duplicate ? "was a duplicate" :
 	    "stored");
@@ -407,7 +410,8 @@ request_answer_stored(const struct request_io *io, const struct webhook *wh,
 /* Returns 1 when the body went to io->defer (which owns it now), else 0. */
 static int
 handle_update(const struct request_io *io, const struct webhook *wh,
-    const char *client, const struct bot_config *bot, char *body, size_t len)
+    const char *client, const struct bot_config *bot, char *body, size_t len,
+    int64_t arrived_us)
 {
 	struct update_info	 info;
 	struct queue_item	 item;
@@ -429,6 +433,7 @@ handle_update(const struct request_io *io, const struct webhook *wh,
 	item.has_chat_id = info.has_chat_id;
 	item.chat_id = info.chat_id;
 	item.received_at = now_unix();
+	item.arrived_us = arrived_us;
 	if (io->defer != NULL) {
 		io->defer(io->ctx, &item, body);
 		return 1;
@@ -444,7 +449,7 @@ handle_webhook(const struct request_io *io, const struct webhook *wh,
 	const struct bot_config	*bot;
 	const char		*length_text, *errstr = NULL, *client;
 	char			*body, addr[64];
-	int64_t			 length;
+	int64_t			 length, arrived_us = now_monotonic_us();
 
 	client = client_address(io, wh->cfg, addr, sizeof(addr));
 	if (wh->cfg->allowed_ips.n > 0 && !cidr_match(&wh->cfg->allowed_ips, client)) {
@@ -494,7 +499,8 @@ handle_webhook(const struct request_io *io, const struct webhook *wh,
 		reject(io, wh, client, M_REJECTED_LENGTH, "400 Bad Request", "",
 		    "bad request: body shorter than Content-Length\n",
 		    "body shorter than Content-Length");
-	else if (handle_update(io, wh, client, bot, body, (size_t)length))
+	else if (handle_update(io, wh, client, bot, body, (size_t)length,
+	    arrived_us))
 		body = NULL;
 	free(body);
 }

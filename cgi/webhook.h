@@ -7,6 +7,7 @@
 #ifndef WEBHOOK_H
 #define WEBHOOK_H
 
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "tgq.h"
@@ -169,6 +170,10 @@ void	 secrets_stop(struct secrets *s);
 int	 secrets_refresh(struct secrets *s, int force);
 void	 secrets_read_begin(struct secrets *s);
 void	 secrets_read_end(struct secrets *s);
+/* metrics_bots.c */
+/* The series by bot (latency histograms, calls by outcome) from the shared
+ * file; -1 without memory. */
+int	 metrics_write_bots(FILE *f, const struct webhook *wh);
 
 /* store.c */
 /*

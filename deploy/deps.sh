@@ -6,7 +6,7 @@ set -eu
 
 build="gcc make pkg-config libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libinih-dev"
 runtime="sqlite3 nginx lighttpd spawn-fcgi curl python3 ca-certificates"
-test_extra="clang libclang-rt-14-dev procps mandoc valgrind"
+test_extra="clang libclang-rt-14-dev procps mandoc valgrind prometheus"
 bench_extra="wrk"
 
 case "${1:-test}" in
@@ -44,8 +44,10 @@ $as_root apt-get update -qq
 # shellcheck disable=SC2086
 $as_root apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # nginx and lighttpd start their default sites when installed; the tests start their
-# own instances on free ports, so the packaged services are not needed.  Stopping them
-# is best effort: on a machine without a running init there is nothing to stop.
-for svc in nginx lighttpd; do
+# own instances on free ports, so the packaged services are not needed.  prometheus
+# is there for promtool (the shipped alert rules are checked with it) and would
+# start scraping on :9090.  Stopping them is best effort: on a machine without a
+# running init there is nothing to stop.
+for svc in nginx lighttpd prometheus; do
 	$as_root service "$svc" stop >/dev/null 2>&1 || true
 done

@@ -38,6 +38,7 @@ struct running {
 	void			*run;
 	struct claimed		 upd;
 	struct bot_ctx		*bot;
+	int64_t			 started_us;	/* for the handler histogram */
 };
 
 /* What a call in flight was about, for its answer. */
@@ -47,6 +48,7 @@ struct flight {
 	char		 chat[CHAT_KEY_MAX];
 	int64_t		 attempts;
 	int64_t		 rate_slot;	/* its place in the bot's rate window */
+	int64_t		 started_us;	/* for the call histogram */
 };
 
 /*
@@ -209,6 +211,7 @@ start_one(struct drain *d, struct claimed *c)
 	}
 	r->upd = *c;
 	r->bot = bot;
+	r->started_us = now_monotonic_us();
 	d->nruns++;
 }
 
@@ -228,10 +231,14 @@ handle_in_transaction(struct drain *d, struct claimed **batch, size_t n)
 	int			 rc;
 
 	for (i = 0; i < n; i++) {
-		struct bot_handler *h = &find_bot(d, batch[i]->bot)->handler;
+		struct bot_handler	*h = &find_bot(d, batch[i]->bot)->handler;
+		int64_t			 started_us = now_monotonic_us();
 
-		if (h->ops->handle(h->state, queue_db(d->q), batch[i], &calls[nok],
-		    err, sizeof(err)) == -1) {
+		rc = h->ops->handle(h->state, queue_db(d->q), batch[i], &calls[nok],
+		    err, sizeof(err));
+		metrics_observe(d->metrics, H_HANDLER, batch[i]->bot,
+		    now_monotonic_us() - started_us);
+		if (rc == -1) {
 			log_warnx("bot %s update %lld: %s: dead", batch[i]->bot,
 			    (long long)batch[i]->update_id, err);
 			metrics_add(d->metrics, M_UPDATES_DEAD, 1);
@@ -377,6 +384,8 @@ finish_run(struct drain *d, size_t i)
 				    sizeof(res.stderr_tail) + 2];
 
 	r->bot->handler.ops->finish(r->run, &res);
+	metrics_observe(d->metrics, H_HANDLER, r->upd.bot, now_monotonic_us() -
+	    r->started_us);
 	/* The log has every stderr line already (at info); the row keeps the last
 	 * ones, which usually say why ("KeyError: 'text'"). */
 	snprintf(last_error, sizeof(last_error), "%s%s%s", res.reason,
@@ -537,6 +546,7 @@ record_and_start_calls(struct drain *d, int64_t now_ms, int *progress)
 		f->bot = bot;
 		f->attempts = c->attempts;
 		f->rate_slot = p.slots[i];
+		f->started_us = now_monotonic_us();
 		snprintf(f->chat, sizeof(f->chat), "%s", c->chat);
 		*progress = 1;
 	}
@@ -577,6 +587,8 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 
 	memset(r, 0, sizeof(*r));
 	r->id = s->id;
+	metrics_observe(d->metrics, H_CALL, f->bot->cfg->name, now_monotonic_us() -
+	    f->started_us);
 	if (ratelimit_answered(f->bot->rl, f->chat, f->rate_slot, now_unix_ms()) == -1)
 		log_warnx("out of memory for the rate limits of a chat");
 	switch (a->outcome) {
@@ -586,6 +598,7 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 		a->result = NULL;
 		d->sent++;
 		metrics_add(d->metrics, M_SENT, 1);
+		metrics_add_bot(d->metrics, BM_CALLS_SENT, f->bot->cfg->name, 1);
 		break;
 	case BOTAPI_RETRY_AFTER:
 		/* Not a failure: Telegram says when; until then nothing goes to the
@@ -593,6 +606,7 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 		r->outcome = WAIT_RETRY_AFTER;
 		r->next_attempt_at = now + a->retry_after_s;
 		metrics_add(d->metrics, M_429, 1);
+		metrics_add_bot(d->metrics, BM_CALLS_429, f->bot->cfg->name, 1);
 		ratelimit_pause(f->bot->rl, f->chat, now_unix_ms() +
 		    a->retry_after_s * 1000);
 		log_warnx("call %lld: 429, waiting %lld s", (long long)r->id,
@@ -602,12 +616,14 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 		r->outcome = MIGRATED;
 		r->migrate_to = a->migrate_to_chat_id;
 		metrics_add(d->metrics, M_MIGRATED, 1);
+		metrics_add_bot(d->metrics, BM_CALLS_MIGRATED, f->bot->cfg->name, 1);
 		log_info("call %lld: chat migrated to %lld", (long long)r->id,
 		    (long long)a->migrate_to_chat_id);
 		break;
 	case BOTAPI_REJECTED:
 		r->outcome = REJECTED;
 		metrics_add(d->metrics, M_CALLS_DEAD, 1);
+		metrics_add_bot(d->metrics, BM_CALLS_DEAD, f->bot->cfg->name, 1);
 		log_warnx("call %lld: rejected by Telegram (%lld): dead",
 		    (long long)r->id, (long long)a->error_code);
 		break;
@@ -615,6 +631,8 @@ add_result(struct drain *d, const struct flight *f, struct sent *s)
 		r->outcome = RETRY_LATER;
 		metrics_add(d->metrics, f->attempts + 1 >= d->cfg->max_attempts ?
 		    M_CALLS_DEAD : M_RETRIED, 1);
+		metrics_add_bot(d->metrics, f->attempts + 1 >= d->cfg->max_attempts ?
+		    BM_CALLS_DEAD : BM_CALLS_RETRIED, f->bot->cfg->name, 1);
 		r->next_attempt_at = now + retry_backoff_s(f->attempts + 1);
 		log_warnx("call %lld: attempt %lld failed (HTTP %ld): %s",
 		    (long long)r->id, (long long)f->attempts + 1, a->http_status,

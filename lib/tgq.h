@@ -33,6 +33,8 @@ int	 parse_duration(const char *text, int64_t min, int64_t max, int64_t *out,
 	    const char **errstr);
 int64_t	 now_unix(void);
 int64_t	 now_unix_ms(void);
+/* For durations (the latency histograms): never jumps with the wall clock. */
+int64_t	 now_monotonic_us(void);
 /* Reads a whole small file (at most max bytes) into a new NUL-terminated buffer. */
 int	 read_small_file(const char *path, size_t max, char **out, size_t *outlen,
 	    char *err, size_t errlen);
@@ -268,6 +270,8 @@ struct queue_item {
 	int64_t		 chat_id;
 	int64_t		 received_at;
 	int		 duplicate;	/* out: 1 when the update was already queued */
+	int64_t		 arrived_us;	/* tgq-webhook: now_monotonic_us() when its
+					 * request arrived; 0 when not timed */
 };
 struct queue_health {
 	int64_t	 pending;		/* new + leased */
@@ -374,6 +378,54 @@ struct metrics *metrics_open(const char *database);
 void	 metrics_close(struct metrics *m);
 void	 metrics_add(struct metrics *m, enum metric k, uint64_t n);
 uint64_t metrics_get(const struct metrics *m, enum metric k);
+/*
+ * Latency histograms, per bot, in the same shared file: a process adds each
+ * observation to its bucket with an atomic addition, so several webhook
+ * processes and the drains report one histogram.  The order is the file's
+ * layout: append only (the file has room for four).
+ */
+enum histogram {
+	H_INGEST,	/* request arrived in tgq-webhook -> its COMMIT */
+	H_HANDLER,	/* one handler run in tgq-drain */
+	H_CALL,		/* one Bot API call: sent -> Telegram's answer */
+	H_COUNT
+};
+/* The buckets' upper bounds (inclusive), in microseconds; +Inf follows.  Fixed:
+ * other bounds would be another layout of the file. */
+#define HISTOGRAM_BOUNDS 16
+extern const int64_t histogram_bounds_us[HISTOGRAM_BOUNDS];
+/* Counts one duration of bot's: a configured bot's name, never bytes of a
+ * request (each new name takes one of METRICS_HISTOGRAM_BOTS slots for good;
+ * once all are taken, new names are not counted). */
+void	 metrics_observe(struct metrics *m, enum histogram h, const char *bot,
+	    int64_t us);
+/* Counters by bot, in the same slots: the drain's calls by outcome.  The order
+ * is the file's layout: append only (room for METRICS_BOT_COUNTERS). */
+enum bot_metric {
+	BM_CALLS_SENT, BM_CALLS_429, BM_CALLS_RETRIED, BM_CALLS_DEAD,
+	BM_CALLS_MIGRATED,
+	BM_COUNT
+};
+#define METRICS_BOT_COUNTERS 16
+void	 metrics_add_bot(struct metrics *m, enum bot_metric k, const char *bot,
+	    uint64_t n);
+struct histogram_counts {
+	char		 bot[BOT_NAME_MAX + 1];
+	uint64_t	 buckets[HISTOGRAM_BOUNDS + 1];	/* each its own, not cumulative */
+	uint64_t	 sum_us;
+};
+#define METRICS_HISTOGRAM_BOTS 64
+/* One entry per bot that has one (at most max, in the order the bots first
+ * appeared); returns how many. */
+size_t	 metrics_histograms(const struct metrics *m, enum histogram h,
+	    struct histogram_counts *out, size_t max);
+struct bot_count {
+	char		 bot[BOT_NAME_MAX + 1];
+	uint64_t	 value;
+};
+/* The same for one counter by bot. */
+size_t	 metrics_bot_counts(const struct metrics *m, enum bot_metric k,
+	    struct bot_count *out, size_t max);
 
 /* botapi.c */
 #define BOTAPI_METHOD_MAX 64

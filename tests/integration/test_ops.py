@@ -27,7 +27,9 @@ def update(uid, chat=42, text="hi"):
 
 def parse_metrics(text):
     """Prometheus text format: {(name, labels): value}; checks HELP/TYPE come
-    before each family's series and that counters end in _total."""
+    before each family's series, that counters end in _total, and that each
+    histogram's buckets are cumulative, in ascending le, and end in +Inf equal
+    to its _count."""
     values, typed = {}, {}
     for line in text.splitlines():
         if line.startswith("# HELP "):
@@ -36,15 +38,49 @@ def parse_metrics(text):
         elif line.startswith("# TYPE "):
             _, _, name, kind = line.split()
             typed[name] = kind
-            check(kind in ("counter", "gauge"), "type %s" % kind)
+            check(kind in ("counter", "gauge", "histogram"), "type %s" % kind)
             check((kind == "counter") == name.endswith("_total"),
                   "%s is a %s" % (name, kind))
         elif line:
-            m = re.match(r'^([a-z0-9_]+)(\{[^}]*\})? (\d+)$', line)
+            m = re.match(r'^([a-z0-9_]+)(\{[^}]*\})? (\d+(?:\.\d+)?)$', line)
             check(m is not None, "not a sample line: %r" % line)
-            check(m.group(1) in typed, "%s has no # TYPE before it" % m.group(1))
-            values[(m.group(1), m.group(2) or "")] = int(m.group(3))
+            family = m.group(1)
+            if family not in typed:
+                family = re.sub(r"_(bucket|sum|count)$", "", family)
+                check(typed.get(family) == "histogram", "%s has no # TYPE "
+                      "before it" % m.group(1))
+            else:
+                check(typed[family] != "histogram", "%s: a histogram's sample "
+                      "without a suffix" % family)
+            text_value = m.group(3)
+            values[(m.group(1), m.group(2) or "")] = (
+                float(text_value) if "." in text_value else int(text_value))
+    for name in (n for n, kind in typed.items() if kind == "histogram"):
+        for (series, labels), count in list(values.items()):
+            if series != name + "_count":
+                continue
+            inner = labels[1:-1]
+            buckets = [(le, v) for (n, l), v in values.items()
+                       if n == name + "_bucket" and
+                       re.sub(r',le="[^"]*"', "", l)[1:-1] == inner
+                       for le in re.findall(r'le="([^"]*)"', l)]
+            check(buckets and buckets[-1][0] == "+Inf", "%s%s: no +Inf bucket "
+                  "last" % (name, labels))
+            bounds = [float(le) for le, _ in buckets[:-1]]
+            check(bounds == sorted(bounds) and len(set(bounds)) == len(bounds),
+                  "%s%s: le not ascending: %r" % (name, labels, bounds))
+            counts = [v for _, v in buckets]
+            check(counts == sorted(counts), "%s%s: buckets not cumulative: %r"
+                  % (name, labels, counts))
+            check(counts[-1] == count, "%s%s: +Inf %d, _count %d" % (
+                name, labels, counts[-1], count))
+            check((name + "_sum", labels) in values, "%s%s: no _sum" %
+                  (name, labels))
     return values
+
+
+def hist_count(m, name, bot):
+    return m.get(("%s_count" % name, '{bot="%s"}' % bot))
 
 
 class Stack:
@@ -208,6 +244,16 @@ def case_metrics(stack):
         check(m.get(key) == value, "%s%s = %r, expected %d" % (key[0], key[1],
                                                               m.get(key), value))
     check(m[("tgq_oldest_pending_age_seconds", "")] >= 0, "oldest age")
+    # Every update answered 200 (stored or a duplicate) is timed once, by
+    # whichever process served it; the refused ones are not.
+    answered = sent["received"] + sent["duplicate"]
+    ingest = hist_count(m, "tgq_ingest_duration_seconds", "default")
+    check(ingest == answered, "ingest histogram counts %r, expected %d" %
+          (ingest, answered))
+    check(m[("tgq_ingest_duration_seconds_sum", '{bot="default"}')] > 0,
+          "ingest histogram's sum")
+    check(hist_count(m, "tgq_handler_duration_seconds", "default") == 0,
+          "handler runs before any drain")
     stack.notes.append("metrics: %d requests counted, by a webhook of %d processes "
                        "(%d of them served the concurrent posts, in %d batches)"
                        % (sum(sent.values()), len(pids), len(serving), batches))
@@ -223,7 +269,24 @@ def case_metrics(stack):
         api.script([{"status": 403, "description": "Forbidden: bot was blocked by "
                      "the user"}], method="sendMessage", chat_id=42)
         drain(stack, tfile, api.url, TGQ_RATE_GLOBAL=0, TGQ_RATE_CHAT=0)
+        calls_made = len(api.calls("sendMessage"))
     m = parse_metrics(stack.req("GET", "/telegram/metrics").body.decode())
+    # One handler run per update (echo: no failures), one call timed per
+    # request the Bot API answered (the 429 and the 403 included).
+    runs = hist_count(m, "tgq_handler_duration_seconds", "default")
+    check(runs == 120 * batches, "handler histogram counts %r, expected %d" %
+          (runs, 120 * batches))
+    timed = hist_count(m, "tgq_call_duration_seconds", "default")
+    check(timed == calls_made, "call histogram counts %r, the Bot API answered "
+          "%d" % (timed, calls_made))
+    # The same outcomes by bot (one bot here: its series equal the totals).
+    for outcome, total in (("sent", "tgq_calls_sent_total"), ("429",
+                           "tgq_calls_429_total"), ("dead", "tgq_calls_dead_total"),
+                           ("retried", "tgq_calls_retried_total")):
+        got = m.get(("tgq_bot_calls_total", '{bot="default",outcome="%s"}' %
+                     outcome))
+        check(got == m[(total, "")], "tgq_bot_calls_total %s: %r, %s %d" % (
+            outcome, got, total, m[(total, "")]))
     check(m[("tgq_updates_handled_total", "")] == 120 * batches, "handled %r" %
           m[("tgq_updates_handled_total", "")])
     check(m[("tgq_calls_sent_total", "")] + m[("tgq_calls_dead_total", "")] ==
@@ -438,6 +501,18 @@ def case_two_bots(stack):
                            api.calls("sendMessage"))
             check(calls == [("alpha", 11), ("alpha", 11), ("beta", 22)],
                   "calls by bot: %r" % calls)
+            # Each bot's histograms count its own: 2 updates of alpha's, 1 of
+            # beta's, through two webhook processes and the drain.
+            m = parse_metrics(h.request(n.port, "GET", "/telegram/metrics")
+                              .body.decode())
+            for name in ("tgq_ingest_duration_seconds",
+                         "tgq_handler_duration_seconds",
+                         "tgq_call_duration_seconds"):
+                got = (hist_count(m, name, "alpha"), hist_count(m, name, "beta"))
+                check(got == (2, 1), "%s by bot (alpha, beta): %r" % (name, got))
+            sent = tuple(m.get(("tgq_bot_calls_total", '{bot="%s",outcome="sent"}'
+                                % bot)) for bot in ("alpha", "beta"))
+            check(sent == (2, 1), "calls sent by bot (alpha, beta): %r" % (sent,))
             logs = r.stderr + w.log_text()
             h.check_not_logged(logs, list(tokens.values()) + list(secrets.values()),
                                "the drain's and the webhook's logs")
@@ -470,7 +545,13 @@ def case_install(stack):
         "usr/share/doc/tgq/examples/nginx-tgq-upstream.conf",
         "usr/share/doc/tgq/examples/lighttpd-tgq.conf",
         "usr/share/doc/tgq/examples/lighttpd-tgq-spawn.conf",
-        "usr/share/doc/tgq/examples/README.md"])
+        "usr/share/doc/tgq/examples/README.md",
+        "usr/share/doc/tgq/examples/nginx-tgq-origin.conf",
+        "usr/share/doc/tgq/examples/nginx-tgq-front.conf",
+        "usr/share/doc/tgq/examples/cloudflared.yml",
+        "usr/share/doc/tgq/examples/tgq-proxy.conf",
+        "usr/share/doc/tgq/examples/tgq-rules.yml",
+        "usr/share/doc/tgq/examples/tgq-dashboard.json"])
     check(got == want, "installed %r; missing %r; extra %r" %
           (len(got), sorted(set(want) - set(got)), sorted(set(got) - set(want))))
     with open(os.path.join(dest, "usr/lib/systemd/system/tgq-webhook.service")) as f:
