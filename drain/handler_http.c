@@ -273,7 +273,6 @@ classify(struct forward *f, struct handler_result *res)
 	curl_off_t	retry_after = 0;
 
 	curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
-	res->elapsed_us = f->elapsed_us;
 	if (f->result != CURLE_OK) {
 		if (f->answer.overflow) {
 			res->status = HANDLER_INVALID;
@@ -291,6 +290,8 @@ classify(struct forward *f, struct handler_result *res)
 			    curl_easy_strerror((CURLcode)f->result));
 		return;
 	}
+	/* An answer came: its time counts in tgq_forward_seconds. */
+	res->elapsed_us = f->elapsed_us > 0 ? f->elapsed_us : 1;
 	if (status >= 200 && status <= 299) {
 		res->status = HANDLER_OK;
 		res->webhook_reply = 1;

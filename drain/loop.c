@@ -816,7 +816,8 @@ setup(struct drain *d, char *err, size_t errlen)
 static int
 attach_bots(struct drain *d, char *err, size_t errlen)
 {
-	size_t i;
+	char	keep[CONFIG_MAX_BOTS * (BOT_NAME_MAX + 1) + 2] = ",";
+	size_t	i, used;
 
 	for (i = 0; i < d->nbots; i++) {
 		struct bot_ctx *b = &d->bots[i];
@@ -827,7 +828,11 @@ attach_bots(struct drain *d, char *err, size_t errlen)
 		    errlen) == -1 || bot_down_load(&b->down, d->jobs,
 		    b->cfg->name) == -1)
 			return -1;
+		used = strlen(keep);
+		snprintf(keep + used, sizeof(keep) - used, "%s,", b->cfg->name);
 	}
+	/* Not fatal: a stale mark only keeps /ready at 503 until the next run. */
+	(void)jobs_forget_down(d->jobs, keep);
 	return 0;
 }
 
