@@ -52,6 +52,7 @@ class Bot:
         self.chat_overlap = 0     # times a chat had two in progress
         self.server = None
         self.thread = None
+        self.conns = set()
 
     def start(self):
         bot = self
@@ -62,6 +63,11 @@ class Bot:
             def log_message(self, *args):
                 pass
 
+            def setup(self):
+                http.server.BaseHTTPRequestHandler.setup(self)
+                with bot.lock:
+                    bot.conns.add(self.connection)
+
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
@@ -70,7 +76,8 @@ class Bot:
                 except (ValueError, KeyError, TypeError):
                     chat = None
                 rec = {"path": self.path, "headers": dict(self.headers.items()),
-                       "body": body, "t": time.monotonic(), "chat": chat}
+                       "body": body, "t": time.monotonic(), "chat": chat,
+                       "peer": self.client_address}
                 with bot.lock:
                     bot.records.append(rec)
                     bot.in_flight[chat] = bot.in_flight.get(chat, 0) + 1
@@ -100,10 +107,18 @@ class Bot:
         return self
 
     def stop(self):
+        """As when its process dies: the port closed, kept-alive connections too."""
         if self.server:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        with self.lock:
+            conns, self.conns = self.conns, set()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def url(self):
@@ -244,6 +259,9 @@ def case_order_parallel(stack):
           "(%d times)" % bot.chat_overlap)
     check(2 <= bot.max_parallel <= 4, "at most %d updates at the bot at once; "
           "expected 2 to 4 with handlers = 4" % bot.max_parallel)
+    peers = set(r["peer"] for r in bot.records)
+    check(len(peers) <= 8, "48 updates came over %d connections: not kept alive" %
+          len(peers))
 
 
 def case_webhook_reply(stack):
