@@ -434,6 +434,13 @@ def case_refused_marked_down(stack):
           "the drain's log: %r" % d.text()[-600:])
     count = metric(stack, "tgq_forward_seconds_count")
     check(count is not None and count >= 3, "tgq_forward_seconds_count %r" % count)
+    body = stack.get("metrics").body.decode()
+    check("# TYPE tgq_forward_seconds histogram" in body, "no histogram TYPE line")
+    buckets = [float(line.split()[1]) for line in body.splitlines()
+               if line.startswith("tgq_forward_seconds_bucket{")]
+    check(len(buckets) == 10 and buckets == sorted(buckets) and
+          buckets[-1] == count, "tgq_forward_seconds buckets %r, count %r" %
+          (buckets, count))
 
 
 def case_stopped_two_minutes(stack):
