@@ -353,6 +353,42 @@ def case_slow_retried(stack):
           "why: %r" % d.text()[-500:])
 
 
+def case_429_and_503_not_charged(stack):
+    """429 with Retry-After: the bot gets nothing until then, nothing charged,
+    not marked down; 503 (a proxy in front of a bot that is down): not charged,
+    marked down until a probe gets an answer."""
+    seen = {}
+
+    def answer(rec):
+        text = text_of(rec)
+        seen.setdefault(text, []).append(time.monotonic())
+        if len(seen[text]) == 1 and text == "busy":
+            return 429, {"Retry-After": "2"}, b"slow down"
+        if len(seen[text]) == 1 and text == "proxied":
+            return 503, {}, b"<html>502 Bad Gateway</html>"
+        return 200, {}, b""
+    bot = stack.bot(answer).start()
+    (u1, u2) = stack.uids(2)
+    stack.post(u1, 961, "busy")
+    d = stack.follow(bot.url, TGQ_MAX_ATTEMPTS=1)
+    wait_until(lambda: all_done(stack, [u1]), 20, "the update after the 429")
+    check(seen["busy"][1] - seen["busy"][0] >= 1.9, "sent again %.2f s after "
+          "Retry-After: 2" % (seen["busy"][1] - seen["busy"][0]))
+    check(states(stack, [u1])[u1][1] == 1, "a 429 was charged: %r" %
+          (states(stack, [u1])[u1],))
+    check("asked to wait 2 s" in d.text() and "marked down" not in d.text(),
+          "the drain's log after a 429: %r" % d.text()[-400:])
+    stack.post(u2, 962, "proxied")
+    wait_until(lambda: all_done(stack, [u2]), 20, "the update after the 503")
+    stop_drain(d)
+    check(states(stack, [u2])[u2][1] == 1, "a 503 was charged: %r" %
+          (states(stack, [u2])[u2],))
+    check("HTTP 503): marked down" in d.text() and "resumed" in d.text(),
+          "the drain's log after a 503: %r" % d.text()[-400:])
+    check(stack.queue.query("SELECT count(*) FROM bot_down") == [(0,)],
+          "still marked down")
+
+
 def case_once_mode(stack):
     """--once forwards what is due and exits (under ASan its leaks are checked
     at exit); with the bot down it exits too, leaving the update uncharged."""
@@ -491,6 +527,7 @@ def groups(ctx):
           ("webhook_reply_sent", case_webhook_reply),
           ("500_only_that_update_dead", case_500_one_dead),
           ("slower_than_timeout_retried", case_slow_retried),
+          ("429_and_503_not_charged", case_429_and_503_not_charged),
           ("once_mode", case_once_mode)]),
         ("forward-down", lambda: ForwardStack(ctx, "fwdown"),
          [("refused_not_charged_marked_down", case_refused_marked_down),
