@@ -24,6 +24,8 @@ static const struct {
 	    "tgq-drain, whatever its result, by bot." },
 	{ H_CALL, "tgq_call_duration_seconds", "Time from sending a Bot API call to "
 	    "Telegram's answer (or the failure), by bot." },
+	{ H_FORWARD, "tgq_forward_duration_seconds", "Time from POSTing an update "
+	    "to a bot's webhook server (an http handler) to its answer, by bot." },
 };
 
 static const struct {

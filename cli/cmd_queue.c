@@ -284,7 +284,11 @@ static const char status_sql[] =
 	"   'pending', u_new + u_leased, 'oldest_pending_at', oldest,"
 	"   'oldest_pending_age_s', max(?3 - oldest, 0),"	/* NULL with oldest */
 	"   'dead', json_object('updates', u_dead, 'calls', o_dead),"
-	"   'last_handled_at', handled, 'last_sent_at', sent)"
+	"   'last_handled_at', handled, 'last_sent_at', sent,"
+	"   'bots_down', (SELECT json_group_array(json_object('bot', bot,"
+	"     'since', since, 'probes', probes, 'last_error', last_error))"
+	"     FROM (SELECT * FROM bot_down WHERE ?1 IS NULL OR bot = ?1"
+	"     ORDER BY bot)))"
 	" FROM (SELECT"
 	" (SELECT count(*) FROM updates WHERE state = 'new'"
 	"   AND (?1 IS NULL OR bot = ?1)) AS u_new,"
@@ -312,6 +316,13 @@ static const char status_sql[] =
 enum { ST_U_NEW, ST_U_LEASED, ST_U_DONE, ST_U_DEAD, ST_O_NEW, ST_O_SENDING,
 	ST_O_SENT, ST_O_DEAD, ST_OLDEST, ST_HANDLED, ST_SENT_AT, ST_JSON };
 
+/* The bots tgq-drain has marked down: their http handler does not answer. */
+static const char bots_down_sql[] =
+	"SELECT bot, since, probes, last_error FROM bot_down"
+	" WHERE (?1 IS NULL OR bot = ?1) ORDER BY bot";
+enum { BD_BOT, BD_SINCE, BD_PROBES, BD_ERROR };
+
+
 static void
 status_line_ago(const char *label, int has, int64_t then, int64_t now)
 {
@@ -324,8 +335,10 @@ status_line_ago(const char *label, int has, int64_t then, int64_t now)
 }
 
 static void
-status_text(struct cli *c, const int64_t *v, const int *has, int64_t now)
+status_text(struct cli *c, const int64_t *v, const int *has, int64_t now,
+    sqlite3_stmt *down)
 {
+	char ago[32];
 	const char *bot = bot_filter(c);
 
 	printf("%-16s%s (%s%s)\n", "queue", c->cfg.database, bot ? "bot " : "all bots",
@@ -349,6 +362,13 @@ status_text(struct cli *c, const int64_t *v, const int *has, int64_t now)
 		printf("%-16snone\n", "dead");
 	status_line_ago("last handled", has[ST_HANDLED], v[ST_HANDLED], now);
 	status_line_ago("last sent", has[ST_SENT_AT], v[ST_SENT_AT], now);
+	/* Only a bot that is down gets a line: its updates wait for it. */
+	while (sqlite3_step(down) == SQLITE_ROW)
+		printf("%-16s%s, since %s ago, %lld probes: %s (its updates wait)\n",
+		    "bot down", col_text(down, BD_BOT), cli_ago(ago, sizeof(ago),
+		    sqlite3_column_int64(down, BD_SINCE), now),
+		    (long long)sqlite3_column_int64(down, BD_PROBES),
+		    col_null(down, BD_ERROR) ? "-" : col_text(down, BD_ERROR));
 }
 
 int
@@ -361,7 +381,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 	const struct command	*cmd = cli_command("status");
 	struct queue		*q;
 	struct jsonw		 w;
-	sqlite3_stmt		*st;
+	sqlite3_stmt		*st, *down;
 	int64_t			 v[ST_JSON], now = now_unix();
 	int			 has[ST_JSON], o, rc, i;
 
@@ -392,7 +412,13 @@ cmd_status(struct cli *c, int argc, char **argv)
 			has[i] = !col_null(st, i);
 			v[i] = sqlite3_column_int64(st, i);
 		}
-		status_text(c, v, has, now);
+		if ((down = prepare(c, queue_db(q), bots_down_sql)) == NULL) {
+			sqlite3_finalize(st);
+			return EXIT_FAILED;
+		}
+		bind_text_or_null(down, 1, bot_filter(c));
+		status_text(c, v, has, now, down);
+		sqlite3_finalize(down);
 	}
 	sqlite3_finalize(st);
 	return EXIT_OK;

@@ -85,7 +85,11 @@
 	    https_urls, "must start with https://", NULL, \
 	    "the URL registered with Telegram") \
 	X(STRING, "handler", "TGQ_HANDLER", KEY_HANDLER, handler, NULL, NULL, \
-	    "echo", "echo or exec:PROGRAM [args], checked when loaded") \
+	    "echo", "echo, exec:PROGRAM [args], http(s)://URL or pull, checked " \
+	    "when loaded") \
+	X(STRING, "forward_secret_file", "TGQ_FORWARD_SECRET_FILE", KEY_PATH, \
+	    forward_secret_file, NULL, NULL, NULL, "what an http handler sends as " \
+	    "the secret header instead of the webhook secret; NULL: none") \
 	X(NUMBER, "rate_global", "TGQ_RATE_GLOBAL", KEY_INT, rate_global, 0, \
 	    100000, "0 (off) to 100000 per second", "30", "calls a second, the bot") \
 	X(NUMBER, "rate_chat", "TGQ_RATE_CHAT", KEY_INT, rate_chat, 0, 100000, \

@@ -189,6 +189,10 @@ struct bot_config {
 	char	*secret_path;	/* the file it was read from; NULL: the environment */
 	enum secret_from { SECRET_FROM_NONE, SECRET_FROM_ENV, SECRET_FROM_FILE,
 		SECRET_FROM_CREDENTIAL } secret_from;
+	/* An http handler's X-Telegram-Bot-Api-Secret-Token when it is not the
+	 * webhook secret: what forward_secret_file holds (NULL: none). */
+	char	*forward_secret;
+	size_t	 forward_secret_len;
 	/* The keys of a [bot NAME] section, from their rows in config_keys.h. */
 	CONFIG_BOT_KEYS(CONFIG_FIELD)
 };
@@ -235,6 +239,9 @@ int	 config_load(const char *path_override, struct config *cfg, char *err,
 /* Every exec: handler's program exists, is a regular file and executable by this
  * user (its form, "exec:" and an absolute path, is always checked). */
 #define CONFIG_NEED_HANDLERS	0x4
+/* The secret each http(s):// handler forwards: forward_secret_file, else the
+ * webhook secret (read for those bots only). */
+#define CONFIG_NEED_FORWARD_SECRETS	0x8
 int	 config_load_for(const char *path_override, unsigned need,
 	    struct config *cfg, char *err, size_t errlen);
 void	 config_free(struct config *cfg);
@@ -242,6 +249,9 @@ void	 config_free(struct config *cfg);
  * handler is echo or the program runs, else -1 with why (naming the program, never
  * the handler's arguments, which may hold a secret). */
 int	 config_check_handler(const struct bot_config *b, char *err, size_t errlen);
+/* 1 when the handler is an http:// or https:// URL (the drain forwards each
+ * update there); its form was checked when the configuration loaded. */
+int	 config_handler_is_http(const char *handler);
 const struct bot_config *config_bot(const struct config *cfg, const char *name,
 	    size_t namelen);
 /* One line per key, tab-separated: section, name, environment variable, type,
@@ -249,7 +259,7 @@ const struct bot_config *config_bot(const struct config *cfg, const char *name,
 void	 config_print_keys(FILE *out);
 
 /* queue.c */
-#define QUEUE_SCHEMA_VERSION 7
+#define QUEUE_SCHEMA_VERSION 8
 /* A retried delivery within this window is a duplicate; after it, Telegram may have
  * started update_id afresh, so the same id is a new update. */
 #define QUEUE_DEDUPE_WINDOW_S (24 * 60 * 60)
@@ -277,6 +287,7 @@ struct queue_health {
 	int64_t	 pending;		/* new + leased */
 	int64_t	 dead;
 	int64_t	 oldest_pending_age_s;	/* 0 when nothing is pending */
+	int64_t	 bots_down;		/* rows of bot_down */
 };
 int	 queue_open(const char *path, enum durability durability,
 	    int64_t busy_timeout_ms, struct queue **out, char *err, size_t errlen);
@@ -388,6 +399,7 @@ enum histogram {
 	H_INGEST,	/* request arrived in tgq-webhook -> its COMMIT */
 	H_HANDLER,	/* one handler run in tgq-drain */
 	H_CALL,		/* one Bot API call: sent -> Telegram's answer */
+	H_FORWARD,	/* an http handler: update POSTed -> the bot's answer */
 	H_COUNT
 };
 /* The buckets' upper bounds (inclusive), in microseconds; +Inf follows.  Fixed:

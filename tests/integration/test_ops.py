@@ -39,7 +39,8 @@ def parse_metrics(text):
             _, _, name, kind = line.split()
             typed[name] = kind
             check(kind in ("counter", "gauge", "histogram"), "type %s" % kind)
-            check((kind == "counter") == name.endswith("_total"),
+            check(kind == "histogram" or
+                  (kind == "counter") == name.endswith("_total"),
                   "%s is a %s" % (name, kind))
         elif line:
             m = re.match(r'^([a-z0-9_]+)(\{[^}]*\})? (\d+(?:\.\d+)?)$', line)

@@ -257,7 +257,7 @@ test_handler_kinds(sqlite3 *db)
 	calls_free(&calls);
 	bot_handler_release(&h);
 	CHECK("kind_echo_exact", bot_handler_setup(&h, "b", "echoes", err,
-	    sizeof(err)) == -1 && strstr(err, "echo or exec:") != NULL);
+	    sizeof(err)) == -1 && strstr(err, "handler must be echo,") != NULL);
 	bot_handler_release(&h);
 	CHECK("kind_exec", bot_handler_setup(&h, "b", "exec: /bin/cat  -u\t-", err,
 	    sizeof(err)) == 0 && h.kind == HANDLER_KIND_EXEC &&
@@ -269,7 +269,14 @@ test_handler_kinds(sqlite3 *db)
 	CHECK("kind_exec_empty", bot_handler_setup(&h, "b", "exec: ", err,
 	    sizeof(err)) == -1 && strstr(err, "absolute") != NULL);
 	bot_handler_release(&h);
-	CHECK("kind_unknown", bot_handler_setup(&h, "b", "http:x", err,
+	CHECK("kind_http", bot_handler_setup(&h, "b", "http://127.0.0.1:8080/hook",
+	    err, sizeof(err)) == 0 && h.kind == HANDLER_KIND_HTTP &&
+	    h.ops->handle == NULL && h.ops->start != NULL && h.ops->attach != NULL);
+	bot_handler_release(&h);
+	CHECK("kind_https", bot_handler_setup(&h, "b", "https://bot.example/hook",
+	    err, sizeof(err)) == 0 && h.kind == HANDLER_KIND_HTTPS);
+	bot_handler_release(&h);
+	CHECK("kind_unknown", bot_handler_setup(&h, "b", "ftp:x", err,
 	    sizeof(err)) == -1 && h.ops == NULL);
 }
 
@@ -396,6 +403,40 @@ test_gate(sqlite3 *db)
 	sqlite3_finalize(st);
 }
 
+static int
+reply(sqlite3 *db, const char *body, struct call_list *l, char *err, size_t errlen)
+{
+	return calls_reply(db, body, strlen(body), l, err, errlen);
+}
+
+/* An http handler's answer: a webhook reply is one call, whatever its layout;
+ * any other body asks for nothing; a reply with a bad method is an error. */
+static void
+test_calls_reply(sqlite3 *db)
+{
+	struct call_list	 l;
+	char			 err[256];
+
+	CHECK("reply_multiline", reply(db, "{\r\n  \"method\": \"sendMessage\",\n"
+	    "  \"chat_id\": 7,\n  \"text\": \"a\\nb\"\n}\n", &l, err,
+	    sizeof(err)) == 0 && l.n == 1 &&
+	    strcmp(l.calls[0].method, "sendMessage") == 0 && l.calls[0].chat_int == 7 &&
+	    strcmp(l.calls[0].params, "{\"chat_id\":7,\"text\":\"a\\nb\"}") == 0);
+	calls_free(&l);
+	CHECK("reply_empty_body", reply(db, "", &l, err, sizeof(err)) == 0 &&
+	    l.n == 0);
+	CHECK("reply_not_json", reply(db, "OK", &l, err, sizeof(err)) == 0 &&
+	    l.n == 0);
+	CHECK("reply_no_method", reply(db, "{\"ok\":true,\"note\":\"method\"}", &l,
+	    err, sizeof(err)) == 0 && l.n == 0);
+	CHECK("reply_array", reply(db, "[{\"method\":\"sendMessage\"}]", &l, err,
+	    sizeof(err)) == 0 && l.n == 0);
+	CHECK("reply_bad_method", reply(db, "{\"method\":\"send message\"}", &l, err,
+	    sizeof(err)) == -1 && strstr(err, "name of letters") != NULL);
+	CHECK("reply_method_not_text", reply(db, "{\"method\":5}", &l, err,
+	    sizeof(err)) == -1);
+}
+
 int
 main(void)
 {
@@ -406,6 +447,7 @@ main(void)
 	if (sqlite3_open(":memory:", &db) != SQLITE_OK)
 		return 2;
 	test_calls(db);
+	test_calls_reply(db);
 	test_handler_kinds(db);
 	test_gate(db);
 	sqlite3_close(db);
