@@ -104,6 +104,9 @@ struct send_result {
 int	 jobs_open(struct queue *q, const struct config *cfg, struct jobs **out,
 	    char *err, size_t errlen);
 void	 jobs_close(struct jobs *j);
+/* The claim no longer takes the bot's updates (its handler runs nothing); its
+ * calls are still sent. */
+void	 jobs_leave_alone(struct jobs *j, const char *bot);
 /* Leases up to max updates that are due and first in their chat's line. */
 /*
  * Several of the calls below in one transaction (one COMMIT, one fsync): they
@@ -187,15 +190,16 @@ int64_t	 retry_backoff_s(int64_t failures);
  *     to wait for and step() until it returns 1; then finish() gives the result
  *     (exec:).  abort() ends a run at any time.
  * Where the next kinds go: "http:" (POST each update to the bot's webhook
- * server) is a run like exec:; "pull" (a local Bot API serves getUpdates) runs
- * nothing: a kind with neither handle() nor start(), whose bot's updates the
- * claim then leaves alone.  No kind sees an update the bot's allowed_users keeps
+ * server) is a run like exec:.  "pull" (the local Bot API serves getUpdates)
+ * runs nothing: a kind with neither handle() nor start(), whose bot's updates
+ * the claim leaves alone (jobs_leave_alone).  No kind sees an update the bot's allowed_users keeps
  * out: the claim ends those first (gate.c); whatever serves "pull" is to ask
  * gate_check() the same before it hands an update out.
  */
 #define HANDLER_KINDS(X)	\
 	X(ECHO, echo)		\
-	X(EXEC, exec)
+	X(EXEC, exec)		\
+	X(PULL, pull)
 
 enum handler_kind {
 #define HANDLER_KIND_ENUM(NAME, name)	HANDLER_KIND_##NAME,

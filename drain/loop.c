@@ -770,7 +770,7 @@ setup(struct drain *d, char *err, size_t errlen)
 	d->claiming.all_in_transaction = 1;
 	d->claiming.again = 1;
 	for (i = 0; i < d->nbots; i++)
-		if (d->bots[i].handler.ops->handle == NULL)
+		if (d->bots[i].handler.ops->start != NULL)
 			d->claiming.all_in_transaction = 0;
 	if ((d->runs = calloc((size_t)d->cfg->handlers, sizeof(*d->runs))) == NULL ||
 	    (d->flights = calloc((size_t)d->cfg->max_in_flight + 1,
@@ -786,6 +786,27 @@ setup(struct drain *d, char *err, size_t errlen)
 	}
 	open_watch(d);
 	return 0;
+}
+
+/* Bots whose handler runs nothing: the claim leaves their updates to whoever
+ * serves them (the local Bot API), and says so when nothing will. */
+static void
+leave_alone_pulled(struct drain *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nbots; i++) {
+		const struct handler_ops *ops = d->bots[i].handler.ops;
+
+		if (ops->handle != NULL || ops->start != NULL)
+			continue;
+		jobs_leave_alone(d->jobs, d->bots[i].cfg->name);
+		if (d->mode != DRAIN_FOLLOW || d->cfg->listen == NULL ||
+		    d->cfg->listen[0] == '\0')
+			log_info("bot %s: handler = pull, served by tgq-drain --follow "
+			    "with listen set; its updates wait here",
+			    d->bots[i].cfg->name);
+	}
 }
 
 static void
@@ -1020,6 +1041,7 @@ drain_run(const struct config *cfg, struct queue *q, enum drain_mode mode)
 		log_err("%s", err);
 		goto done;
 	}
+	leave_alone_pulled(&d);
 	d.metrics = metrics_open(cfg->database);
 	log_info("draining %s (%s mode, %zu bots)", cfg->database,
 	    mode == DRAIN_ONCE ? "once" : "follow", d.nbots);
