@@ -853,6 +853,15 @@ open_api(struct drain *d, char *err, size_t errlen)
 	}
 	if (localapi_open(&env, &d->api, err, errlen) == -1)
 		return -1;
+	/* exec: handlers inherit it, so that their calls go through here too,
+	 * within the limits, and they see the answers. */
+	if (d->cfg->listen[0] != '/') {
+		char url[256];
+
+		snprintf(url, sizeof(url), "http://%s", d->cfg->listen);
+		if (setenv("TGQ_API_URL", url, 1) == -1)
+			log_warnx("TGQ_API_URL for the handlers: %s", strerror(errno));
+	}
 	serve_api(d);
 	return 0;
 }

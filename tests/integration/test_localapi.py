@@ -354,11 +354,50 @@ def case_download(stack):
           "the fake saw %r" % stack.api.downloads())
 
 
+API_HANDLER = r"""#!/bin/sh
+# Calls the Bot API through $TGQ_API_URL and keeps the answer.
+cat >/dev/null
+printf '%%s' "$TGQ_API_URL" > %(out)s.url
+curl -s -X POST -H 'Content-Type: application/json' \
+    -d '{"chat_id":9100,"text":"via the local API"}' \
+    "$TGQ_API_URL/bot%(token)s/sendMessage" > %(out)s.tmp
+mv %(out)s.tmp %(out)s
+"""
+
+
+def case_exec_handler_api_url(stack):
+    """An exec: handler gets TGQ_API_URL pointing at the local API, and its
+    call there reaches the fake and its answer the handler."""
+    out = os.path.join(stack.tmpdir, "handler-answer")
+    script = os.path.join(stack.tmpdir, "api-handler.sh")
+    with open(script, "w") as f:
+        f.write(API_HANDLER % {"out": out, "token": TOKEN})
+    os.chmod(script, 0o755)
+    stack.restart(TGQ_HANDLER="exec:" + script)
+    try:
+        posted(stack, 1, chat=9100, text="call out")
+        td.wait_until(lambda: os.path.exists(out), 30, "the handler's answer")
+        with open(out) as f:
+            ans = json.load(f)
+        with open(out + ".url") as f:
+            url = f.read()
+        check(url == "http://127.0.0.1:%d" % stack.port, "TGQ_API_URL=%r" % url)
+        check(ans["ok"] is True and ans["result"]["text"] == "via the local API",
+              "the handler got %r" % ans)
+        check([c["params"]["text"] for c in stack.calls_to(9100)] ==
+              ["via the local API"], "the fake got %r" % stack.calls_to(9100))
+    finally:
+        stack.restart()
+
+
 def case_metrics(stack):
+    """/metrics counts the calls passed through (since the drain started)."""
+    status, _ = stack.call("sendMessage", {"chat_id": 9200, "text": "count me"})
+    check(status == 200, "sendMessage: %d" % status)
     r = h.request(stack.port, "GET", "/metrics")
     text = r.body.decode()
     check(r.status == 200 and 'tgq_passthrough_calls_total{bot="default",'
-          'method="sendMessage",status="200"}' in text and
+          'method="sendMessage",status="200"} 1\n' in text and
           'tgq_getupdates_served_total{bot="default"}' in text and
           'tgq_passthrough_held_total{bot="default"} ' in text,
           "metrics: %r" % text[:1500])
@@ -386,6 +425,7 @@ def groups(ctx):
           ("429_waited_then_held", case_429_waited_then_held),
           ("upload_5mb", case_upload_5mb),
           ("download", case_download),
+          ("exec_handler_api_url", case_exec_handler_api_url),
           ("metrics", case_metrics),
           ("token_not_logged", case_token_not_logged)]),
     ]
