@@ -41,7 +41,8 @@ bot_handler_setup(struct bot_handler *h, const char *bot, const char *value,
 
 	memset(h, 0, sizeof(*h));
 	if (find_kind(value != NULL ? value : "echo", &h->kind, &arg) == -1) {
-		snprintf(err, errlen, "bot %s: handler must be echo or exec:PROGRAM",
+		snprintf(err, errlen, "bot %s: handler must be pull, echo or "
+		    "exec:PROGRAM",
 		    bot);
 		return -1;
 	}

@@ -119,6 +119,7 @@ struct jobs {
 	const struct config	*cfg;
 	sqlite3_stmt		*st[S_NSTMT];
 	char			*bots;		/* the bots with a token: ",a,b," */
+	char			*claim_bots;	/* those of them the claim takes */
 	int64_t			 data_version;
 	int			 busy;		/* the last failure was another writer */
 };
@@ -232,7 +233,10 @@ jobs_open(struct queue *q, const struct config *cfg, struct jobs **out, char *er
 	struct jobs	*j;
 	int		 i;
 
-	if ((j = calloc(1, sizeof(*j))) == NULL || bots_list(cfg, &j->bots) == -1) {
+	if ((j = calloc(1, sizeof(*j))) == NULL || bots_list(cfg, &j->bots) == -1 ||
+	    (j->claim_bots = strdup(j->bots)) == NULL) {
+		if (j != NULL)
+			free(j->bots);
 		free(j);
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -265,7 +269,23 @@ jobs_close(struct jobs *j)
 	for (i = 0; i < S_NSTMT; i++)
 		sqlite3_finalize(j->st[i]);
 	free(j->bots);
+	free(j->claim_bots);
 	free(j);
+}
+
+void
+jobs_leave_alone(struct jobs *j, const char *bot)
+{
+	char	 entry[BOT_NAME_MAX + 3];
+	char	*at;
+	size_t	 n;
+
+	snprintf(entry, sizeof(entry), ",%s,", bot);
+	if ((at = strstr(j->claim_bots, entry)) == NULL)
+		return;
+	/* Keeps the comma before it, drops the name and the comma after it. */
+	n = strlen(entry) - 1;
+	memmove(at + 1, at + n + 1, strlen(at + n + 1) + 1);
 }
 
 /* Runs one claim statement and leases what it read, appending it to out. */
@@ -278,7 +298,7 @@ claim_with(struct jobs *j, sqlite3_stmt *st, int64_t now, int64_t lease_until,
 
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int64(st, 2, (int64_t)(max - *n));
-	sqlite3_bind_text(st, 3, j->bots, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, j->claim_bots, -1, SQLITE_STATIC);
 	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct claimed	*c = &out[*n];
 		const void	*body = sqlite3_column_text(st, CL_BODY);
@@ -321,6 +341,8 @@ jobs_claim(struct jobs *j, int64_t now, size_t max, struct claimed *out, size_t 
 	int64_t lease_until = now + j->cfg->lease_s;
 
 	*n = 0;
+	if (strcmp(j->claim_bots, ",") == 0)
+		return 0;	/* every bot pulls: nothing to walk the queue for */
 	if (begin(j) == -1)
 		return -1;
 	if (claim_with(j, j->st[S_CLAIM_EXPIRED], now, lease_until, max, out,

@@ -36,15 +36,16 @@ enum key_type {
 	KEY_DURATION,	/* the same in seconds, with an s, m, h or d suffix */
 	KEY_ENUM,	/* one of the choices' names, stored as its value (an enum) */
 	KEY_CIDRS,	/* a struct cidr_list */
-	KEY_HANDLER,	/* echo or exec:/absolute/program [args] */
+	KEY_HANDLER,	/* echo, pull or exec:/absolute/program [args] */
 	KEY_USERS,	/* a struct user_list; empty is an empty list */
 	KEY_TEXT,	/* any text of 1 to max characters */
+	KEY_LISTEN,	/* a loopback address:port or a unix socket path */
 };
 static const char *const key_type_names[] = { [KEY_PATH] = "path",
 	[KEY_URL] = "url", [KEY_INT] = "integer", [KEY_SIZE] = "size",
 	[KEY_DURATION] = "duration", [KEY_ENUM] = "enum", [KEY_CIDRS] = "cidr-list",
 	[KEY_HANDLER] = "handler", [KEY_USERS] = "user-list",
-	[KEY_TEXT] = "text" };
+	[KEY_TEXT] = "text", [KEY_LISTEN] = "listen" };
 struct key_choice {
 	const char	*name;
 	int		 value;
@@ -134,6 +135,9 @@ static const struct config_key config_keys[] = {
 	CIDRS(TGQ, "trusted_proxies", "TGQ_TRUSTED_PROXIES", trusted_proxies),
 	NUMBER(TGQ, "stall_after", "TGQ_STALL_AFTER", KEY_DURATION, stall_after_s,
 	    1, 7 * 86400, "1 s to 7 d", "60s"),
+	STRING(TGQ, "listen", "TGQ_LISTEN", KEY_LISTEN, listen, NULL, NULL, NULL),
+	NUMBER(TGQ, "hold_limit", "TGQ_HOLD_LIMIT", KEY_DURATION, hold_limit_s, 1,
+	    600, "1 s to 10 m", "5s"),
 
 	STRING(BOT, "token_file", "TGQ_BOT_TOKEN_FILE", KEY_PATH, token_file, NULL,
 	    NULL, NULL),
@@ -201,8 +205,9 @@ set_string(char **slot, const char *value)
 }
 
 /*
- * The program of an "exec:PROGRAM [args]" handler, into prog; 0 for echo, 1 for
- * exec:, -1 (with why) for anything else.  No shell: words are split on blanks.
+ * The program of an "exec:PROGRAM [args]" handler, into prog; 0 for echo and
+ * pull, 1 for exec:, -1 (with why) for anything else.  No shell: words are split
+ * on blanks.
  */
 static int
 handler_program(const char *botname, const char *handler, char *prog,
@@ -212,11 +217,11 @@ handler_program(const char *botname, const char *handler, char *prog,
 	size_t		 n;
 
 	prog[0] = '\0';
-	if (strcmp(handler, "echo") == 0)
+	if (strcmp(handler, "echo") == 0 || strcmp(handler, "pull") == 0)
 		return 0;
 	if (strncmp(handler, "exec:", 5) != 0) {
-		snprintf(why, whylen, "bot %s: handler must be echo or exec:PROGRAM",
-		    botname);
+		snprintf(why, whylen, "bot %s: handler must be pull, echo or "
+		    "exec:PROGRAM", botname);
 		return -1;
 	}
 	p = handler + 5;
@@ -275,6 +280,7 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 	const struct key_choice *choice;
 	const char	*errstr = NULL;
 	char		 reason[160], prog[PATH_MAX];
+	struct listen_addr addr;
 	int64_t		 n;
 	int		 rc;
 
@@ -336,6 +342,14 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 	case KEY_URL:
 		if (key_choice(k, value) == NULL)
 			break;
+		goto string;
+	case KEY_LISTEN:
+		if (*value == '\0')
+			goto string;	/* TGQ_LISTEN= turns a file's off */
+		if (listen_parse(value, &addr, reason, sizeof(reason)) == -1) {
+			snprintf(why, whylen, "%s: %s", k->name, reason);
+			return -1;
+		}
 		goto string;
 	case KEY_HANDLER:
 		if (handler_program(botname, value, prog, sizeof(prog), why,
@@ -904,7 +918,8 @@ free_strings(enum key_section section, void *base)
 	for (i = 0; i < NKEYS; i++)
 		if (config_keys[i].section == section &&
 		    (config_keys[i].type == KEY_PATH || config_keys[i].type == KEY_URL ||
-		    config_keys[i].type == KEY_HANDLER || config_keys[i].type == KEY_TEXT))
+		    config_keys[i].type == KEY_HANDLER || config_keys[i].type == KEY_TEXT ||
+		    config_keys[i].type == KEY_LISTEN))
 			free(*(char **)(void *)((char *)base + config_keys[i].offset));
 		else if (config_keys[i].section == section &&
 		    config_keys[i].type == KEY_USERS)

@@ -44,6 +44,8 @@ kept byte for byte; its Message carries its real file_id and size, getFile answe
 its file_path, and GET /file/bot<token>/<file_path> downloads it, as Telegram's file
 server does (an unknown file_id is Telegram's 400 "invalid file_id").
 
+GET /file/bot<token>/<path> answers file_content(path) (a 404 under missing/).
+
 Tokens are never printed, logged or recorded: calls carry the bot's NAME.
 """
 
@@ -393,6 +395,7 @@ class FakeBotAPI:
 
     def _reset_records(self):
         self._calls = []
+        self._downloads = []             # file paths asked for under /file/
         self._seq = 0
         self._scripts = []               # [(filter dict, answer)]
         self._stats = {"requests": 0, "control_requests": 0, "calls": 0,
@@ -785,6 +788,10 @@ class FakeBotAPI:
             else:
                 self._send(sock, code, json.dumps(obj).encode(), keep=keep)
             return keep
+        if path.startswith("/file/bot"):
+            code, payload, ctype = self._download(path)
+            self._send(sock, code, payload, ctype=ctype, keep=keep)
+            return keep
         try:
             code, payload, ctype = self._api(verb, path, query, headers, body, cid,
                                              t_recv, expect)
@@ -794,6 +801,25 @@ class FakeBotAPI:
         return keep
 
     # --- the Bot API ---------------------------------------------------------------
+
+    def _download(self, path):
+        """GET /file/bot<token>/<file_path>: a file whose bytes are file_content()
+        of its path; a path under missing/ is Telegram's 404."""
+        m = re.match(r"^/file/bot([^/]*)/(.+)$", path)
+        if not m or self._tokens.get(urllib.parse.unquote(m.group(1))) is None:
+            return 404, _json_bytes({"ok": False, "error_code": 404,
+                                     "description": "Not Found"}), "application/json"
+        file_path = urllib.parse.unquote(m.group(2))
+        with self._lock:
+            self._downloads.append(file_path)
+        if file_path.startswith("missing/"):
+            return 404, _json_bytes({"ok": False, "error_code": 404,
+                                     "description": "Not Found"}), "application/json"
+        return 200, file_content(file_path), "application/octet-stream"
+
+    def downloads(self):
+        with self._lock:
+            return list(self._downloads)
 
     def _api(self, verb, path, query, headers, body, cid, t_recv, expect):
         rec = {"seq": 0, "bot": None, "method": None, "params": {}, "t": t_recv,
@@ -1540,6 +1566,14 @@ class FakeBotAPI:
         except (KeyError, ValueError, TypeError) as e:
             return 400, {"ok": False, "error": str(e)}
         return 404, {"ok": False, "error": "unknown control call %s %s" % (verb, path)}
+
+
+def file_content(file_path, size=3 * 1024 * 1024 + 17):
+    """The bytes the fake serves for a file path: deterministic, not repetitive
+    within a block, and larger than any buffer a proxy would hold whole."""
+    block = b"".join(hashlib.sha256(b"%s:%d" % (file_path.encode(), i)).digest()
+                     for i in range(2048))
+    return (block * (size // len(block) + 1))[:size]
 
 
 def _json_bytes(obj):
