@@ -44,7 +44,9 @@ kept byte for byte; its Message carries its real file_id and size, getFile answe
 its file_path, and GET /file/bot<token>/<file_path> downloads it, as Telegram's file
 server does (an unknown file_id is Telegram's 400 "invalid file_id").
 
-GET /file/bot<token>/<path> answers file_content(path) (a 404 under missing/).
+A path the fake did not hand out is a file it makes up: GET
+/file/bot<token>/<path> answers file_content(path), and a path under missing/ is
+Telegram's 404.
 
 Tokens are never printed, logged or recorded: calls carry the bot's NAME.
 """
@@ -87,6 +89,7 @@ DEFAULT_LIMITS = {
 MAX_BODY = 64 * 1024 * 1024          # Telegram accepts uploads up to 50 MB
 MAX_LINE = 65536
 MAX_HEADERS = 200
+STORED_PREFIX = "documents/up_"      # file_path of the files the fake holds
 MESSAGE_STORE = 100000               # remembered message texts per bot (for edits)
 
 REASONS = {
@@ -579,7 +582,7 @@ class FakeBotAPI:
         h = hashlib.sha256(b"%s:%d" % (b.name.encode(), b.file_seq)).hexdigest()
         fid = "BQACAgIAAx" + h[:40]
         ext = os.path.splitext(name or "")[1][:8] or ".bin"
-        path = "documents/file_%d%s" % (b.file_seq, ext)
+        path = "%s%d%s" % (STORED_PREFIX, b.file_seq, ext)
         f = _File(fid, "AgAD" + h[40:52], path, data, name, ctype, method, chat)
         b.files[fid] = f
         b.file_paths[path] = fid
@@ -788,10 +791,6 @@ class FakeBotAPI:
             else:
                 self._send(sock, code, json.dumps(obj).encode(), keep=keep)
             return keep
-        if path.startswith("/file/bot"):
-            code, payload, ctype = self._download(path)
-            self._send(sock, code, payload, ctype=ctype, keep=keep)
-            return keep
         try:
             code, payload, ctype = self._api(verb, path, query, headers, body, cid,
                                              t_recv, expect)
@@ -802,22 +801,8 @@ class FakeBotAPI:
 
     # --- the Bot API ---------------------------------------------------------------
 
-    def _download(self, path):
-        """GET /file/bot<token>/<file_path>: a file whose bytes are file_content()
-        of its path; a path under missing/ is Telegram's 404."""
-        m = re.match(r"^/file/bot([^/]*)/(.+)$", path)
-        if not m or self._tokens.get(urllib.parse.unquote(m.group(1))) is None:
-            return 404, _json_bytes({"ok": False, "error_code": 404,
-                                     "description": "Not Found"}), "application/json"
-        file_path = urllib.parse.unquote(m.group(2))
-        with self._lock:
-            self._downloads.append(file_path)
-        if file_path.startswith("missing/"):
-            return 404, _json_bytes({"ok": False, "error_code": 404,
-                                     "description": "Not Found"}), "application/json"
-        return 200, file_content(file_path), "application/octet-stream"
-
     def downloads(self):
+        """The file paths asked for under /file/bot<token>/, in order."""
         with self._lock:
             return list(self._downloads)
 
@@ -891,11 +876,15 @@ class FakeBotAPI:
             return self._finish(rec, 405, err=(405, "Method Not Allowed", None))
         bot = self._bots[name]
         with self._lock:
+            self._downloads.append(file_path)
             fid = bot.file_paths.get(file_path)
             f = bot.files.get(fid) if fid else None
-        if f is None:
+        if f is not None:
+            return self._finish(rec, 200, raw=(f.data, "application/octet-stream"))
+        if file_path.startswith(("missing/", STORED_PREFIX)):
             return self._finish(rec, 404, err=(404, "Not Found", None))
-        return self._finish(rec, 200, raw=(f.data, "application/octet-stream"))
+        return self._finish(rec, 200, raw=(file_content(file_path),
+                                           "application/octet-stream"))
 
     def _scripted(self, rec, a, bot, canon, params, ckey):
         """Apply a scripted answer; None means "go on normally" (after a hang)."""
