@@ -1108,9 +1108,15 @@ class FakeBotAPI:
         """The File object of an uploaded file field (kept byte for byte), or
         None when the field names a file_id or a URL."""
         meta = params.get(field)
-        if field not in uploads or not isinstance(meta, dict):
+        part = field
+        # "attach://NAME": the file is the multipart field NAME (grammY sends
+        # every upload this way)
+        if isinstance(meta, str) and meta.startswith("attach://"):
+            part = meta[len("attach://"):]
+            meta = params.get(part)
+        if part not in uploads or not isinstance(meta, dict):
             return None
-        f = self._store_file(bot, uploads[field], meta.get("filename"),
+        f = self._store_file(bot, uploads[part], meta.get("filename"),
                              meta.get("content_type"), kind, ckey)
         obj = {"file_id": f.file_id, "file_unique_id": f.unique_id,
                "file_size": len(f.data)}

@@ -156,8 +156,8 @@ def upload_download_case(script, name):
         want = byob.pattern(size)
         check(up["sha256"] == byob.sha256(want), "the bot uploaded other bytes")
         got = stack.api.file_bytes(up["file_id"])
-        check(got is not None, "the file_id the bot got (%r) is not the fake's" %
-              up["file_id"])
+        check(got is not None, "the file_id the bot got (%r) is not the fake's: %r" %
+              (up["file_id"], [(x["file_id"], x["size"]) for x in stack.api.files()]))
         check(len(got) == size and got == want,
               "the fake stored %d bytes, not the 5 MB the bot sent byte for byte" %
               len(got))
