@@ -45,7 +45,8 @@ CGI_SRC	 = cgi/fastcgi.c cgi/fcgi_adapter.c cgi/fcgi_frame.c cgi/request.c \
 # Every drain/handler_*.c is built: a new handler kind needs no line here.
 DRAIN_SRC = drain/handler.c $(sort $(wildcard drain/handler_*.c)) drain/backoff.c \
 	   drain/ratelimit.c drain/calls.c drain/gate.c drain/jobs.c drain/sender.c \
-	   drain/localapi.c drain/localapi_updates.c drain/localapi_pass.c drain/loop.c
+	   drain/localapi.c drain/localapi_updates.c drain/localapi_pass.c \
+	   drain/bot_down.c drain/loop.c
 CLI_SRC	 = cli/cli.c cli/jsonw.c cli/cmd_webhook.c cli/cmd_queue.c cli/cmd_poll.c \
 	   cli/cmd_doctor.c
 TEST_SRC = $(wildcard tests/unit/test_*.c)

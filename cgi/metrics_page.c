@@ -121,6 +121,58 @@ write_depth(FILE *f, sqlite3 *db)
 	return 0;
 }
 
+/* tgq_bot_down: every configured bot, 1 while tgq-drain has it marked down
+ * (its http handler does not answer). */
+static int
+write_bots_down(FILE *f, sqlite3 *db, const struct config *cfg)
+{
+	sqlite3_stmt	*st;
+	size_t		 i;
+	int		 down, rc = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM bot_down WHERE bot = ?1", -1, &st,
+	    NULL) != SQLITE_OK)
+		return -1;
+	fprintf(f, "# HELP tgq_bot_down Whether the drain has the bot marked down: "
+	    "its http handler does not answer.\n# TYPE tgq_bot_down gauge\n");
+	for (i = 0; i < cfg->nbots && rc == 0; i++) {
+		sqlite3_bind_text(st, 1, cfg->bots[i].name, -1, SQLITE_STATIC);
+		down = sqlite3_step(st);
+		if (down != SQLITE_ROW && down != SQLITE_DONE)
+			rc = -1;
+		else
+			fprintf(f, "tgq_bot_down{bot=\"%s\"} %d\n", cfg->bots[i].name,
+			    down == SQLITE_ROW);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* tgq_forward_seconds: how long http handlers took to answer, a histogram
+ * (the counters hold each bucket alone; Prometheus' are cumulative). */
+static void
+write_forward_seconds(FILE *f, const struct webhook *wh)
+{
+	static const int64_t	 bounds_ms[FORWARD_NBUCKETS] = FORWARD_BUCKETS_MS;
+	uint64_t		 total = 0;
+	int			 i;
+
+	fprintf(f, "# HELP tgq_forward_seconds How long http handlers took to "
+	    "answer an update.\n# TYPE tgq_forward_seconds histogram\n");
+	for (i = 0; i < FORWARD_NBUCKETS; i++) {
+		total += metrics_get(wh->metrics, (enum metric)(M_FORWARD_BUCKET + i));
+		fprintf(f, "tgq_forward_seconds_bucket{le=\"%g\"} %llu\n",
+		    (double)bounds_ms[i] / 1000, (unsigned long long)total);
+	}
+	total += metrics_get(wh->metrics, (enum metric)(M_FORWARD_BUCKET + i));
+	fprintf(f, "tgq_forward_seconds_bucket{le=\"+Inf\"} %llu\n"
+	    "tgq_forward_seconds_sum %.6f\ntgq_forward_seconds_count %llu\n",
+	    (unsigned long long)total,
+	    (double)metrics_get(wh->metrics, M_FORWARD_SUM_US) / 1e6,
+	    (unsigned long long)total);
+}
+
 char *
 metrics_render(const struct webhook *wh, size_t *len)
 {
@@ -132,11 +184,12 @@ metrics_render(const struct webhook *wh, size_t *len)
 	if ((f = open_memstream(&buf, len)) == NULL)
 		return NULL;
 	write_counters(f, wh);
+	write_forward_seconds(f, wh);
 	up = sqlite3_open_v2(wh->cfg->database, &db, SQLITE_OPEN_READONLY, NULL) ==
 	    SQLITE_OK;
 	if (up) {
 		sqlite3_busy_timeout(db, 1000);
-		up = write_depth(f, db) == 0;
+		up = write_depth(f, db) == 0 && write_bots_down(f, db, wh->cfg) == 0;
 	}
 	sqlite3_close(db);
 	fprintf(f, "# HELP tgq_queue_up Whether the queue could be read for this "

@@ -311,9 +311,9 @@ handle_health(const struct request_io *io, const struct webhook *wh, int head_on
  *                      disk, I/O error, not a queue);
  *   stalled            the oldest pending update waited longer than stall_after:
  *                      no drain takes updates, or it cannot keep up;
- *   bot_down           a bot is marked down.  No state marks a bot down yet, so
- *                      this reason is never given today; its check belongs here,
- *                      after the queue's.
+ *   bot_down           a bot is marked down: tgq-drain found that its http
+ *                      handler does not answer (the bot_down table); its
+ *                      updates are kept, and wait for it.
  * The cost: the health check's one read, and the write lock taken and given back
  * (BEGIN IMMEDIATE, ROLLBACK), which writes nothing.
  */
@@ -333,6 +333,8 @@ handle_ready(const struct request_io *io, const struct webhook *wh, int head_onl
 		reason = "queue_unavailable";
 	else if (h.oldest_pending_age_s > wh->cfg->stall_after_s)
 		reason = "stalled";
+	else if (h.bots_down > 0)
+		reason = "bot_down";
 	if (status != QUEUE_OK)
 		snprintf(body, sizeof(body), "{\"status\":\"unready\",\"reason\":"
 		    "\"%s\"}\n", reason);

@@ -276,11 +276,18 @@ static const char status_sql[] =
 enum { ST_U_NEW, ST_U_LEASED, ST_U_DONE, ST_U_DEAD, ST_O_NEW, ST_O_SENDING,
 	ST_O_SENT, ST_O_DEAD, ST_OLDEST, ST_HANDLED, ST_SENT_AT, ST_NCOL };
 
+/* The bots tgq-drain has marked down: their http handler does not answer. */
+static const char bots_down_sql[] =
+	"SELECT bot, since, probes, last_error FROM bot_down"
+	" WHERE (?1 IS NULL OR bot = ?1) ORDER BY bot";
+enum { BD_BOT, BD_SINCE, BD_PROBES, BD_ERROR };
+
 static const char *const status_keys[ST_NCOL] = { "new", "leased", "done", "dead",
 	"new", "sending", "sent", "dead" };
 
 static void
-status_json(struct cli *c, const int64_t *v, const int *has, int64_t now)
+status_json(struct cli *c, const int64_t *v, const int *has, int64_t now,
+    sqlite3_stmt *down)
 {
 	struct jsonw	w;
 	int		i;
@@ -333,6 +340,21 @@ status_json(struct cli *c, const int64_t *v, const int *has, int64_t now)
 		jw_int(&w, v[ST_SENT_AT]);
 	else
 		jw_null(&w);
+	jw_key(&w, "bots_down");
+	jw_array(&w);
+	while (sqlite3_step(down) == SQLITE_ROW) {
+		jw_object(&w);
+		jw_key(&w, "bot");
+		jw_string(&w, col_text(down, BD_BOT));
+		jw_key(&w, "since");
+		jw_int(&w, sqlite3_column_int64(down, BD_SINCE));
+		jw_key(&w, "probes");
+		jw_int(&w, sqlite3_column_int64(down, BD_PROBES));
+		jw_key(&w, "last_error");
+		jw_string(&w, col_text(down, BD_ERROR));
+		jw_end(&w);
+	}
+	jw_end(&w);
 	cli_json_end(&w);
 }
 
@@ -348,8 +370,10 @@ status_line_ago(const char *label, int has, int64_t then, int64_t now)
 }
 
 static void
-status_text(struct cli *c, const int64_t *v, const int *has, int64_t now)
+status_text(struct cli *c, const int64_t *v, const int *has, int64_t now,
+    sqlite3_stmt *down)
 {
+	char ago[32];
 	const char *bot = bot_filter(c);
 
 	printf("%-16s%s (%s%s)\n", "queue", c->cfg.database, bot ? "bot " : "all bots",
@@ -373,6 +397,13 @@ status_text(struct cli *c, const int64_t *v, const int *has, int64_t now)
 		printf("%-16snone\n", "dead");
 	status_line_ago("last handled", has[ST_HANDLED], v[ST_HANDLED], now);
 	status_line_ago("last sent", has[ST_SENT_AT], v[ST_SENT_AT], now);
+	/* Only a bot that is down gets a line: its updates wait for it. */
+	while (sqlite3_step(down) == SQLITE_ROW)
+		printf("%-16s%s, since %s ago, %lld probes: %s (its updates wait)\n",
+		    "bot down", col_text(down, BD_BOT), cli_ago(ago, sizeof(ago),
+		    sqlite3_column_int64(down, BD_SINCE), now),
+		    (long long)sqlite3_column_int64(down, BD_PROBES),
+		    col_null(down, BD_ERROR) ? "-" : col_text(down, BD_ERROR));
 }
 
 int
@@ -384,7 +415,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 	};
 	const struct command	*cmd = cli_command("status");
 	struct queue		*q;
-	sqlite3_stmt		*st;
+	sqlite3_stmt		*st, *down;
 	int64_t			 v[ST_NCOL], now;
 	int			 has[ST_NCOL], o, rc, i;
 
@@ -409,11 +440,15 @@ cmd_status(struct cli *c, int argc, char **argv)
 		v[i] = sqlite3_column_int64(st, i);
 	}
 	sqlite3_finalize(st);
+	if ((down = prepare(c, queue_db(q), bots_down_sql)) == NULL)
+		return EXIT_FAILED;
+	bind_text_or_null(down, 1, bot_filter(c));
 	now = now_unix();
 	if (c->json)
-		status_json(c, v, has, now);
+		status_json(c, v, has, now, down);
 	else
-		status_text(c, v, has, now);
+		status_text(c, v, has, now, down);
+	sqlite3_finalize(down);
 	return EXIT_OK;
 }
 

@@ -217,6 +217,41 @@ calls_echo(sqlite3 *db, sqlite3_stmt **cached, const char *body, size_t len,
 	return rc;
 }
 
+int
+calls_reply(sqlite3 *db, const char *body, size_t len, struct call_list *list,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*st = NULL;
+	char		*line;
+	size_t		 i;
+	int		 rc = -1, is_reply;
+
+	memset(list, 0, sizeof(*list));
+	if ((line = malloc(len + 1)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* Outside strings a line break is a JSON blank; inside one it is not
+	 * JSON at all: either way a blank keeps the object one line. */
+	for (i = 0; i < len; i++)
+		line[i] = body[i] == '\n' || body[i] == '\r' ? ' ' : body[i];
+	line[len] = '\0';
+	if (sqlite3_prepare_v2(db,
+	    "SELECT json_valid(?1) AND json_type(?1) = 'object'"
+	    "   AND json_type(?1, '$.method') IS NOT NULL", -1, &st,
+	    NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "webhook reply: %s", sqlite3_errmsg(db));
+		goto done;
+	}
+	sqlite3_bind_text(st, 1, line, (int)len, SQLITE_STATIC);
+	is_reply = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+	sqlite3_finalize(st);
+	rc = is_reply ? calls_parse(db, line, len, list, err, errlen) : 0;
+done:
+	free(line);
+	return rc;
+}
+
 void
 calls_free(struct call_list *list)
 {

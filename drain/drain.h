@@ -17,6 +17,8 @@
 
 #define CHAT_KEY_MAX 64
 
+struct sender;
+
 /* ratelimit.c */
 /*
  * Telegram's limits as sliding windows: at most global_per_s calls a second for
@@ -71,6 +73,11 @@ int	 calls_parse(struct sqlite3 *db, const char *out, size_t len,
  * caller finalizes it). */
 int	 calls_echo(struct sqlite3 *db, struct sqlite3_stmt **st, const char *body,
 	    size_t len, struct call_list *list, char *err, size_t errlen);
+/* An http handler's answer: a body that is a JSON object with a "method" (a
+ * webhook reply) is one call, checked as calls_parse checks a line (its line
+ * breaks are JSON blanks); any other body asks for nothing. */
+int	 calls_reply(struct sqlite3 *db, const char *body, size_t len,
+	    struct call_list *list, char *err, size_t errlen);
 void	 calls_free(struct call_list *list);
 
 /* jobs.c */
@@ -134,6 +141,22 @@ int	 jobs_skip(struct jobs *j, const struct claimed *c,
 /* The handler failed: the update is retried after a backoff, or dead. */
 int	 jobs_fail(struct jobs *j, const struct claimed *c, const char *reason,
 	    int dead, int64_t now);
+/* The handler could not be reached: the update goes back to its chat's line
+ * uncharged (the claim's attempt is taken back), due at not_before. */
+int	 jobs_release(struct jobs *j, const struct claimed *c, const char *reason,
+	    int64_t not_before);
+/* Whether the claim takes a bot's updates: a held bot's stay where they are
+ * (its calls are still sent). */
+void	 jobs_hold(struct jobs *j, const char *bot, int held);
+/* The bot_down table, which other processes read: a row while the bot is
+ * down (written again at each failed probe), none once it answers. */
+int	 jobs_mark_down(struct jobs *j, const char *bot, int64_t since,
+	    int64_t probes, int64_t next_probe_at, const char *why);
+int	 jobs_mark_up(struct jobs *j, const char *bot);
+/* When the bot was marked down and how often probed, from the table: 1, or 0
+ * when it is not down, -1 on error. */
+int	 jobs_down_since(struct jobs *j, const char *bot, int64_t *since,
+	    int64_t *probes);
 /*
  * Calls that are due and first in their chat's line, in order: each is offered to
  * want(arg, bot, chat), and only those it wants (1) are read into out, up to max.
@@ -174,6 +197,33 @@ int	 gate_check(struct sqlite3 *db, struct sqlite3_stmt **cached,
 	    const struct bot_config *bot, const struct claimed *c,
 	    struct call_list *deny, char *why, size_t whylen);
 
+/* bot_down.c */
+/*
+ * A bot whose http handler does not answer is marked down: none of its updates
+ * is claimed until a probe (its next updates, after a capped backoff) gets an
+ * answer.  A 429 holds the bot the same way for the time it asked, without
+ * marking it down.  The mark is kept in the queue (bot_down) for tgq-webhook's
+ * /ready and /metrics and for `tgq status`.
+ */
+struct bot_down {
+	int	 down;
+	int	 held;		/* the claim leaves its updates */
+	int64_t	 since;		/* unix s */
+	int64_t	 probes;	/* probes that failed since */
+	int64_t	 resume_ms;	/* while held: when to let updates go again */
+};
+/* At start: a bot the table says is down is probed at once. */
+int	 bot_down_load(struct bot_down *b, struct jobs *j, const char *bot);
+/* The handler did not answer, or asked to wait wait_s (0: it did not answer). */
+void	 bot_down_failed(struct bot_down *b, struct jobs *j, const char *bot,
+	    const char *why, int64_t wait_s, int64_t now_ms);
+/* The handler answered (any answer but those). */
+void	 bot_down_answered(struct bot_down *b, struct jobs *j, const char *bot);
+/* Lets a held bot's updates go once it is time; returns the ms until then
+ * (INT64_MAX when it is not held), 0 when released now. */
+int64_t	 bot_down_tick(struct bot_down *b, struct jobs *j, const char *bot,
+	    int64_t now_ms);
+
 /* backoff.c */
 /* Seconds to wait after the failures-th failed attempt: doubling from 1 s, at most
  * 300 s, +-25% at random (random(): the caller seeds it). */
@@ -182,7 +232,7 @@ int64_t	 retry_backoff_s(int64_t failures);
 /* handler_kinds.c */
 /*
  * A bot's handler is of one kind, named by the start of its configured value:
- * "echo", "exec:PROGRAM ARGS".  A kind is one file, handler_NAME.c, defining
+ * "echo", "exec:PROGRAM ARGS", "http://URL" or "https://URL".  A kind is one file, handler_NAME.c, defining
  * handler_NAME (its operations), and one row of HANDLER_KINDS.  A kind handles
  * an update in one of two ways:
  *   - inside the transaction that claimed it, without a process: handle() (echo);
@@ -199,7 +249,9 @@ int64_t	 retry_backoff_s(int64_t failures);
 #define HANDLER_KINDS(X)	\
 	X(ECHO, echo)		\
 	X(EXEC, exec)		\
-	X(PULL, pull)
+	X(PULL, pull)		\
+	X(HTTP, http)		\
+	X(HTTPS, https)
 
 enum handler_kind {
 #define HANDLER_KIND_ENUM(NAME, name)	HANDLER_KIND_##NAME,
@@ -230,6 +282,10 @@ struct handler_ops {
 	int	 (*step)(void *run, int64_t now_ms);
 	void	 (*finish)(void *run, struct handler_result *res);
 	void	 (*abort)(void *run);
+	/* Kinds whose runs are transfers on the sender's multi: given it and
+	 * the bot's configuration (its secrets) once, before the first start(). */
+	int	 (*attach)(void *state, const struct bot_config *bot,
+		    struct sender *s, char *err, size_t errlen);
 };
 
 #define HANDLER_KIND_OPS(NAME, name)	extern const struct handler_ops handler_##name;
@@ -249,7 +305,6 @@ int	 bot_handler_setup(struct bot_handler *h, const char *bot, const char *value
 void	 bot_handler_release(struct bot_handler *h);
 
 /* sender.c */
-struct sender;
 struct sent {
 	int64_t			 id;
 	struct botapi_answer	 answer;
@@ -289,6 +344,18 @@ int	 sender_wait(struct sender *s, struct pollfd *extra, unsigned nextra,
 	    int timeout_ms);
 /* Moves out one finished call; 0 when there is none. */
 int	 sender_next_done(struct sender *s, struct sent *out);
+/*
+ * Transfers of other parts of the drain (the http handler's forwards) ride on
+ * the sender's multi: one poll for everything, connections kept alive.  The
+ * easy handle's CURLOPT_PRIVATE must point to its struct sender_rider;
+ * sender_next_done() takes the handle out of the multi and calls done() with
+ * its CURLcode.  sender_drop() takes out a rider that has not finished.
+ */
+struct sender_rider {
+	void	 (*done)(struct sender_rider *r, int curl_result);
+};
+int	 sender_ride(struct sender *s, CURL *easy);
+void	 sender_drop(struct sender *s, CURL *easy);
 
 /* localapi.c */
 /*

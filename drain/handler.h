@@ -32,7 +32,14 @@
 
 struct handler_run;			/* one running child; opaque */
 
-enum handler_status { HANDLER_OK, HANDLER_FAILED, HANDLER_INVALID };
+/*
+ * How a run ended.  The last two are for kinds whose handler is a server of the
+ * bot's own (http): UNREACHABLE, it did not answer (refused, reset, 502-504, a
+ * timeout), and WAIT, it asked for time (429); neither is the update's fault, so
+ * neither charges it an attempt.
+ */
+enum handler_status { HANDLER_OK, HANDLER_FAILED, HANDLER_INVALID,
+	HANDLER_UNREACHABLE, HANDLER_WAIT };
 
 struct handler_result {
 	enum handler_status	 status;
@@ -51,6 +58,11 @@ struct handler_result {
 	 * Only what the handler wrote: its environment holds neither the bot token nor
 	 * the webhook secret. */
 	char			 stderr_tail[HANDLER_TAIL_MAX + 1];
+	/* HANDLER_OK of an http handler: output is the body of its answer, a
+	 * webhook reply when it is a JSON object with a "method" (calls_reply). */
+	int			 webhook_reply;
+	int64_t			 wait_s;	/* HANDLER_WAIT: how long */
+	int64_t			 elapsed_us;	/* http: until the answer; 0 unknown */
 };
 
 struct handler_limits {

@@ -18,7 +18,8 @@
 enum stmt_id {
 	S_CLAIM, S_CLAIM_EXPIRED, S_LEASE, S_FINISH, S_INSERT_CALL, S_FAIL, S_DUE_CALLS,
 	S_TAKE_CALL, S_SENT, S_RETRY_CALL, S_WAIT_CALL, S_MIGRATE_CALL, S_REJECT_CALL,
-	S_RECOVER, S_NEXT_DUE, S_DATA_VERSION, S_NSTMT
+	S_RECOVER, S_NEXT_DUE, S_DATA_VERSION, S_RELEASE, S_MARK_DOWN, S_MARK_UP,
+	S_DOWN_SINCE, S_NSTMT
 };
 
 /*
@@ -111,6 +112,19 @@ static const char *const stmt_sql[S_NSTMT] = {
 	"  WHERE o.state = 'new' AND o.next_attempt_at > ?1)",
 	/* S_DATA_VERSION */
 	"PRAGMA data_version",
+	/* S_RELEASE: back in line as if never claimed: the attempt S_LEASE
+	 * counted is taken back. */
+	"UPDATE updates SET state = 'new', attempts = max(attempts - 1, 0),"
+	"  next_attempt_at = ?3, lease_until = NULL, last_error = ?4"
+	" WHERE id = ?1 AND state = 'leased' AND lease_until = ?2",
+	/* S_MARK_DOWN */
+	"INSERT INTO bot_down (bot, since, probes, next_probe_at, last_error)"
+	" VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (bot) DO UPDATE SET"
+	"  since = ?2, probes = ?3, next_probe_at = ?4, last_error = ?5",
+	/* S_MARK_UP */
+	"DELETE FROM bot_down WHERE bot = ?1",
+	/* S_DOWN_SINCE */
+	"SELECT since, probes FROM bot_down WHERE bot = ?1",
 };
 
 struct jobs {
@@ -119,7 +133,8 @@ struct jobs {
 	const struct config	*cfg;
 	sqlite3_stmt		*st[S_NSTMT];
 	char			*bots;		/* the bots with a token: ",a,b," */
-	char			*claim_bots;	/* those of them the claim takes */
+	char			*claim_bots;	/* those of them the claim takes: not left
+					 * alone (pull), not held (down) */
 	int64_t			 data_version;
 	int			 busy;		/* the last failure was another writer */
 };
@@ -493,6 +508,100 @@ jobs_fail(struct jobs *j, const struct claimed *c, const char *reason, int dead,
 		return -1;
 	}
 	return commit(j);
+}
+
+int
+jobs_release(struct jobs *j, const struct claimed *c, const char *reason,
+    int64_t not_before)
+{
+	sqlite3_stmt *st = j->st[S_RELEASE];
+
+	if (begin(j) == -1)
+		return -1;
+	sqlite3_bind_int64(st, 1, c->row);
+	sqlite3_bind_int64(st, 2, c->lease_until);
+	sqlite3_bind_int64(st, 3, not_before);
+	sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
+	if (run(st) == -1) {
+		rollback(j);
+		return -1;
+	}
+	return commit(j);
+}
+
+/* Bot names are [a-z0-9_-]: ",name," finds exactly one entry of a list. */
+void
+jobs_hold(struct jobs *j, const char *bot, int held)
+{
+	char	 entry[BOT_NAME_MAX + 3];
+	char	*at;
+	size_t	 len, used = strlen(j->claim_bots);
+
+	snprintf(entry, sizeof(entry), ",%s,", bot);
+	len = strlen(entry);
+	at = strstr(j->claim_bots, entry);
+	if (held && at != NULL)
+		memmove(at, at + len - 1, strlen(at + len - 1) + 1);
+	else if (!held && at == NULL && strstr(j->bots, entry) != NULL)
+		/* claim_bots came from bots and only ever loses entries, so the
+		 * room for this one is there. */
+		memcpy(j->claim_bots + used, entry + 1, len);
+}
+
+int
+jobs_mark_down(struct jobs *j, const char *bot, int64_t since, int64_t probes,
+    int64_t next_probe_at, const char *why)
+{
+	sqlite3_stmt *st = j->st[S_MARK_DOWN];
+
+	if (begin(j) == -1)
+		return -1;
+	sqlite3_bind_text(st, 1, bot, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, since);
+	sqlite3_bind_int64(st, 3, probes);
+	sqlite3_bind_int64(st, 4, next_probe_at);
+	sqlite3_bind_text(st, 5, why, -1, SQLITE_STATIC);
+	if (run(st) == -1) {
+		rollback(j);
+		return -1;
+	}
+	return commit(j);
+}
+
+int
+jobs_mark_up(struct jobs *j, const char *bot)
+{
+	sqlite3_stmt *st = j->st[S_MARK_UP];
+
+	if (begin(j) == -1)
+		return -1;
+	sqlite3_bind_text(st, 1, bot, -1, SQLITE_STATIC);
+	if (run(st) == -1) {
+		rollback(j);
+		return -1;
+	}
+	return commit(j);
+}
+
+int
+jobs_down_since(struct jobs *j, const char *bot, int64_t *since, int64_t *probes)
+{
+	sqlite3_stmt	*st = j->st[S_DOWN_SINCE];
+	int		 rc;
+
+	sqlite3_bind_text(st, 1, bot, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*since = sqlite3_column_int64(st, 0);
+		*probes = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	log_err("reading bot_down: %s", sqlite3_errstr(rc));
+	return -1;
 }
 
 int

@@ -31,6 +31,7 @@ struct bot_ctx {
 	const struct bot_config	*cfg;
 	struct bot_handler	 handler;
 	struct ratelimit	*rl;
+	struct bot_down		 down;		/* its handler's server answers? */
 };
 
 /* An update whose handler runs. */
@@ -159,16 +160,21 @@ note_queue_result(struct drain *d, int rc)
 		d->admission.failures++;
 }
 
-/* The handler's answer goes into the queue: its calls and "done" together. */
+/* The handler's answer goes into the queue: its calls and "done" together.
+ * An http handler's answer is a body, which may be a webhook reply. */
 static void
-record_handled(struct drain *d, struct claimed *c, const char *out, size_t len)
+record_handled(struct drain *d, struct claimed *c, const char *out, size_t len,
+    int webhook_reply)
 {
 	struct call_list	 calls;
 	char			 err[256];
 	int			 rc;
 
 	d->claiming.again = 1;	/* its chat's next update may be due now */
-	rc = calls_parse(queue_db(d->q), out, len, &calls, err, sizeof(err));
+	if (webhook_reply)
+		rc = calls_reply(queue_db(d->q), out, len, &calls, err, sizeof(err));
+	else
+		rc = calls_parse(queue_db(d->q), out, len, &calls, err, sizeof(err));
 	if (rc == -1) {
 		log_warnx("bot %s update %lld: %s: dead", c->bot,
 		    (long long)c->update_id, err);
@@ -385,9 +391,26 @@ finish_run(struct drain *d, size_t i)
 	snprintf(last_error, sizeof(last_error), "%s%s%s", res.reason,
 	    res.stderr_tail[0] != '\0' ? ": " : "", res.stderr_tail);
 	d->claiming.again = 1;	/* a slot is free, and its chat may go on */
+	if (res.elapsed_us > 0)
+		metrics_forward(d->metrics, res.elapsed_us);
+	if (res.status == HANDLER_UNREACHABLE || res.status == HANDLER_WAIT)
+		bot_down_failed(&r->bot->down, d->jobs, r->upd.bot, res.reason,
+		    res.wait_s, now_unix_ms());
+	else
+		bot_down_answered(&r->bot->down, d->jobs, r->upd.bot);
 	switch (res.status) {
 	case HANDLER_OK:
-		record_handled(d, &r->upd, res.output, res.output_len);
+		record_handled(d, &r->upd, res.output, res.output_len,
+		    res.webhook_reply);
+		break;
+	case HANDLER_UNREACHABLE:
+	case HANDLER_WAIT:
+		/* Not the update's fault: back in its chat's line, uncharged,
+		 * while its bot is held. */
+		log_info("bot %s update %lld: %s: not charged, waits for its bot",
+		    r->upd.bot, (long long)r->upd.update_id, res.reason);
+		note_queue_result(d, jobs_release(d->jobs, &r->upd, res.reason,
+		    now_unix() + res.wait_s));
 		break;
 	case HANDLER_INVALID:
 		log_warnx("bot %s update %lld: %s: dead", r->upd.bot,
@@ -866,6 +889,26 @@ open_api(struct drain *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* The kinds that ride on the sender get it, and a bot marked down by an
+ * earlier run is probed first. */
+static int
+attach_bots(struct drain *d, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < d->nbots; i++) {
+		struct bot_ctx *b = &d->bots[i];
+
+		if (b->handler.ops->attach == NULL)
+			continue;
+		if (b->handler.ops->attach(b->handler.state, b->cfg, d->sender, err,
+		    errlen) == -1 || bot_down_load(&b->down, d->jobs,
+		    b->cfg->name) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 static void
 teardown(struct drain *d)
 {
@@ -1004,11 +1047,29 @@ do_chores(struct drain *d, int64_t now_ms)
 	}
 }
 
+/* Bots held because their handler did not answer, or asked to wait: each is
+ * let go (probed) when its time comes. */
+static void
+release_held_bots(struct drain *d, int64_t now_ms, struct wakeup *w)
+{
+	int64_t	 t;
+	size_t	 i;
+
+	for (i = 0; i < d->nbots; i++) {
+		struct bot_ctx *b = &d->bots[i];
+
+		if ((t = bot_down_tick(&b->down, d->jobs, b->cfg->name, now_ms)) == 0)
+			d->claiming.again = 1;
+		w->wait_ms = min64(w->wait_ms, t);
+	}
+}
+
 /* Updates claimed and handled, answers recorded, calls started. */
 static void
 work(struct drain *d, int64_t now_ms, struct wakeup *w)
 {
 	do_chores(d, now_ms);
+	release_held_bots(d, now_ms, w);
 	w->progress |= claim_updates(d, now_ms) > 0;
 	if (gathering(d, now_ms))
 		w->wait_ms = min64(w->wait_ms, GATHER_MS);
@@ -1052,8 +1113,9 @@ take_events(struct drain *d)
 {
 	read_signals(d);
 	drain_watch(d);
-	step_runs(d, now_unix_ms());
+	/* First: it also ends the transfers of runs that ride on the sender. */
 	collect_answers(d);
+	step_runs(d, now_unix_ms());
 	serve_api(d);
 }
 
@@ -1106,6 +1168,10 @@ drain_run(const struct config *cfg, struct queue *q, enum drain_mode mode)
 		goto done;
 	}
 	leave_alone_pulled(&d);
+	if (attach_bots(&d, err, sizeof(err)) == -1) {
+		log_err("%s", err);
+		goto done;
+	}
 	if (open_api(&d, err, sizeof(err)) == -1) {
 		log_err("%s", err);
 		goto done;

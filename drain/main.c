@@ -76,8 +76,8 @@ static int
 load_config(const char *config_path, struct config *cfg, char *err,
     size_t errlen)
 {
-	if (config_load_for(config_path, CONFIG_NEED_TOKENS | CONFIG_NEED_HANDLERS,
-	    cfg, err, errlen) == -1)
+	if (config_load_for(config_path, CONFIG_NEED_TOKENS | CONFIG_NEED_HANDLERS |
+	    CONFIG_NEED_FORWARD_SECRETS, cfg, err, errlen) == -1)
 		return -1;
 	log_init("tgq-drain", cfg->log_level);
 	if (drain_check(cfg, err, errlen) == -1) {

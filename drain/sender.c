@@ -12,6 +12,7 @@
 #include "drain.h"
 
 struct transfer {
+	struct sender_rider	 rider;		/* done NULL: a call of ours */
 	int64_t			 id;
 	CURL			*easy;
 	char			*url;		/* holds the token: wiped when done */
@@ -81,10 +82,13 @@ sender_new(const struct config *cfg, struct sender **out, char *err, size_t errl
 		sender_free(s);
 		return -1;
 	}
-	/* Keep one connection per call in flight, and no more. */
+	/* Keep one connection per call in flight, and no more; and one per
+	 * handler for the riders (an http handler's forwards, to its own host). */
 	curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-	    (long)cfg->max_in_flight);
-	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)cfg->max_in_flight);
+	    (long)(cfg->max_in_flight > cfg->handlers ? cfg->max_in_flight :
+	    cfg->handlers));
+	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS,
+	    (long)(cfg->max_in_flight + cfg->handlers));
 	*out = s;
 	return 0;
 }
@@ -331,6 +335,18 @@ fail:
 	return -1;
 }
 
+int
+sender_ride(struct sender *s, CURL *easy)
+{
+	return curl_multi_add_handle(s->multi, easy) == CURLM_OK ? 0 : -1;
+}
+
+void
+sender_drop(struct sender *s, CURL *easy)
+{
+	curl_multi_remove_handle(s->multi, easy);
+}
+
 size_t
 sender_in_flight(const struct sender *s)
 {
@@ -365,15 +381,27 @@ sender_wait(struct sender *s, struct pollfd *extra, unsigned nextra, int timeout
 int
 sender_next_done(struct sender *s, struct sent *out)
 {
-	struct transfer	*t;
-	CURLMsg		*msg;
-	long		 status = 0;
-	int		 left;
+	struct transfer		*t;
+	struct sender_rider	*r;
+	CURLMsg			*msg;
+	CURL			*easy;
+	CURLcode		 result;
+	long			 status = 0;
+	int			 left;
 
 	while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		if (r->done != NULL) {
+			/* msg is invalid once the handle left the multi. */
+			easy = msg->easy_handle;
+			result = msg->data.result;
+			curl_multi_remove_handle(s->multi, easy);
+			r->done(r, (int)result);
+			continue;
+		}
+		t = (struct transfer *)r;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 		memset(out, 0, sizeof(*out));
 		out->id = t->id;

@@ -4,6 +4,7 @@
  * never from argv, and no error message ever quotes a configuration line: a line may
  * hold a secret.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -36,7 +37,7 @@ enum key_type {
 	KEY_DURATION,	/* the same in seconds, with an s, m, h or d suffix */
 	KEY_ENUM,	/* one of the choices' names, stored as its value (an enum) */
 	KEY_CIDRS,	/* a struct cidr_list */
-	KEY_HANDLER,	/* echo, pull or exec:/absolute/program [args] */
+	KEY_HANDLER,	/* echo, pull, exec:/absolute/program [args] or http(s)://URL */
 	KEY_USERS,	/* a struct user_list; empty is an empty list */
 	KEY_TEXT,	/* any text of 1 to max characters */
 	KEY_LISTEN,	/* a loopback address:port or a unix socket path */
@@ -147,6 +148,8 @@ static const struct config_key config_keys[] = {
 	    https_urls, "must start with https://", NULL),
 	STRING(BOT, "handler", "TGQ_HANDLER", KEY_HANDLER, handler, NULL, NULL,
 	    "echo"),
+	STRING(BOT, "forward_secret_file", "TGQ_FORWARD_SECRET_FILE", KEY_PATH,
+	    forward_secret_file, NULL, NULL, NULL),
 	/* Telegram's published limits: about 30 messages a second, one a second to
 	 * a chat, 20 a minute to a group. */
 	NUMBER(BOT, "rate_global", "TGQ_RATE_GLOBAL", KEY_INT, rate_global, 0, 100000,
@@ -205,9 +208,91 @@ set_string(char **slot, const char *value)
 }
 
 /*
- * The program of an "exec:PROGRAM [args]" handler, into prog; 0 for echo and
- * pull, 1 for exec:, -1 (with why) for anything else.  No shell: words are split
- * on blanks.
+ * An http handler's URL: http:// or https://, a host (a name, an IPv4 address
+ * or [an IPv6 one]), an optional :port, then a path; printable ASCII without
+ * blanks or a fragment.  No user or password: the URL is in the configuration
+ * and the logs, and the bot's secret goes in a header (forward_secret_file).
+ * 0, or -1 with why, which never quotes the URL.
+ */
+static int
+handler_url_check(const char *botname, const char *url, char *why, size_t whylen)
+{
+	const char	*p, *host, *end;
+	const char	*errstr;
+	char		 port[8];
+	int64_t		 n;
+
+	p = url + (strncmp(url, "https://", 8) == 0 ? 8 : 7);
+	end = p + strcspn(p, "/?");
+	for (host = url; *host != '\0'; host++)
+		if ((unsigned char)*host <= 0x20 || (unsigned char)*host >= 0x7f ||
+		    *host == '#') {
+			snprintf(why, whylen, "bot %s: handler URL has a blank, a "
+			    "control character, a non-ASCII byte or a #fragment",
+			    botname);
+			return -1;
+		}
+	if (memchr(p, '@', (size_t)(end - p)) != NULL) {
+		snprintf(why, whylen, "bot %s: handler URL must not hold a user or "
+		    "password (the bot's secret goes in forward_secret_file)", botname);
+		return -1;
+	}
+	host = p;
+	if (*p == '[') {
+		p++;
+		while (p < end && (isxdigit((unsigned char)*p) || *p == ':' ||
+		    *p == '.'))
+			p++;
+		if (p == end || *p != ']' || p - host < 3) {
+			snprintf(why, whylen, "bot %s: handler URL has a bad IPv6 address",
+			    botname);
+			return -1;
+		}
+		p++;
+	} else {
+		while (p < end && (isalnum((unsigned char)*p) || *p == '-' ||
+		    *p == '.' || *p == '_'))
+			p++;
+		if (p == host) {
+			snprintf(why, whylen, "bot %s: handler URL has no host", botname);
+			return -1;
+		}
+	}
+	if (p < end && *p == ':') {
+		if ((size_t)(end - p - 1) >= sizeof(port)) {
+			snprintf(why, whylen, "bot %s: handler URL port must be 1 to 65535",
+			    botname);
+			return -1;
+		}
+		memcpy(port, p + 1, (size_t)(end - p - 1));
+		port[end - p - 1] = '\0';
+		if (parse_int(port, 1, 65535, &n, &errstr) == -1) {
+			snprintf(why, whylen, "bot %s: handler URL port must be 1 to 65535",
+			    botname);
+			return -1;
+		}
+		p = end;
+	}
+	if (p != end) {
+		snprintf(why, whylen, "bot %s: handler URL host has a character a host "
+		    "name cannot have", botname);
+		return -1;
+	}
+	return 0;
+}
+
+/* 1 when the handler forwards each update to an http(s):// URL. */
+int
+config_handler_is_http(const char *handler)
+{
+	return handler != NULL && (strncmp(handler, "http://", 7) == 0 ||
+	    strncmp(handler, "https://", 8) == 0);
+}
+
+/*
+ * The program of an "exec:PROGRAM [args]" handler, into prog; 0 for echo, pull
+ * and an http(s):// URL (nothing to run), 1 for exec:, -1 (with why) for
+ * anything else.  No shell: words are split on blanks.
  */
 static int
 handler_program(const char *botname, const char *handler, char *prog,
@@ -219,9 +304,11 @@ handler_program(const char *botname, const char *handler, char *prog,
 	prog[0] = '\0';
 	if (strcmp(handler, "echo") == 0 || strcmp(handler, "pull") == 0)
 		return 0;
+	if (config_handler_is_http(handler))
+		return handler_url_check(botname, handler, why, whylen);
 	if (strncmp(handler, "exec:", 5) != 0) {
-		snprintf(why, whylen, "bot %s: handler must be pull, echo or "
-		    "exec:PROGRAM", botname);
+		snprintf(why, whylen, "bot %s: handler must be echo, exec:PROGRAM or "
+		    "http://HOST[:PORT]/PATH, or pull", botname);
 		return -1;
 	}
 	p = handler + 5;
@@ -742,7 +829,7 @@ load_secret(struct parse_state *ps, const char *botname,
 	char		 path[PATH_MAX], default_name[BOT_NAME_MAX + 32];
 	int		 n;
 
-	if (strcmp(botname, "default") == 0 &&
+	if (source->env != NULL && strcmp(botname, "default") == 0 &&
 	    (value = getenv(source->env)) != NULL) {
 		if ((*out = strdup(value)) == NULL) {
 			snprintf(err, errlen, "out of memory");
@@ -752,7 +839,7 @@ load_secret(struct parse_state *ps, const char *botname,
 		chomp(*out, outlen);
 		return 0;
 	}
-	if (file == NULL && creds != NULL) {
+	if (file == NULL && creds != NULL && source->credential != NULL) {
 		if (strcmp(botname, "default") == 0)
 			snprintf(default_name, sizeof(default_name), "%s",
 			    source->credential);
@@ -792,6 +879,40 @@ load_secret(struct parse_state *ps, const char *botname,
 	return 0;
 }
 
+/* forward_secret_file is the only place the value forwarded to an http
+ * handler comes from: no variable holds it, no credential stands for it. */
+static const struct secret_source forward_source = { NULL, NULL };
+
+/*
+ * What an http handler sends in X-Telegram-Bot-Api-Secret-Token: its own
+ * forward_secret_file, else the webhook secret (the one Telegram would send, so
+ * that the bot's framework checks it unchanged).
+ */
+static int
+load_forward_secret(struct parse_state *ps, unsigned need, struct bot_config *b,
+    char *err, size_t errlen)
+{
+	if (!config_handler_is_http(b->handler))
+		return 0;
+	if (b->forward_secret_file != NULL) {
+		if (load_secret(ps, b->name, &forward_source, b->forward_secret_file,
+		    &b->forward_secret, &b->forward_secret_len, NULL, err,
+		    errlen) == -1)
+			return -1;
+		if (!secret_valid(b->forward_secret, b->forward_secret_len)) {
+			snprintf(err, errlen, "bot %s: the forward secret must be 1-256 "
+			    "characters of A-Z a-z 0-9 _ -", b->name);
+			return -1;
+		}
+		return 0;
+	}
+	if ((need & CONFIG_NEED_SECRETS) || b->secret != NULL)
+		return 0;
+	return load_secret(ps, b->name, &secret_sources[SECRET_WEBHOOK],
+	    b->secret_file, &b->secret, &b->secret_len, &b->secret_path, err,
+	    errlen);
+}
+
 static int
 load_bot_secrets(struct parse_state *ps, unsigned need, char *err, size_t errlen)
 {
@@ -807,6 +928,9 @@ load_bot_secrets(struct parse_state *ps, unsigned need, char *err, size_t errlen
 		if ((need & CONFIG_NEED_SECRETS) && load_secret(ps, b->name,
 		    &secret_sources[SECRET_WEBHOOK], b->secret_file, &b->secret,
 		    &b->secret_len, &b->secret_path, err, errlen) == -1)
+			return -1;
+		if ((need & CONFIG_NEED_FORWARD_SECRETS) &&
+		    load_forward_secret(ps, need, b, err, errlen) == -1)
 			return -1;
 		if ((need & CONFIG_NEED_HANDLERS) &&
 		    config_check_handler(b, err, errlen) == -1)
@@ -935,6 +1059,8 @@ config_free(struct config *cfg)
 	for (i = 0; i < cfg->nbots; i++) {
 		free_secret(cfg->bots[i].token, cfg->bots[i].token_len);
 		free_secret(cfg->bots[i].secret, cfg->bots[i].secret_len);
+		free_secret(cfg->bots[i].forward_secret,
+		    cfg->bots[i].forward_secret_len);
 		free(cfg->bots[i].secret_path);
 		free_strings(SECTION_BOT, &cfg->bots[i]);
 	}

@@ -114,3 +114,17 @@ metrics_get(const struct metrics *m, enum metric k)
 		return 0;
 	return __atomic_load_n(&m->file->counters[k], __ATOMIC_RELAXED);
 }
+
+void
+metrics_forward(struct metrics *m, int64_t us)
+{
+	static const int64_t	 bounds_ms[FORWARD_NBUCKETS] = FORWARD_BUCKETS_MS;
+	int			 i;
+
+	_Static_assert(M_FORWARD_BUCKET + FORWARD_NBUCKETS + 1 == M_FORWARD_SUM_US,
+	    "a counter per bucket and one for the rest");
+	for (i = 0; i < FORWARD_NBUCKETS && us > bounds_ms[i] * 1000; i++)
+		continue;
+	metrics_add(m, (enum metric)(M_FORWARD_BUCKET + i), 1);
+	metrics_add(m, M_FORWARD_SUM_US, us > 0 ? (uint64_t)us : 0);
+}

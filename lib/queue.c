@@ -286,9 +286,21 @@ static const char schema_v6[] =
 	"           datetime(handled_at, 'unixepoch') AS handled, last_error\n"
 	"    FROM updates WHERE state = 'done' AND last_error IS NOT NULL;\n";
 
+/* Version 7: the bots whose http handler does not answer.  The drain writes a
+ * row when it marks a bot down and deletes it when the bot answers again; the
+ * webhook's /ready and /metrics and `tgq status`, other processes, read it. */
+static const char schema_v7[] =
+	"CREATE TABLE bot_down (\n"
+	"    bot             TEXT    PRIMARY KEY,  -- [bot NAME] of tgq.conf\n"
+	"    since           INTEGER NOT NULL,     -- unix seconds, marked down\n"
+	"    probes          INTEGER NOT NULL DEFAULT 0,  -- tries since, none answered\n"
+	"    next_probe_at   INTEGER,              -- unix seconds\n"
+	"    last_error      TEXT                  -- why the last try failed\n"
+	") STRICT;\n";
+
 /* Index i holds the SQL that takes a version-i file to version i + 1. */
 static const char *const migrations[QUEUE_SCHEMA_VERSION] = { schema_v1, schema_v2,
-	schema_v3, schema_v4, schema_v5, schema_v6 };
+	schema_v3, schema_v4, schema_v5, schema_v6, schema_v7 };
 
 /* The one place that decides what "another writer holds the queue" is. */
 enum queue_status
@@ -493,11 +505,12 @@ set_up(struct queue *q, char *err, size_t errlen)
 }
 
 /* HEALTH_SQL's columns. */
-enum { HEALTH_PENDING, HEALTH_DEAD, HEALTH_OLDEST };
+enum { HEALTH_PENDING, HEALTH_DEAD, HEALTH_OLDEST, HEALTH_BOTS_DOWN };
 #define HEALTH_SQL \
 	"SELECT (SELECT count(*) FROM updates WHERE state IN ('new', 'leased')),"\
 	" (SELECT count(*) FROM updates WHERE state = 'dead'),"\
-	" (SELECT min(received_at) FROM updates WHERE state IN ('new', 'leased'))"
+	" (SELECT min(received_at) FROM updates WHERE state IN ('new', 'leased')),"\
+	" (SELECT count(*) FROM bot_down)"
 
 /*
  * "file:PATH?immutable=1", the path escaped as a URI: SQLite reads the file as
@@ -1100,6 +1113,7 @@ queue_health(struct queue *q, struct queue_health *h, char *err, size_t errlen)
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		h->pending = sqlite3_column_int64(st, HEALTH_PENDING);
 		h->dead = sqlite3_column_int64(st, HEALTH_DEAD);
+		h->bots_down = sqlite3_column_int64(st, HEALTH_BOTS_DOWN);
 		h->oldest_pending_age_s = sqlite3_column_type(st, HEALTH_OLDEST) ==
 		    SQLITE_NULL ? 0 : now_unix() - sqlite3_column_int64(st,
 		    HEALTH_OLDEST);

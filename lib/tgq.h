@@ -158,6 +158,11 @@ struct bot_config {
 	char	*secret_file;
 	char	*webhook_url;
 	char	*handler;
+	/* An http handler's X-Telegram-Bot-Api-Secret-Token when it is not the
+	 * webhook secret: the file as configured, and what it holds (NULL: none). */
+	char	*forward_secret_file;
+	char	*forward_secret;
+	size_t	 forward_secret_len;
 	/* Telegram's limits, which the drain keeps to: calls per second for the bot,
 	 * per second for one chat, per minute for one group; 0 turns one off. */
 	int64_t	 rate_global;
@@ -234,6 +239,9 @@ int	 config_load(const char *path_override, struct config *cfg, char *err,
 /* Every exec: handler's program exists, is a regular file and executable by this
  * user (its form, "exec:" and an absolute path, is always checked). */
 #define CONFIG_NEED_HANDLERS	0x4
+/* The secret each http(s):// handler forwards: forward_secret_file, else the
+ * webhook secret (read for those bots only). */
+#define CONFIG_NEED_FORWARD_SECRETS	0x8
 int	 config_load_for(const char *path_override, unsigned need,
 	    struct config *cfg, char *err, size_t errlen);
 void	 config_free(struct config *cfg);
@@ -241,6 +249,9 @@ void	 config_free(struct config *cfg);
  * handler is echo or the program runs, else -1 with why (naming the program, never
  * the handler's arguments, which may hold a secret). */
 int	 config_check_handler(const struct bot_config *b, char *err, size_t errlen);
+/* 1 when the handler is an http:// or https:// URL (the drain forwards each
+ * update there); its form was checked when the configuration loaded. */
+int	 config_handler_is_http(const char *handler);
 const struct bot_config *config_bot(const struct config *cfg, const char *name,
 	    size_t namelen);
 /* One line per key, tab-separated: section, name, environment variable, type,
@@ -248,7 +259,7 @@ const struct bot_config *config_bot(const struct config *cfg, const char *name,
 void	 config_print_keys(FILE *out);
 
 /* queue.c */
-#define QUEUE_SCHEMA_VERSION 6
+#define QUEUE_SCHEMA_VERSION 7
 /* A retried delivery within this window is a duplicate; after it, Telegram may have
  * started update_id afresh, so the same id is a new update. */
 #define QUEUE_DEDUPE_WINDOW_S (24 * 60 * 60)
@@ -274,6 +285,7 @@ struct queue_health {
 	int64_t	 pending;		/* new + leased */
 	int64_t	 dead;
 	int64_t	 oldest_pending_age_s;	/* 0 when nothing is pending */
+	int64_t	 bots_down;		/* rows of bot_down */
 };
 int	 queue_open(const char *path, enum durability durability,
 	    int64_t busy_timeout_ms, struct queue **out, char *err, size_t errlen);
@@ -358,8 +370,16 @@ enum metric {
 	M_REJECTED_LENGTH, M_REJECTED_SIZE, M_REJECTED_TYPE, M_REJECTED_BODY,
 	M_HANDLED, M_HANDLER_FAILED, M_UPDATES_DEAD,
 	M_SENT, M_RETRIED, M_CALLS_DEAD, M_429, M_MIGRATED,
+	/* tgq_forward_seconds: one counter per bucket of FORWARD_BUCKETS_MS
+	 * (each answer counts in its own bucket only), the last for the slower
+	 * ones; then their sum in microseconds. */
+	M_FORWARD_BUCKET,
+	M_FORWARD_SUM_US = M_FORWARD_BUCKET + 10,
 	M_COUNT
 };
+/* The http handler's answer times, upper bounds of the buckets in ms. */
+#define FORWARD_BUCKETS_MS { 1, 2, 5, 10, 25, 100, 500, 2500, 10000 }
+#define FORWARD_NBUCKETS 9
 struct metrics;
 /* Maps <database>-metrics (created when missing); never fails for want of the
  * file: the counters are then this process's own.  NULL only without memory. */
@@ -367,6 +387,8 @@ struct metrics *metrics_open(const char *database);
 void	 metrics_close(struct metrics *m);
 void	 metrics_add(struct metrics *m, enum metric k, uint64_t n);
 uint64_t metrics_get(const struct metrics *m, enum metric k);
+/* One answer of an http handler, after us microseconds. */
+void	 metrics_forward(struct metrics *m, int64_t us);
 
 /* botapi.c */
 #define BOTAPI_METHOD_MAX 64

@@ -484,7 +484,7 @@ test_migration(void)
 	    " DROP TRIGGER next_call_change; DROP TRIGGER next_call_delete;"
 	    " DROP TABLE next_update; DROP TABLE next_call;"
 	    " DROP INDEX updates_done_by_time; DROP INDEX outbox_sent_by_time;"
-	    " DROP VIEW skipped;"
+	    " DROP VIEW skipped; DROP TABLE bot_down;"
 	    " PRAGMA user_version = 4") == 0 &&
 	    add_updates(q, 3, 30, 4, -1) == 0 && add_updates(q, 4, 1, 3, 1) == 0 &&
 	    sql(q, "UPDATE updates SET state = 'leased' WHERE update_id = 1;"

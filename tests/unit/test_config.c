@@ -20,7 +20,7 @@ static const char *const env_names[] = { "TGQ_CONFIG", "TGQ_DATABASE",
 	"TGQ_RETRY_AFTER", "TGQ_THREADS", "TGQ_LOG_LEVEL", "TGQ_BOT_TOKEN",
 	"TGQ_BOT_TOKEN_FILE", "TGQ_WEBHOOK_SECRET", "TGQ_WEBHOOK_SECRET_FILE",
 	"TGQ_WEBHOOK_URL", "TGQ_HANDLER", "TGQ_ALLOWED_USERS", "TGQ_DENY_TEXT",
-	"TGQ_LISTEN", "TGQ_HOLD_LIMIT",
+	"TGQ_LISTEN", "TGQ_HOLD_LIMIT", "TGQ_FORWARD_SECRET_FILE",
 	"CREDENTIALS_DIRECTORY" };
 
 static void
@@ -618,6 +618,66 @@ test_listen(void)
 	config_free(&cfg);
 }
 
+/* handler = http(s)://HOST[:PORT]/PATH: the form is checked at load, a URL with
+ * credentials refused without quoting it; the secret it forwards is
+ * forward_secret_file, else the webhook secret, read only when asked for. */
+static void
+test_http_handler(void)
+{
+	struct config	 cfg;
+	char		 err[512], text[1024];
+	int		 rc;
+
+	clear_env();
+	rc = load_text("[bot a]\nhandler = http://127.0.0.1:8080/bot/hook\n"
+	    "[bot b]\nhandler = https://[::1]/x?y=1\n[bot c]\n"
+	    "handler = http://localhost\n", &cfg, err, sizeof(err));
+	CHECK("config_http_handlers", rc == 0 && cfg.nbots == 3 &&
+	    config_handler_is_http(cfg.bots[0].handler) &&
+	    config_handler_is_http(cfg.bots[1].handler) &&
+	    !config_handler_is_http("echo") && config_check_handler(&cfg.bots[0],
+	    err, sizeof(err)) == 0);
+	if (rc == 0)
+		config_free(&cfg);
+	expect_error("http_credentials", "[bot a]\nhandler = http://u:hunter2@h/x\n",
+	    "tgq.conf:2: bot a: handler URL must not hold a user or password");
+	expect_error("http_port", "[bot a]\nhandler = http://h:65536/hunter2\n",
+	    "handler URL port must be 1 to 65535");
+	expect_error("http_no_host", "[bot a]\nhandler = http:///hunter2\n",
+	    "handler URL has no host");
+	expect_error("http_blank", "[bot a]\nhandler = http://h/a hunter2\n",
+	    "handler URL has a blank");
+	expect_error("http_fragment", "[bot a]\nhandler = http://h/#hunter2\n",
+	    "#fragment");
+	expect_error("http_host_chars", "[bot a]\nhandler = http://h!hunter2/\n",
+	    "handler URL host has a character");
+	expect_error("ftp_handler", "[bot a]\nhandler = ftp://h/hunter2\n",
+	    "handler must be echo, exec:PROGRAM or http://");
+
+	write_file("fwd.secret", "forward_1\n");
+	write_file("hook.secret", "webhook_1\n");
+	snprintf(text, sizeof(text), "[bot a]\nhandler = http://h/x\n"
+	    "forward_secret_file = %s/fwd.secret\nsecret_file = %s/hook.secret\n"
+	    "[bot b]\nhandler = http://h/y\nsecret_file = %s/hook.secret\n"
+	    "[bot c]\nsecret_file = %s/hook.secret\n", dir, dir, dir, dir);
+	rc = config_load_for(write_file("tgq.conf", text),
+	    CONFIG_NEED_FORWARD_SECRETS, &cfg, err, sizeof(err));
+	CHECK("config_forward_secrets", rc == 0 &&
+	    cfg.bots[0].forward_secret != NULL &&
+	    strcmp(cfg.bots[0].forward_secret, "forward_1") == 0 &&
+	    cfg.bots[0].secret == NULL && cfg.bots[1].forward_secret == NULL &&
+	    cfg.bots[1].secret != NULL &&
+	    strcmp(cfg.bots[1].secret, "webhook_1") == 0 &&
+	    cfg.bots[2].secret == NULL);
+	if (rc == 0)
+		config_free(&cfg);
+	write_file("fwd.secret", "not valid\n");
+	rc = config_load_for(write_file("tgq.conf", text),
+	    CONFIG_NEED_FORWARD_SECRETS, &cfg, err, sizeof(err));
+	CHECK("config_forward_secret_checked", rc == -1 &&
+	    strstr(err, "bot a: the forward secret must be") != NULL);
+}
+
 int
 main(void)
 {
@@ -634,6 +694,7 @@ main(void)
 	test_table();
 	test_allowed_users();
 	test_listen();
+	test_http_handler();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);

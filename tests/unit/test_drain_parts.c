@@ -257,7 +257,7 @@ test_handler_kinds(sqlite3 *db)
 	calls_free(&calls);
 	bot_handler_release(&h);
 	CHECK("kind_echo_exact", bot_handler_setup(&h, "b", "echoes", err,
-	    sizeof(err)) == -1 && strstr(err, "echo or exec:") != NULL);
+	    sizeof(err)) == -1 && strstr(err, "handler must be echo,") != NULL);
 	bot_handler_release(&h);
 	CHECK("kind_exec", bot_handler_setup(&h, "b", "exec: /bin/cat  -u\t-", err,
 	    sizeof(err)) == 0 && h.kind == HANDLER_KIND_EXEC &&
@@ -269,7 +269,14 @@ test_handler_kinds(sqlite3 *db)
 	CHECK("kind_exec_empty", bot_handler_setup(&h, "b", "exec: ", err,
 	    sizeof(err)) == -1 && strstr(err, "absolute") != NULL);
 	bot_handler_release(&h);
-	CHECK("kind_unknown", bot_handler_setup(&h, "b", "http:x", err,
+	CHECK("kind_http", bot_handler_setup(&h, "b", "http://127.0.0.1:8080/hook",
+	    err, sizeof(err)) == 0 && h.kind == HANDLER_KIND_HTTP &&
+	    h.ops->handle == NULL && h.ops->start != NULL && h.ops->attach != NULL);
+	bot_handler_release(&h);
+	CHECK("kind_https", bot_handler_setup(&h, "b", "https://bot.example/hook",
+	    err, sizeof(err)) == 0 && h.kind == HANDLER_KIND_HTTPS);
+	bot_handler_release(&h);
+	CHECK("kind_unknown", bot_handler_setup(&h, "b", "ftp:x", err,
 	    sizeof(err)) == -1 && h.ops == NULL);
 }
 

@@ -1,0 +1,380 @@
+/*
+ * The "http://URL" and "https://URL" handlers: each update is POSTed to the bot's
+ * own webhook server as Telegram would (the stored body byte for byte,
+ * Content-Type application/json, X-Telegram-Bot-Api-Secret-Token), and its answer
+ * is the run's result.  The transfers ride on the sender's libcurl multi, so the
+ * loop waits for them where it waits for Bot API calls, and connections to the
+ * bot are kept alive between updates.
+ *
+ * What an answer means:
+ *	2xx			handled; a body that is a webhook reply is its call
+ *	no answer		refused, reset, closed, timed out, 502, 503, 504:
+ *				UNREACHABLE, the bot is down, nothing is charged
+ *	429			WAIT for its Retry-After, nothing is charged
+ *	anything else		FAILED: 500, other 4xx, 3xx (never followed)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "drain.h"
+
+#define SECRET_HEADER "X-Telegram-Bot-Api-Secret-Token: "
+#define BODY_SHOWN 200		/* bytes of a failed answer kept in last_error */
+#define WAIT_DEFAULT_S 5	/* a 429 without Retry-After */
+#define WAIT_MAX_S 3600
+#define DEADLINE_SLACK_MS 2000	/* libcurl times the transfer out before this */
+
+struct http {
+	char			*bot;
+	char			*url;
+	struct curl_slist	*headers;	/* one holds the secret: wiped */
+	struct sender		*sender;
+};
+
+struct forward {
+	struct sender_rider	 rider;		/* first: CURLOPT_PRIVATE */
+	struct http		*h;
+	CURL			*easy;
+	struct botapi_buffer	 answer;
+	size_t			 max_output;
+	char			 errbuf[CURL_ERROR_SIZE];
+	int64_t			 timeout_ms;
+	int64_t			 started_us;
+	int64_t			 elapsed_us;
+	int64_t			 deadline;
+	int			 done;
+	int			 result;	/* CURLcode */
+};
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+headers_free(struct curl_slist *list)
+{
+	struct curl_slist *l;
+
+	for (l = list; l != NULL; l = l->next)
+		explicit_bzero(l->data, strlen(l->data));
+	curl_slist_free_all(list);
+}
+
+static void
+http_release(void *state)
+{
+	struct http *h = state;
+
+	if (h == NULL)
+		return;
+	headers_free(h->headers);
+	free(h->bot);
+	free(h->url);
+	free(h);
+}
+
+static int
+http_setup_url(const char *bot, const char *scheme, const char *arg, void **state,
+    char *err, size_t errlen)
+{
+	struct http	*h;
+	size_t		 len;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		goto nomem;
+	*state = h;
+	len = strlen(scheme) + strlen(arg) + 1;
+	if ((h->bot = strdup(bot)) == NULL || (h->url = malloc(len)) == NULL)
+		goto nomem;
+	snprintf(h->url, len, "%s%s", scheme, arg);
+	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+static int
+http_setup(const char *bot, const char *arg, void **state, char *err,
+    size_t errlen)
+{
+	return http_setup_url(bot, "http:", arg, state, err, errlen);
+}
+
+static int
+https_setup(const char *bot, const char *arg, void **state, char *err,
+    size_t errlen)
+{
+	return http_setup_url(bot, "https:", arg, state, err, errlen);
+}
+
+/* The secret is the one the configuration read for this bot: its
+ * forward_secret_file, else its webhook secret; none, no header (as Telegram
+ * sends none for a webhook set without one). */
+static int
+http_attach(void *state, const struct bot_config *b, struct sender *s, char *err,
+    size_t errlen)
+{
+	struct http		*h = state;
+	struct curl_slist	*l;
+	const char		*secret = NULL;
+	size_t			 secret_len = 0, len;
+	char			*line = NULL;
+
+	h->sender = s;
+	if (b->forward_secret != NULL) {
+		secret = b->forward_secret;
+		secret_len = b->forward_secret_len;
+	} else if (b->secret != NULL) {
+		secret = b->secret;
+		secret_len = b->secret_len;
+	}
+	if ((h->headers = botapi_json_headers()) == NULL)
+		goto nomem;
+	if (secret != NULL) {
+		len = strlen(SECRET_HEADER) + secret_len + 1;
+		if ((line = malloc(len)) == NULL)
+			goto nomem;
+		snprintf(line, len, "%s%.*s", SECRET_HEADER, (int)secret_len, secret);
+		l = curl_slist_append(h->headers, line);
+		explicit_bzero(line, len);
+		free(line);
+		if (l == NULL)
+			goto nomem;
+	}
+	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+static void
+forward_done(struct sender_rider *r, int curl_result)
+{
+	struct forward *f = (struct forward *)r;
+
+	f->done = 1;
+	f->result = curl_result;
+	f->elapsed_us = now_us() - f->started_us;
+}
+
+static void
+forward_free(struct forward *f)
+{
+	if (f->easy != NULL)
+		curl_easy_cleanup(f->easy);
+	botapi_buffer_free(&f->answer);
+	free(f);
+}
+
+/* The body is the claimed update's, which outlives the run: libcurl reads it
+ * from there (CURLOPT_POSTFIELDS copies nothing). */
+static int
+http_start(void *state, const struct claimed *c,
+    const struct handler_limits *limits, void **run, char *err, size_t errlen)
+{
+	struct http	*h = state;
+	struct forward	*f;
+	int64_t		 timeout_s = (limits->timeout_ms + 999) / 1000;
+
+	if (h->sender == NULL) {
+		snprintf(err, errlen, "http handler not attached");
+		return -1;
+	}
+	if ((f = calloc(1, sizeof(*f))) == NULL ||
+	    (f->easy = curl_easy_init()) == NULL) {
+		free(f);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	f->rider.done = forward_done;
+	f->h = h;
+	f->timeout_ms = limits->timeout_ms;
+	f->max_output = limits->max_output;
+	if (botapi_easy_setup(f->easy, h->url, timeout_s, h->headers, &f->answer,
+	    f->errbuf) == -1 ||
+	    curl_easy_setopt(f->easy, CURLOPT_TIMEOUT_MS, (long)limits->timeout_ms) !=
+	    CURLE_OK ||
+	    curl_easy_setopt(f->easy, CURLOPT_URL, h->url) != CURLE_OK ||
+	    curl_easy_setopt(f->easy, CURLOPT_POST, 1L) != CURLE_OK ||
+	    curl_easy_setopt(f->easy, CURLOPT_POSTFIELDS, c->body) != CURLE_OK ||
+	    curl_easy_setopt(f->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+	    (curl_off_t)c->body_len) != CURLE_OK ||
+	    curl_easy_setopt(f->easy, CURLOPT_PRIVATE, &f->rider) != CURLE_OK) {
+		forward_free(f);
+		snprintf(err, errlen, "libcurl refused the forward's options");
+		return -1;
+	}
+	/* A webhook reply is handler output: the same limit. */
+	f->answer.max = limits->max_output;
+	f->started_us = now_us();
+	f->deadline = now_unix_ms() + limits->timeout_ms + DEADLINE_SLACK_MS;
+	if (sender_ride(h->sender, f->easy) == -1) {
+		forward_free(f);
+		snprintf(err, errlen, "libcurl refused the forward");
+		return -1;
+	}
+	*run = f;
+	return 0;
+}
+
+static int
+http_pollfds(const void *run, struct pollfd *fds, int max)
+{
+	/* The sender's poll covers the transfer. */
+	(void)run;
+	(void)fds;
+	(void)max;
+	return 0;
+}
+
+static int64_t
+http_deadline(const void *run)
+{
+	return ((const struct forward *)run)->deadline;
+}
+
+static int
+http_step(void *run, int64_t now_ms)
+{
+	struct forward *f = run;
+
+	if (!f->done && now_ms >= f->deadline) {
+		/* libcurl's own timeout should have ended it: end it here. */
+		sender_drop(f->h->sender, f->easy);
+		forward_done(&f->rider, CURLE_OPERATION_TIMEDOUT);
+	}
+	return f->done;
+}
+
+/* The first bytes of an answer, escaped, for last_error. */
+static void
+body_start(const struct forward *f, char *dst, size_t dstlen)
+{
+	size_t len = f->answer.len < BODY_SHOWN ? f->answer.len : BODY_SHOWN;
+
+	dst[0] = '\0';
+	if (len > 0)
+		log_escape(dst, dstlen, f->answer.data, len);
+}
+
+static void
+classify(struct forward *f, struct handler_result *res)
+{
+	long		status = 0;
+	curl_off_t	retry_after = 0;
+
+	curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
+	res->elapsed_us = f->elapsed_us;
+	if (f->result != CURLE_OK) {
+		if (f->answer.overflow) {
+			res->status = HANDLER_INVALID;
+			snprintf(res->reason, sizeof(res->reason),
+			    "answer larger than %zu bytes", f->max_output);
+			return;
+		}
+		res->status = HANDLER_UNREACHABLE;
+		if (f->result == CURLE_OPERATION_TIMEDOUT)
+			snprintf(res->reason, sizeof(res->reason),
+			    "no answer within %lld ms", (long long)f->timeout_ms);
+		else
+			snprintf(res->reason, sizeof(res->reason), "%s",
+			    f->errbuf[0] != '\0' ? f->errbuf :
+			    curl_easy_strerror((CURLcode)f->result));
+		return;
+	}
+	if (status >= 200 && status <= 299) {
+		res->status = HANDLER_OK;
+		res->webhook_reply = 1;
+		return;
+	}
+	snprintf(res->reason, sizeof(res->reason), "HTTP %ld", status);
+	if (status == 502 || status == 503 || status == 504) {
+		res->status = HANDLER_UNREACHABLE;
+		return;
+	}
+	if (status == 429) {
+		res->status = HANDLER_WAIT;
+		if (curl_easy_getinfo(f->easy, CURLINFO_RETRY_AFTER, &retry_after) !=
+		    CURLE_OK || retry_after <= 0)
+			retry_after = WAIT_DEFAULT_S;
+		res->wait_s = retry_after > WAIT_MAX_S ? WAIT_MAX_S : retry_after;
+		return;
+	}
+	res->status = HANDLER_FAILED;
+	body_start(f, res->stderr_tail, sizeof(res->stderr_tail));
+}
+
+static void
+http_finish(void *run, struct handler_result *res)
+{
+	struct forward *f = run;
+
+	memset(res, 0, sizeof(*res));
+	if (!f->done) {
+		res->status = HANDLER_FAILED;
+		snprintf(res->reason, sizeof(res->reason), "aborted");
+		sender_drop(f->h->sender, f->easy);
+		forward_free(f);
+		return;
+	}
+	classify(f, res);
+	if (res->status == HANDLER_OK) {
+		/* The answer's buffer becomes the output: NUL-terminated. */
+		if (f->answer.data == NULL && (f->answer.data = strdup("")) == NULL) {
+			res->status = HANDLER_FAILED;
+			snprintf(res->reason, sizeof(res->reason), "out of memory");
+		} else {
+			res->output = f->answer.data;
+			res->output_len = f->answer.len;
+			f->answer.data = NULL;
+		}
+	}
+	forward_free(f);
+}
+
+static void
+http_abort(void *run)
+{
+	struct forward *f = run;
+
+	if (f == NULL)
+		return;
+	if (!f->done)
+		sender_drop(f->h->sender, f->easy);
+	forward_free(f);
+}
+
+const struct handler_ops handler_http = {
+	.value = "http:",
+	.setup = http_setup,
+	.release = http_release,
+	.start = http_start,
+	.pollfds = http_pollfds,
+	.deadline = http_deadline,
+	.step = http_step,
+	.finish = http_finish,
+	.abort = http_abort,
+	.attach = http_attach,
+};
+
+const struct handler_ops handler_https = {
+	.value = "https:",
+	.setup = https_setup,
+	.release = http_release,
+	.start = http_start,
+	.pollfds = http_pollfds,
+	.deadline = http_deadline,
+	.step = http_step,
+	.finish = http_finish,
+	.abort = http_abort,
+	.attach = http_attach,
+};
