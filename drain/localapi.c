@@ -828,12 +828,17 @@ fail:
 void
 localapi_close(struct localapi *a)
 {
+	int i;
+
 	if (a == NULL)
 		return;
 	if (a->mhd != NULL) {
 		/* Nothing may stay suspended when the daemon stops. */
 		localapi_stop(a);
-		MHD_run(a->mhd);
+		/* The answers just queued go out before the connections close:
+		 * resuming takes a run, writing another. */
+		for (i = 0; i < 3; i++)
+			MHD_run(a->mhd);
 		MHD_stop_daemon(a->mhd);
 	}
 	if (a->listen_fd != -1)
@@ -889,6 +894,7 @@ localapi_answered(struct localapi *a, struct sent *s)
 void
 localapi_stop(struct localapi *a)
 {
+	a->stopping = 1;
 	updates_flush(a);
 	pass_flush(a);
 }

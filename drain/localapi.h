@@ -95,6 +95,7 @@ struct localapi {
 	/* localapi_pass.c's */
 	struct pass_state	*pass;
 	int			 resumed;	/* a connection was resumed: run MHD */
+	int			 stopping;	/* no poll parks, no call starts */
 	struct localapi_counters {
 		uint64_t	 served;	/* getUpdates answered */
 		uint64_t	 held;		/* answered 429 for hold_limit */

@@ -165,6 +165,10 @@ pass_submit(struct localapi *a, struct request *req)
 	struct pass_call	*pc, **tail;
 	int			 get = !req->is_post || req->content_type == NULL;
 
+	if (a->stopping) {
+		api_error(req, 503, "Service Unavailable: tgq-drain is stopping");
+		return;
+	}
 	if ((pc = calloc(1, sizeof(*pc))) == NULL) {
 		api_error(req, 500, "Internal Server Error: out of memory");
 		return;
