@@ -292,7 +292,7 @@ def case_allowed_users(stack):
     """With allowed_users the poller never sees another user's update; that one
     ends done with the reason, as with any handler."""
     me, other = 424242, 777001
-    stack.restart(TGQ_ALLOWED_USERS=str(me))
+    stack.restart(TGQ_ALLOWED_USERS=str(me), TGQ_DENY_TEXT="not for you")
     try:
         drain_all(stack)
         mine, theirs, mine2 = stack.uids(3)
@@ -307,6 +307,10 @@ def case_allowed_users(stack):
             "IN (?, ?)", (theirs, mine))}
         check(rows == {theirs: ("done", "skipped: user %d is not allowed" % other),
                        mine: ("new", None)}, "rows: %r" % rows)
+        # deny_text goes out through the outbox, as with any handler.
+        td.wait_until(lambda: stack.calls_to(other), 15, "deny_text's answer")
+        check([c["params"]["text"] for c in stack.calls_to(other)] ==
+              ["not for you"], "deny_text: %r" % stack.calls_to(other))
         stack.jcall("getUpdates", {"offset": mine2 + 1})
     finally:
         stack.restart()
@@ -469,6 +473,11 @@ def case_exec_handler_api_url(stack):
               "the handler got %r" % ans)
         check([c["params"]["text"] for c in stack.calls_to(9100)] ==
               ["via the local API"], "the fake got %r" % stack.calls_to(9100))
+        # A bot whose updates a handler takes cannot poll them too.
+        status, ans = stack.jcall("getUpdates")
+        check(status == 409 and ans["description"].startswith(
+            "Conflict: can't use getUpdates method while webhook is active"),
+            "getUpdates with an exec: handler: %d %r" % (status, ans))
     finally:
         stack.restart()
 
