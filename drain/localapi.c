@@ -36,8 +36,6 @@
 #define E_NOT_FOUND	"Not Found"
 #define E_UNAUTHORIZED	"Unauthorized"
 
-static sqlite3_stmt *json_fields_st;	/* on the queue; see json_fields() */
-
 /* ---- answers ---------------------------------------------------------------- */
 
 static void
@@ -306,7 +304,11 @@ query_field(void *cls, enum MHD_ValueKind kind, const char *key, size_t klen,
 		name[klen] = '\0';
 		field_set(&req->fields, name, value, 0, vlen);
 	}
-	return query_add(req, key, klen, value, vlen) == 0 ? MHD_YES : MHD_NO;
+	if (query_add(req, key, klen, value, vlen) == -1) {
+		req->out_of_memory = 1;
+		return MHD_NO;
+	}
+	return MHD_YES;
 }
 
 static void
@@ -327,33 +329,33 @@ json_fields(struct localapi *a, struct request *req)
 
 	if (req->body.fd != -1)
 		return 0;	/* a large JSON body: passed on as it is */
-	if (json_fields_st == NULL && sqlite3_prepare_v3(db,
+	if (a->json_st == NULL && sqlite3_prepare_v3(db,
 	    "SELECT json_extract(?1, '$.chat_id'), json_extract(?1, '$.offset'),"
 	    "  json_extract(?1, '$.limit'), json_extract(?1, '$.timeout'),"
 	    "  json_extract(?1, '$.allowed_updates'),"
 	    "  json_extract(?1, '$.drop_pending_updates')"
 	    " WHERE json_valid(?1) AND json_type(?1) = 'object'", -1,
-	    SQLITE_PREPARE_PERSISTENT, &json_fields_st, NULL) != SQLITE_OK) {
+	    SQLITE_PREPARE_PERSISTENT, &a->json_st, NULL) != SQLITE_OK) {
 		log_err("local API: %s", sqlite3_errmsg(db));
 		return -1;
 	}
-	sqlite3_bind_text(json_fields_st, 1, req->body.mem != NULL ? req->body.mem :
+	sqlite3_bind_text(a->json_st, 1, req->body.mem != NULL ? req->body.mem :
 	    "", (int)req->body.len, SQLITE_STATIC);
-	if (sqlite3_step(json_fields_st) == SQLITE_ROW) {
+	if (sqlite3_step(a->json_st) == SQLITE_ROW) {
 		struct api_fields *f = &req->fields;
 
-		text_of(json_fields_st, 0, f->chat_id, sizeof(f->chat_id));
-		text_of(json_fields_st, 1, f->offset, sizeof(f->offset));
-		text_of(json_fields_st, 2, f->limit, sizeof(f->limit));
-		text_of(json_fields_st, 3, f->timeout, sizeof(f->timeout));
-		text_of(json_fields_st, 4, f->allowed_updates,
+		text_of(a->json_st, 0, f->chat_id, sizeof(f->chat_id));
+		text_of(a->json_st, 1, f->offset, sizeof(f->offset));
+		text_of(a->json_st, 2, f->limit, sizeof(f->limit));
+		text_of(a->json_st, 3, f->timeout, sizeof(f->timeout));
+		text_of(a->json_st, 4, f->allowed_updates,
 		    sizeof(f->allowed_updates));
-		text_of(json_fields_st, 5, f->drop_pending_updates,
+		text_of(a->json_st, 5, f->drop_pending_updates,
 		    sizeof(f->drop_pending_updates));
 		rc = 0;
 	}
-	sqlite3_reset(json_fields_st);
-	sqlite3_clear_bindings(json_fields_st);
+	sqlite3_reset(a->json_st);
+	sqlite3_clear_bindings(a->json_st);
 	return rc;
 }
 
@@ -480,9 +482,8 @@ request_new(struct localapi *a, struct MHD_Connection *conn, const char *url,
 	    MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (req->is_post && type != NULL && (req->content_type = strdup(type)) == NULL)
 		goto fail;
-	if (MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, query_field,
-	    req) < 0)
-		goto fail;
+	(void)MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, query_field,
+	    req);
 	/* Form bodies are read by libmicrohttpd's own parser as they come; it
 	 * takes url-encoded and multipart bodies and refuses anything else. */
 	if (req->is_post && req->kind != REQ_ERROR && !is_json(type))
@@ -638,6 +639,10 @@ dispatch(struct localapi *a, struct request *req)
 		api_error(req, 413, "Request Entity Too Large");
 		return;
 	}
+	if (req->out_of_memory) {
+		api_error(req, 500, "Internal Server Error: out of memory");
+		return;
+	}
 	if (req->kind == REQ_METRICS) {
 		answer_metrics(a, req);
 		return;
@@ -679,15 +684,18 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		size_t n = *upload_data_size;
 
 		*upload_data_size = 0;
-		if (req->kind == REQ_ERROR || req->too_large)
+		if (req->kind == REQ_ERROR || req->too_large || req->out_of_memory)
 			return MHD_YES;		/* read and dropped */
 		if ((size_t)req->body.size + n > req->body_max) {
 			req->too_large = 1;
 			body_free(&req->body);
 			return MHD_YES;
 		}
-		if (body_add(&req->body, upload_data, n) == -1)
-			return MHD_NO;
+		if (body_add(&req->body, upload_data, n) == -1) {
+			req->out_of_memory = 1;	/* or no room to spool */
+			body_free(&req->body);
+			return MHD_YES;
+		}
 		if (req->pp != NULL)
 			(void)MHD_post_process(req->pp, upload_data, n);
 		return MHD_YES;
@@ -828,12 +836,18 @@ fail:
 void
 localapi_close(struct localapi *a)
 {
+	int i;
+
 	if (a == NULL)
 		return;
 	if (a->mhd != NULL) {
-		/* Nothing may stay suspended when the daemon stops. */
 		localapi_stop(a);
-		MHD_run(a->mhd);
+		/* Nothing may stay suspended when the daemon stops. */
+		pass_flush(a, 1);
+		/* The answers just queued go out before the connections close:
+		 * resuming takes a run, writing another. */
+		for (i = 0; i < 3; i++)
+			MHD_run(a->mhd);
 		MHD_stop_daemon(a->mhd);
 	}
 	if (a->listen_fd != -1)
@@ -842,8 +856,7 @@ localapi_close(struct localapi *a)
 		unlink(a->unix_path);
 	pass_close(a);
 	updates_close(a);
-	sqlite3_finalize(json_fields_st);
-	json_fields_st = NULL;
+	sqlite3_finalize(a->json_st);
 	free(a);
 }
 
@@ -889,6 +902,7 @@ localapi_answered(struct localapi *a, struct sent *s)
 void
 localapi_stop(struct localapi *a)
 {
+	a->stopping = 1;
 	updates_flush(a);
-	pass_flush(a);
+	pass_flush(a, 0);
 }

@@ -18,7 +18,7 @@ struct MHD_Daemon;
 struct MHD_PostProcessor;
 
 /* A request's body: in memory up to BODY_SPOOL_AT, then in an unlinked file. */
-#define BODY_SPOOL_AT	(256 * 1024)
+#define BODY_SPOOL_AT	(64 * 1024)
 struct body {
 	char	*mem;
 	size_t	 len, cap;
@@ -60,6 +60,7 @@ struct request {
 	struct body		 body;
 	size_t			 body_max;
 	int			 too_large;
+	int			 out_of_memory;	/* or no file to spool to */
 	struct MHD_PostProcessor *pp;
 	struct api_fields	 fields;
 	int			 suspended;
@@ -87,6 +88,7 @@ struct localapi {
 	struct sender		*sender;
 	struct MHD_Daemon	*mhd;
 	int			 listen_fd;
+	struct sqlite3_stmt	*json_st;	/* a JSON body's parameters */
 	char			 unix_path[108];	/* unlinked at close */
 	struct api_bot		 bots[CONFIG_MAX_BOTS];
 	size_t			 nbots;
@@ -95,6 +97,7 @@ struct localapi {
 	/* localapi_pass.c's */
 	struct pass_state	*pass;
 	int			 resumed;	/* a connection was resumed: run MHD */
+	int			 stopping;	/* no poll parks, no call starts */
 	struct localapi_counters {
 		uint64_t	 served;	/* getUpdates answered */
 		uint64_t	 held;		/* answered 429 for hold_limit */
@@ -142,8 +145,9 @@ int64_t	 pass_start(struct localapi *a, int64_t now_ms);
 int	 pass_answered(struct localapi *a, struct sent *s);
 /* A request went away (completed) while waiting: forget it. */
 void	 pass_forget(struct localapi *a, struct request *req);
-/* Calls not started yet are answered with an error, for a stop. */
-void	 pass_flush(struct localapi *a);
+/* Calls not started yet (all: and those in flight) are answered with an
+ * error, for a stop. */
+void	 pass_flush(struct localapi *a, int all);
 size_t	 pass_in_flight(const struct localapi *a);
 /* The metrics text of the pass-through counters, appended to out. */
 int	 pass_metrics(struct localapi *a, char **out, size_t *len, size_t *cap);

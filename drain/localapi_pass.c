@@ -165,6 +165,16 @@ pass_submit(struct localapi *a, struct request *req)
 	struct pass_call	*pc, **tail;
 	int			 get = !req->is_post || req->content_type == NULL;
 
+	if (a->stopping) {
+		api_error(req, 503, "Service Unavailable: tgq-drain is stopping");
+		return;
+	}
+	/* It goes into a header line of ours: one line, printable. */
+	if (req->content_type != NULL && (strlen(req->content_type) > 256 ||
+	    strpbrk(req->content_type, "\r\n") != NULL)) {
+		api_error(req, 400, "Bad Request: wrong Content-Type");
+		return;
+	}
 	if ((pc = calloc(1, sizeof(*pc))) == NULL) {
 		api_error(req, 500, "Internal Server Error: out of memory");
 		return;
@@ -394,17 +404,23 @@ pass_forget(struct localapi *a, struct request *req)
 }
 
 void
-pass_flush(struct localapi *a)
+pass_flush(struct localapi *a, int all)
 {
 	struct pass_call *pc, *next;
 
 	for (pc = a->pass->head; pc != NULL; pc = next) {
 		next = pc->next;
-		if (pc->in_flight)
+		if (pc->in_flight && !all)
 			continue;
 		if (pc->req != NULL)
 			api_error(pc->req, 503, "Service Unavailable: tgq-drain is "
 			    "stopping");
+		if (pc->in_flight) {
+			/* Its transfer is never driven again: only forgotten. */
+			pc->req->pass = NULL;
+			pc->req = NULL;
+			continue;
+		}
 		unlink_call(a, pc);
 	}
 }

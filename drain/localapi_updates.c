@@ -438,7 +438,7 @@ updates_serve(struct localapi *a, struct request *req)
 	}
 	if (offset != 0)
 		confirm(a, req->bot, offset);
-	if (try_answer(a, req, req->bot, limit, timeout == 0))
+	if (try_answer(a, req, req->bot, limit, timeout == 0 || a->stopping))
 		return;
 	b->poll = req;
 	b->poll_limit = limit;
