@@ -448,11 +448,11 @@ jobs_finish(struct jobs *j, const struct claimed *c, const struct call_list *cal
 		rollback(j);
 		return -1;
 	}
-	if (lost) {
-		rollback(j);
-		return 1;
-	}
-	return commit(j);
+	/* Lost, nothing was written: a commit, so that a transaction this one is
+	 * nested in goes on. */
+	if (commit(j) == -1)
+		return -1;
+	return lost;
 }
 
 /* Used inside the claim's transaction, which a lost lease must not end. */
