@@ -227,6 +227,12 @@ calls_reply(sqlite3 *db, const char *body, size_t len, struct call_list *list,
 	int		 rc = -1, is_reply;
 
 	memset(list, 0, sizeof(*list));
+	/* Most answers are empty, or "ok": no object, nothing to parse. */
+	for (i = 0; i < len && (body[i] == ' ' || body[i] == '\t' ||
+	    body[i] == '\r' || body[i] == '\n'); i++)
+		continue;
+	if (i == len || body[i] != '{')
+		return 0;
 	if ((line = malloc(len + 1)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

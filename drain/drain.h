@@ -153,6 +153,9 @@ void	 jobs_hold(struct jobs *j, const char *bot, int held);
 int	 jobs_mark_down(struct jobs *j, const char *bot, int64_t since,
 	    int64_t probes, int64_t next_probe_at, const char *why);
 int	 jobs_mark_up(struct jobs *j, const char *bot);
+/* Deletes the marks of bots not in keep (",a,b,"): a bot whose handler is no
+ * longer http, or that is gone from the configuration, is not down. */
+int	 jobs_forget_down(struct jobs *j, const char *keep);
 /* When the bot was marked down and how often probed, from the table: 1, or 0
  * when it is not down, -1 on error. */
 int	 jobs_down_since(struct jobs *j, const char *bot, int64_t *since,
@@ -239,10 +242,11 @@ int64_t	 retry_backoff_s(int64_t failures);
  *   - as a run the loop drives: start(); then pollfds() and deadline() say what
  *     to wait for and step() until it returns 1; then finish() gives the result
  *     (exec:).  abort() ends a run at any time.
- * Where the next kinds go: "http:" (POST each update to the bot's webhook
- * server) is a run like exec:.  "pull" (the local Bot API serves getUpdates)
- * runs nothing: a kind with neither handle() nor start(), whose bot's updates
- * the claim leaves alone (jobs_leave_alone).  No kind sees an update the bot's allowed_users keeps
+ * "http:" and "https:" (POST each update to the bot's webhook server) are
+ * runs like exec:, whose transfers ride on the sender (attach()).  "pull" (the
+ * local Bot API serves getUpdates) runs nothing: a kind with neither handle()
+ * nor start(), whose bot's updates the claim leaves alone (jobs_leave_alone).
+ * No kind sees an update the bot's allowed_users keeps
  * out: the claim ends those first (gate.c); whatever serves "pull" is to ask
  * gate_check() the same before it hands an update out.
  */

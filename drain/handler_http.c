@@ -27,12 +27,17 @@
 #define WAIT_DEFAULT_S 5	/* a 429 without Retry-After */
 #define WAIT_MAX_S 3600
 #define DEADLINE_SLACK_MS 2000	/* libcurl times the transfer out before this */
+#define SPARE_MAX 256		/* finished forwards kept for reuse: handlers' max */
+
+struct forward;
 
 struct http {
 	char			*bot;
 	char			*url;
 	struct curl_slist	*headers;	/* one holds the secret: wiped */
 	struct sender		*sender;
+	struct forward		*spare;		/* finished, easy handles set up */
+	size_t			 nspare;
 };
 
 struct forward {
@@ -48,7 +53,10 @@ struct forward {
 	int64_t			 deadline;
 	int			 done;
 	int			 result;	/* CURLcode */
+	struct forward		*next;		/* in the spare list */
 };
+
+static void forward_free(struct forward *f);
 
 static int64_t
 now_us(void)
@@ -76,6 +84,12 @@ http_release(void *state)
 
 	if (h == NULL)
 		return;
+	while (h->spare != NULL) {
+		struct forward *f = h->spare;
+
+		h->spare = f->next;
+		forward_free(f);
+	}
 	headers_free(h->headers);
 	free(h->bot);
 	free(h->url);
@@ -175,6 +189,51 @@ forward_free(struct forward *f)
 	free(f);
 }
 
+/* A finished forward keeps its easy handle, set up, for the next update. */
+static void
+forward_recycle(struct forward *f)
+{
+	struct http *h = f->h;
+
+	if (h->nspare == SPARE_MAX) {
+		forward_free(f);
+		return;
+	}
+	/* A large answer's buffer is not kept for the next one. */
+	if (f->answer.cap > 65536)
+		botapi_buffer_free(&f->answer);
+	f->next = h->spare;
+	h->spare = f;
+	h->nspare++;
+}
+
+/* A new forward, its easy handle set up with what every update shares. */
+static struct forward *
+forward_new(struct http *h, const struct handler_limits *limits)
+{
+	struct forward	*f;
+	int64_t		 timeout_s = (limits->timeout_ms + 999) / 1000;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL ||
+	    (f->easy = curl_easy_init()) == NULL) {
+		free(f);
+		return NULL;
+	}
+	f->rider.done = forward_done;
+	f->h = h;
+	if (botapi_easy_setup(f->easy, h->url, timeout_s, h->headers, &f->answer,
+	    f->errbuf) == -1 ||
+	    curl_easy_setopt(f->easy, CURLOPT_TIMEOUT_MS, (long)limits->timeout_ms) !=
+	    CURLE_OK ||
+	    curl_easy_setopt(f->easy, CURLOPT_URL, h->url) != CURLE_OK ||
+	    curl_easy_setopt(f->easy, CURLOPT_POST, 1L) != CURLE_OK ||
+	    curl_easy_setopt(f->easy, CURLOPT_PRIVATE, &f->rider) != CURLE_OK) {
+		forward_free(f);
+		return NULL;
+	}
+	return f;
+}
+
 /* The body is the claimed update's, which outlives the run: libcurl reads it
  * from there (CURLOPT_POSTFIELDS copies nothing). */
 static int
@@ -183,32 +242,30 @@ http_start(void *state, const struct claimed *c,
 {
 	struct http	*h = state;
 	struct forward	*f;
-	int64_t		 timeout_s = (limits->timeout_ms + 999) / 1000;
 
 	if (h->sender == NULL) {
 		snprintf(err, errlen, "http handler not attached");
 		return -1;
 	}
-	if ((f = calloc(1, sizeof(*f))) == NULL ||
-	    (f->easy = curl_easy_init()) == NULL) {
-		free(f);
-		snprintf(err, errlen, "out of memory");
+	if ((f = h->spare) != NULL) {
+		h->spare = f->next;
+		h->nspare--;
+	} else if ((f = forward_new(h, limits)) == NULL) {
+		snprintf(err, errlen, "out of memory, or libcurl refused the "
+		    "forward's options");
 		return -1;
 	}
-	f->rider.done = forward_done;
-	f->h = h;
+	f->next = NULL;
+	f->done = 0;
+	f->result = CURLE_OK;
+	f->elapsed_us = 0;
+	f->errbuf[0] = '\0';
 	f->timeout_ms = limits->timeout_ms;
 	f->max_output = limits->max_output;
-	if (botapi_easy_setup(f->easy, h->url, timeout_s, h->headers, &f->answer,
-	    f->errbuf) == -1 ||
-	    curl_easy_setopt(f->easy, CURLOPT_TIMEOUT_MS, (long)limits->timeout_ms) !=
-	    CURLE_OK ||
-	    curl_easy_setopt(f->easy, CURLOPT_URL, h->url) != CURLE_OK ||
-	    curl_easy_setopt(f->easy, CURLOPT_POST, 1L) != CURLE_OK ||
-	    curl_easy_setopt(f->easy, CURLOPT_POSTFIELDS, c->body) != CURLE_OK ||
+	botapi_buffer_reset(&f->answer);
+	if (curl_easy_setopt(f->easy, CURLOPT_POSTFIELDS, c->body) != CURLE_OK ||
 	    curl_easy_setopt(f->easy, CURLOPT_POSTFIELDSIZE_LARGE,
-	    (curl_off_t)c->body_len) != CURLE_OK ||
-	    curl_easy_setopt(f->easy, CURLOPT_PRIVATE, &f->rider) != CURLE_OK) {
+	    (curl_off_t)c->body_len) != CURLE_OK) {
 		forward_free(f);
 		snprintf(err, errlen, "libcurl refused the forward's options");
 		return -1;
@@ -273,7 +330,6 @@ classify(struct forward *f, struct handler_result *res)
 	curl_off_t	retry_after = 0;
 
 	curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
-	res->elapsed_us = f->elapsed_us;
 	if (f->result != CURLE_OK) {
 		if (f->answer.overflow) {
 			res->status = HANDLER_INVALID;
@@ -291,6 +347,8 @@ classify(struct forward *f, struct handler_result *res)
 			    curl_easy_strerror((CURLcode)f->result));
 		return;
 	}
+	/* An answer came: its time counts in tgq_forward_seconds. */
+	res->elapsed_us = f->elapsed_us > 0 ? f->elapsed_us : 1;
 	if (status >= 200 && status <= 299) {
 		res->status = HANDLER_OK;
 		res->webhook_reply = 1;
@@ -323,7 +381,7 @@ http_finish(void *run, struct handler_result *res)
 		res->status = HANDLER_FAILED;
 		snprintf(res->reason, sizeof(res->reason), "aborted");
 		sender_drop(f->h->sender, f->easy);
-		forward_free(f);
+		forward_recycle(f);
 		return;
 	}
 	classify(f, res);
@@ -336,9 +394,10 @@ http_finish(void *run, struct handler_result *res)
 			res->output = f->answer.data;
 			res->output_len = f->answer.len;
 			f->answer.data = NULL;
+			f->answer.cap = 0;
 		}
 	}
-	forward_free(f);
+	forward_recycle(f);
 }
 
 static void
@@ -350,7 +409,7 @@ http_abort(void *run)
 		return;
 	if (!f->done)
 		sender_drop(f->h->sender, f->easy);
-	forward_free(f);
+	forward_recycle(f);
 }
 
 const struct handler_ops handler_http = {

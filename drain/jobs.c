@@ -19,7 +19,7 @@ enum stmt_id {
 	S_CLAIM, S_CLAIM_EXPIRED, S_LEASE, S_FINISH, S_INSERT_CALL, S_FAIL, S_DUE_CALLS,
 	S_TAKE_CALL, S_SENT, S_RETRY_CALL, S_WAIT_CALL, S_MIGRATE_CALL, S_REJECT_CALL,
 	S_RECOVER, S_NEXT_DUE, S_DATA_VERSION, S_RELEASE, S_MARK_DOWN, S_MARK_UP,
-	S_DOWN_SINCE, S_NSTMT
+	S_DOWN_SINCE, S_FORGET_DOWN, S_NSTMT
 };
 
 /*
@@ -125,6 +125,8 @@ static const char *const stmt_sql[S_NSTMT] = {
 	"DELETE FROM bot_down WHERE bot = ?1",
 	/* S_DOWN_SINCE */
 	"SELECT since, probes FROM bot_down WHERE bot = ?1",
+	/* S_FORGET_DOWN: marks of bots that no longer have an http handler */
+	"DELETE FROM bot_down WHERE instr(?1, ',' || bot || ',') = 0",
 };
 
 struct jobs {
@@ -464,11 +466,11 @@ jobs_finish(struct jobs *j, const struct claimed *c, const struct call_list *cal
 		rollback(j);
 		return -1;
 	}
-	if (lost) {
-		rollback(j);
-		return 1;
-	}
-	return commit(j);
+	/* Lost, nothing was written: a commit, so that a transaction this one is
+	 * nested in goes on. */
+	if (commit(j) == -1)
+		return -1;
+	return lost;
 }
 
 /* Used inside the claim's transaction, which a lost lease must not end. */
@@ -580,6 +582,24 @@ jobs_mark_up(struct jobs *j, const char *bot)
 		rollback(j);
 		return -1;
 	}
+	return commit(j);
+}
+
+int
+jobs_forget_down(struct jobs *j, const char *keep)
+{
+	sqlite3_stmt *st = j->st[S_FORGET_DOWN];
+
+	if (begin(j) == -1)
+		return -1;
+	sqlite3_bind_text(st, 1, keep, -1, SQLITE_STATIC);
+	if (run(st) == -1) {
+		rollback(j);
+		return -1;
+	}
+	if (sqlite3_changes(j->db) > 0)
+		log_info("forgot %d bots marked down that have no http handler now",
+		    sqlite3_changes(j->db));
 	return commit(j);
 }
 

@@ -26,6 +26,7 @@
 #define CLAIM_MAX 64
 #define GIVE_UP_FAILURES 30
 #define GATHER_MS 1		/* longest wait for more answers before recording */
+#define FINISH_BATCH_MAX 256	/* runs recorded in one transaction */
 
 struct bot_ctx {
 	const struct bot_config	*cfg;
@@ -434,19 +435,28 @@ finish_run(struct drain *d, size_t i)
 	d->runs[i] = d->runs[--d->nruns];
 }
 
+/*
+ * Runs that finished together are recorded in one transaction: one COMMIT (one
+ * fsync) for a handful of forwards the bot answered at once, where one each
+ * would cap the drain at the disk's syncs a second.  Should that COMMIT fail,
+ * the updates stay leased and are taken again when their lease ends.
+ */
 static void
 step_runs(struct drain *d, int64_t now_ms)
 {
-	size_t i = 0;
+	size_t	 done[FINISH_BATCH_MAX], ndone = 0, i;
+	int	 batch;
 
-	while (i < d->nruns) {
-		struct running *r = &d->runs[i];
-
-		if (r->bot->handler.ops->step(r->run, now_ms))
-			finish_run(d, i);	/* moves the last run into slot i */
-		else
-			i++;
-	}
+	for (i = 0; i < d->nruns && ndone < FINISH_BATCH_MAX; i++)
+		if (d->runs[i].bot->handler.ops->step(d->runs[i].run, now_ms))
+			done[ndone++] = i;
+	batch = ndone > 1 && jobs_begin(d->jobs) == 0;
+	/* Backwards: finish_run() moves the last run into the slot it frees, and
+	 * every finished run after this one is gone by then. */
+	while (ndone > 0)
+		finish_run(d, done[--ndone]);
+	if (batch)
+		note_queue_result(d, jobs_commit(d->jobs));
 }
 
 /* The calls start_calls() picked, each with its place in its bot's rate window. */
@@ -894,7 +904,8 @@ open_api(struct drain *d, char *err, size_t errlen)
 static int
 attach_bots(struct drain *d, char *err, size_t errlen)
 {
-	size_t i;
+	char	keep[CONFIG_MAX_BOTS * (BOT_NAME_MAX + 1) + 2] = ",";
+	size_t	i, used;
 
 	for (i = 0; i < d->nbots; i++) {
 		struct bot_ctx *b = &d->bots[i];
@@ -905,7 +916,11 @@ attach_bots(struct drain *d, char *err, size_t errlen)
 		    errlen) == -1 || bot_down_load(&b->down, d->jobs,
 		    b->cfg->name) == -1)
 			return -1;
+		used = strlen(keep);
+		snprintf(keep + used, sizeof(keep) - used, "%s,", b->cfg->name);
 	}
+	/* Not fatal: a stale mark only keeps /ready at 503 until the next run. */
+	(void)jobs_forget_down(d->jobs, keep);
 	return 0;
 }
 

@@ -37,6 +37,15 @@ def update(uid, chat_id, text, spacing=""):
                 s, s, uid, uid, chat_id, abs(chat_id), s, text, s)).encode()
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    """A client that left (the drain timed out, a connection closed under a
+    stopped bot) is expected here, not a traceback."""
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        pass
+
+
 class Bot:
     """A webhook server of a bot: records every POST (path, headers, body, when)
     and answers with answer(record) -> (status, headers, body).  Keeps
@@ -52,6 +61,7 @@ class Bot:
         self.chat_overlap = 0     # times a chat had two in progress
         self.server = None
         self.thread = None
+        self.conns = set()
 
     def start(self):
         bot = self
@@ -62,6 +72,11 @@ class Bot:
             def log_message(self, *args):
                 pass
 
+            def setup(self):
+                http.server.BaseHTTPRequestHandler.setup(self)
+                with bot.lock:
+                    bot.conns.add(self.connection)
+
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
@@ -70,7 +85,8 @@ class Bot:
                 except (ValueError, KeyError, TypeError):
                     chat = None
                 rec = {"path": self.path, "headers": dict(self.headers.items()),
-                       "body": body, "t": time.monotonic(), "chat": chat}
+                       "body": body, "t": time.monotonic(), "chat": chat,
+                       "peer": self.client_address}
                 with bot.lock:
                     bot.records.append(rec)
                     bot.in_flight[chat] = bot.in_flight.get(chat, 0) + 1
@@ -90,9 +106,7 @@ class Bot:
                 self.end_headers()
                 self.wfile.write(out)
 
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port),
-                                                      Handler)
+        self.server = QuietServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.05}, daemon=True)
@@ -100,10 +114,18 @@ class Bot:
         return self
 
     def stop(self):
+        """As when its process dies: the port closed, kept-alive connections too."""
         if self.server:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        with self.lock:
+            conns, self.conns = self.conns, set()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def url(self):
@@ -244,6 +266,9 @@ def case_order_parallel(stack):
           "(%d times)" % bot.chat_overlap)
     check(2 <= bot.max_parallel <= 4, "at most %d updates at the bot at once; "
           "expected 2 to 4 with handlers = 4" % bot.max_parallel)
+    peers = set(r["peer"] for r in bot.records)
+    check(len(peers) <= 8, "48 updates came over %d connections: not kept alive" %
+          len(peers))
 
 
 def case_webhook_reply(stack):
@@ -328,6 +353,36 @@ def case_slow_retried(stack):
           "why: %r" % d.text()[-500:])
 
 
+def case_once_mode(stack):
+    """--once forwards what is due and exits (under ASan its leaks are checked
+    at exit); with the bot down it exits too, leaving the update uncharged."""
+    def answer(rec):
+        return 200, {}, ('{"method":"sendMessage","chat_id":%d,"text":"once"}' %
+                         rec["chat"]).encode()
+    bot = stack.bot(answer).start()
+    (u1, u2) = stack.uids(2)
+    stack.post(u1, 951, "once")
+    stack.run_once(TGQ_HANDLER=bot.url, TGQ_RATE_CHAT=0)
+    check(all_done(stack, [u1]) and len(stack.calls_to(951)) == 1,
+          "--once: %r, calls %r" % (states(stack, [u1]), stack.calls_to(951)))
+    bot.stop()
+    stack.post(u2, 952, "once down")
+    t0 = time.monotonic()
+    stack.run_once(TGQ_HANDLER=bot.url, TGQ_MAX_ATTEMPTS=1)
+    s = states(stack, [u2])[u2]
+    check(s[0] == "new" and s[1] == 0, "--once with the bot down: %r" % (s,))
+    check(time.monotonic() - t0 < 45, "--once with the bot down took %.0f s" %
+          (time.monotonic() - t0))
+    check(stack.queue.query("SELECT bot FROM bot_down") == [(BOT,)],
+          "bot_down after --once: %r" % stack.queue.query("SELECT * FROM bot_down"))
+    bot2 = stack.bot(port=bot.port).start()
+    stack.run_once(TGQ_HANDLER=bot.url)
+    check(all_done(stack, [u2]) and bot2.texts() == ["once down"],
+          "--once after the bot came back: %r" % (states(stack, [u2]),))
+    check(stack.queue.query("SELECT count(*) FROM bot_down") == [(0,)],
+          "the mark stayed after the bot answered")
+
+
 # ------------------------------------------------------------------ down
 
 def metric(stack, name):
@@ -379,6 +434,13 @@ def case_refused_marked_down(stack):
           "the drain's log: %r" % d.text()[-600:])
     count = metric(stack, "tgq_forward_seconds_count")
     check(count is not None and count >= 3, "tgq_forward_seconds_count %r" % count)
+    body = stack.get("metrics").body.decode()
+    check("# TYPE tgq_forward_seconds histogram" in body, "no histogram TYPE line")
+    buckets = [float(line.split()[1]) for line in body.splitlines()
+               if line.startswith("tgq_forward_seconds_bucket{")]
+    check(len(buckets) == 10 and buckets == sorted(buckets) and
+          buckets[-1] == count, "tgq_forward_seconds buckets %r, count %r" %
+          (buckets, count))
 
 
 def case_stopped_two_minutes(stack):
@@ -423,7 +485,8 @@ def groups(ctx):
           ("order_per_chat_parallel", case_order_parallel),
           ("webhook_reply_sent", case_webhook_reply),
           ("500_only_that_update_dead", case_500_one_dead),
-          ("slower_than_timeout_retried", case_slow_retried)]),
+          ("slower_than_timeout_retried", case_slow_retried),
+          ("once_mode", case_once_mode)]),
         ("forward-down", lambda: ForwardStack(ctx, "fwdown"),
          [("refused_not_charged_marked_down", case_refused_marked_down),
           ("stopped_two_minutes_waits", case_stopped_two_minutes)]),

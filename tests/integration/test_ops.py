@@ -36,14 +36,18 @@ def parse_metrics(text):
         elif line.startswith("# TYPE "):
             _, _, name, kind = line.split()
             typed[name] = kind
-            check(kind in ("counter", "gauge"), "type %s" % kind)
-            check((kind == "counter") == name.endswith("_total"),
+            check(kind in ("counter", "gauge", "histogram"), "type %s" % kind)
+            check(kind == "histogram" or
+                  (kind == "counter") == name.endswith("_total"),
                   "%s is a %s" % (name, kind))
         elif line:
-            m = re.match(r'^([a-z0-9_]+)(\{[^}]*\})? (\d+)$', line)
+            m = re.match(r'^([a-z0-9_]+)(\{[^}]*\})? (\d+(?:\.\d+)?)$', line)
             check(m is not None, "not a sample line: %r" % line)
-            check(m.group(1) in typed, "%s has no # TYPE before it" % m.group(1))
-            values[(m.group(1), m.group(2) or "")] = int(m.group(3))
+            family = re.sub(r"_(bucket|sum|count)$", "", m.group(1))
+            check(m.group(1) in typed or typed.get(family) == "histogram",
+                  "%s has no # TYPE before it" % m.group(1))
+            v = m.group(3)
+            values[(m.group(1), m.group(2) or "")] = float(v) if "." in v else int(v)
     return values
 
 

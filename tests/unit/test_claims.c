@@ -522,6 +522,59 @@ remove_dir(void)
 		printf("# could not remove %s\n", dir);
 }
 
+/*
+ * An http handler's bot that does not answer: its update goes back uncharged
+ * and stays its chat's head; a held bot's updates are not claimed, and are
+ * again once it is let go; bot_down keeps the mark other processes read.
+ */
+static void
+test_release_and_hold(void)
+{
+	struct queue	*q;
+	struct jobs	*j;
+	struct claimed	 c[8];
+	size_t		 got = 0;
+	int64_t		 since = 0, probes = 0;
+	int		 ok;
+
+	if (open_jobs("hold.db", &q, &j) == -1) {
+		CHECK("release_open", 0);
+		return;
+	}
+	ok = add_updates(q, 5, 1, 2, 1) == 0 &&
+	    jobs_claim(j, NOW, 8, c, &got) == 0 && got == 1 && c[0].update_id == 1 &&
+	    c[0].attempts == 1;
+	CHECK("release_claimed", ok);
+	if (!ok) {
+		close_jobs(q, j);
+		return;
+	}
+	CHECK("release_uncharged", jobs_release(j, &c[0], "refused", NOW) == 0 &&
+	    sql_int(q, "SELECT attempts FROM updates WHERE update_id = 1") == 0 &&
+	    sql_int(q, "SELECT state = 'new' AND last_error = 'refused' FROM updates"
+	    " WHERE update_id = 1") == 1 && heads_wrong(q) == 0);
+	free_claimed(c, got);
+	jobs_hold(j, "default", 1);
+	jobs_hold(j, "default", 1);
+	CHECK("hold_claims_nothing", jobs_claim(j, NOW, 8, c, &got) == 0 && got == 0);
+	jobs_hold(j, "default", 0);
+	jobs_hold(j, "default", 0);
+	CHECK("unhold_claims_head", jobs_claim(j, NOW, 8, c, &got) == 0 && got == 1 &&
+	    c[0].update_id == 1 && c[0].attempts == 1);
+	free_claimed(c, got);
+	CHECK("bot_down_marked", jobs_mark_down(j, "default", NOW, 0, NOW + 1,
+	    "refused") == 0 && jobs_mark_down(j, "default", NOW, 2, NOW + 4,
+	    "reset") == 0 && jobs_down_since(j, "default", &since, &probes) == 1 &&
+	    since == NOW && probes == 2 && sql_int(q, "SELECT count(*) FROM bot_down"
+	    " WHERE last_error = 'reset'") == 1);
+	CHECK("bot_down_forgotten", jobs_mark_down(j, "gone", NOW, 0, NOW, "x") == 0 &&
+	    jobs_forget_down(j, ",default,") == 0 &&
+	    sql_int(q, "SELECT group_concat(bot) = 'default' FROM bot_down") == 1);
+	CHECK("bot_down_cleared", jobs_mark_up(j, "default") == 0 &&
+	    jobs_down_since(j, "default", &since, &probes) == 0);
+	close_jobs(q, j);
+}
+
 int
 main(void)
 {
@@ -534,6 +587,7 @@ main(void)
 	test_costs();
 	test_heads();
 	test_migration();
+	test_release_and_hold();
 	remove_dir();
 	return check_exit();
 }

@@ -403,6 +403,40 @@ test_gate(sqlite3 *db)
 	sqlite3_finalize(st);
 }
 
+static int
+reply(sqlite3 *db, const char *body, struct call_list *l, char *err, size_t errlen)
+{
+	return calls_reply(db, body, strlen(body), l, err, errlen);
+}
+
+/* An http handler's answer: a webhook reply is one call, whatever its layout;
+ * any other body asks for nothing; a reply with a bad method is an error. */
+static void
+test_calls_reply(sqlite3 *db)
+{
+	struct call_list	 l;
+	char			 err[256];
+
+	CHECK("reply_multiline", reply(db, "{\r\n  \"method\": \"sendMessage\",\n"
+	    "  \"chat_id\": 7,\n  \"text\": \"a\\nb\"\n}\n", &l, err,
+	    sizeof(err)) == 0 && l.n == 1 &&
+	    strcmp(l.calls[0].method, "sendMessage") == 0 && l.calls[0].chat_int == 7 &&
+	    strcmp(l.calls[0].params, "{\"chat_id\":7,\"text\":\"a\\nb\"}") == 0);
+	calls_free(&l);
+	CHECK("reply_empty_body", reply(db, "", &l, err, sizeof(err)) == 0 &&
+	    l.n == 0);
+	CHECK("reply_not_json", reply(db, "OK", &l, err, sizeof(err)) == 0 &&
+	    l.n == 0);
+	CHECK("reply_no_method", reply(db, "{\"ok\":true,\"note\":\"method\"}", &l,
+	    err, sizeof(err)) == 0 && l.n == 0);
+	CHECK("reply_array", reply(db, "[{\"method\":\"sendMessage\"}]", &l, err,
+	    sizeof(err)) == 0 && l.n == 0);
+	CHECK("reply_bad_method", reply(db, "{\"method\":\"send message\"}", &l, err,
+	    sizeof(err)) == -1 && strstr(err, "name of letters") != NULL);
+	CHECK("reply_method_not_text", reply(db, "{\"method\":5}", &l, err,
+	    sizeof(err)) == -1);
+}
+
 int
 main(void)
 {
@@ -413,6 +447,7 @@ main(void)
 	if (sqlite3_open(":memory:", &db) != SQLITE_OK)
 		return 2;
 	test_calls(db);
+	test_calls_reply(db);
 	test_handler_kinds(db);
 	test_gate(db);
 	sqlite3_close(db);
