@@ -10,6 +10,8 @@ Group byob-push:
                                posted to the bot once, with the webhook secret
   grammy_webhook_reply         the bot answers with a webhook reply: tgq records it
                                in the outbox and sends it
+  grammy_forward_secret        with forward_secret_file, grammY's own secretToken
+                               check passes with that value, not the webhook secret
   grammy_killed_restarted_500  the bot SIGKILLed and restarted during 500 updates:
                                none lost, none dead, none answered twice but the
                                ones in flight at the kill
@@ -44,7 +46,7 @@ class PushStack(byob.Stack):
         self.bot_now = None
 
     def start_pair(self, script="grammy_webhook.js", api_root=None, listen=False,
-                   bot_env=None, start_bot=True, **drain_env):
+                   bot_env=None, start_bot=True, bot_secret=None, **drain_env):
         """A bot on a free port and a drain whose handler is that bot.  The pair
         of a case that failed half-way is stopped first."""
         if self.drain_now is not None:
@@ -59,7 +61,7 @@ class PushStack(byob.Stack):
             env["TGQ_LISTEN"] = "127.0.0.1:%d" % self.listen_port
         env.update(drain_env)
         self.bot_args = (script, [port, PATH, api_root or self.api.url],
-                         dict(bot_env or {}, WEBHOOK_SECRET=self.secret))
+                         dict(bot_env or {}, WEBHOOK_SECRET=bot_secret or self.secret))
         if start_bot:
             self.start_bot("bot%d" % len(self.bots))
         self.drain_now = self.drain(**env)
@@ -123,6 +125,27 @@ def case_webhook_reply(stack):
           all(r[1] == "sendMessage" and r[2] == "sent" for r in rows),
           "the webhook replies in tgq's outbox: %r" % rows[:5])
     stack.end_pair(uids)
+
+
+def case_forward_secret(stack):
+    byob.need_grammy()
+    forward = h.new_secret()
+    path = os.path.join(stack.tmpdir, "forward-secret")
+    with open(path, "w") as f:
+        f.write(forward + "\n")
+    os.chmod(path, 0o600)
+    h.chown_run_user(path)
+    bot = stack.start_pair(bot_secret=forward, TGQ_FORWARD_SECRET_FILE=path)
+    posted = stack.post_texts(stack.chats(2), 2, "fwd")
+    stack.wait_replies([t for _, _, t in posted], 60)
+    time.sleep(1.0)
+    stack.check_once_in_order(posted)
+    uids = [u for u, _, _ in posted]
+    stack.end_pair(uids)
+    check(stack.states(uids) == {"done": len(uids)}, "states: %r" % stack.states(uids))
+    check(all(n == 1 for n in seen_counts(bot).values()),
+          "an update was posted again: %r" % seen_counts(bot))
+    h.check_not_logged(stack.drain_logs(), [forward, stack.secret], "the drain's log")
 
 
 def case_kill_restart(stack):
@@ -269,6 +292,7 @@ def groups(ctx):
     return [("byob-push", lambda: PushStack(ctx), [
         ("grammy_echo_once_in_order", case_echo),
         ("grammy_webhook_reply", case_webhook_reply),
+        ("grammy_forward_secret", case_forward_secret),
         ("grammy_killed_restarted_500", case_kill_restart),
         ("grammy_500_only_that_dead", case_500_dead),
         ("grammy_slow_retried", case_slow),
