@@ -472,8 +472,8 @@ cat >/dev/null
 printf '%%s' "$TGQ_API_URL" > %(out)s.url
 curl -s -X POST -H 'Content-Type: application/json' \
     -d '{"chat_id":9100,"text":"via the local API"}' \
-    "$TGQ_API_URL/bot%(token)s/sendMessage" > %(out)s.tmp
-mv %(out)s.tmp %(out)s
+    "$TGQ_API_URL/bot%(token)s/sendMessage" > %(out)s.$$
+mv %(out)s.$$ %(out)s
 """
 
 
@@ -485,6 +485,7 @@ def case_exec_handler_api_url(stack):
     with open(script, "w") as f:
         f.write(API_HANDLER % {"out": out, "token": TOKEN})
     os.chmod(script, 0o755)
+    drain_all(stack)    # only this case's update runs the handler
     stack.restart(TGQ_HANDLER="exec:" + script)
     try:
         posted(stack, 1, chat=9100, text="call out")
