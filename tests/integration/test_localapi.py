@@ -150,6 +150,25 @@ def case_negative_offset(stack):
     stack.jcall("getUpdates", {"offset": uids[2] + 1})
 
 
+def case_late_arrival_not_lost(stack):
+    """An update committed after a later one was handed out is not confirmed
+    by the offset that follows the later one: it is handed out next."""
+    drain_all(stack)
+    early, late = stack.uids(2)
+    stack.post(late, 5004, "second")
+    status, ans = stack.jcall("getUpdates")
+    check([u["update_id"] for u in ans["result"]] == [late], "first: %r" % ans)
+    stack.post(early, 5005, "first, late")
+    status, ans = stack.jcall("getUpdates", {"offset": late + 1})
+    check([u["update_id"] for u in ans["result"]] == [early],
+          "after offset %d: %r" % (late + 1, ans))
+    check(stack.states([early, late]) == {early: "new", late: "done"},
+          "rows: %r" % stack.states([early, late]))
+    stack.jcall("getUpdates", {"offset": late + 1})
+    check(stack.states([early]) == {early: "done"}, "not confirmed: %r" %
+          stack.states([early]))
+
+
 def background_poll(stack, params, out):
     def run():
         try:
@@ -472,8 +491,8 @@ cat >/dev/null
 printf '%%s' "$TGQ_API_URL" > %(out)s.url
 curl -s -X POST -H 'Content-Type: application/json' \
     -d '{"chat_id":9100,"text":"via the local API"}' \
-    "$TGQ_API_URL/bot%(token)s/sendMessage" > %(out)s.tmp
-mv %(out)s.tmp %(out)s
+    "$TGQ_API_URL/bot%(token)s/sendMessage" > %(out)s.$$
+mv %(out)s.$$ %(out)s
 """
 
 
@@ -485,6 +504,7 @@ def case_exec_handler_api_url(stack):
     with open(script, "w") as f:
         f.write(API_HANDLER % {"out": out, "token": TOKEN})
     os.chmod(script, 0o755)
+    drain_all(stack)    # only this case's update runs the handler
     stack.restart(TGQ_HANDLER="exec:" + script)
     try:
         posted(stack, 1, chat=9100, text="call out")
@@ -531,6 +551,7 @@ def groups(ctx):
         ("localapi-updates", lambda: ApiStack(ctx, "lapi-upd"),
          [("bodies_offset_limit", case_bodies_offset_limit),
           ("negative_offset", case_negative_offset),
+          ("late_arrival_not_lost", case_late_arrival_not_lost),
           ("long_poll_wakes", case_long_poll_wakes),
           ("second_poller_409", case_second_poller_409),
           ("rate_limits_kept", case_rate_limits_kept),
