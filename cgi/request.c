@@ -309,11 +309,12 @@ handle_health(const struct request_io *io, const struct webhook *wh, int head_on
  *   queue_busy         another writer held the queue past busy_timeout;
  *   queue_unavailable  the queue cannot be opened or written (read-only, full
  *                      disk, I/O error, not a queue);
- *   stalled            the oldest pending update waited longer than stall_after:
- *                      no drain takes updates, or it cannot keep up;
  *   bot_down           a bot is marked down: tgq-drain found that its http
  *                      handler does not answer (the bot_down table); its
- *                      updates are kept, and wait for it.
+ *                      updates are kept, and wait for it (before stalled,
+ *                      which a bot down for long causes: this says why);
+ *   stalled            the oldest pending update waited longer than stall_after:
+ *                      no drain takes updates, or it cannot keep up.
  * The cost: the health check's one read, and the write lock taken and given back
  * (BEGIN IMMEDIATE, ROLLBACK), which writes nothing.
  */
@@ -331,10 +332,10 @@ handle_ready(const struct request_io *io, const struct webhook *wh, int head_onl
 		reason = "queue_busy";
 	else if (status != QUEUE_OK)
 		reason = "queue_unavailable";
-	else if (h.oldest_pending_age_s > wh->cfg->stall_after_s)
-		reason = "stalled";
 	else if (h.bots_down > 0)
 		reason = "bot_down";
+	else if (h.oldest_pending_age_s > wh->cfg->stall_after_s)
+		reason = "stalled";
 	if (status != QUEUE_OK)
 		snprintf(body, sizeof(body), "{\"status\":\"unready\",\"reason\":"
 		    "\"%s\"}\n", reason);

@@ -32,7 +32,6 @@
 struct forward;
 
 struct http {
-	char			*bot;
 	char			*url;
 	struct curl_slist	*headers;	/* one holds the secret: wiped */
 	struct sender		*sender;
@@ -91,7 +90,6 @@ http_release(void *state)
 		forward_free(f);
 	}
 	headers_free(h->headers);
-	free(h->bot);
 	free(h->url);
 	free(h);
 }
@@ -103,11 +101,12 @@ http_setup_url(const char *bot, const char *scheme, const char *arg, void **stat
 	struct http	*h;
 	size_t		 len;
 
+	(void)bot;
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		goto nomem;
 	*state = h;
 	len = strlen(scheme) + strlen(arg) + 1;
-	if ((h->bot = strdup(bot)) == NULL || (h->url = malloc(len)) == NULL)
+	if ((h->url = malloc(len)) == NULL)
 		goto nomem;
 	snprintf(h->url, len, "%s%s", scheme, arg);
 	return 0;

@@ -419,6 +419,11 @@ def case_refused_marked_down(stack):
           "/metrics tgq_bot_down is not 1")
     r = stack.get("ready")
     check(r.status == 503 and b'"bot_down"' in r.body, "/ready: %r" % r)
+    # Waiting for long makes the queue stalled too: the down bot is the why.
+    stack.queue.execute("UPDATE updates SET received_at = received_at - 3600 "
+                        "WHERE state = 'new'")
+    r = stack.get("ready")
+    check(r.status == 503 and b'"bot_down"' in r.body, "/ready, stalled too: %r" % r)
     bot = stack.bot(port=port).start()
     wait_until(lambda: all_done(stack, uids), 60, "the updates after the bot came")
     wait_until(lambda: stack.queue.query("SELECT count(*) FROM bot_down")[0][0]
