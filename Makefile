@@ -27,27 +27,31 @@ CC	?= cc
 PKGS	 = fcgi libcurl sqlite3 inih
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -lcurl -lsqlite3 -linih)
+# tgq-drain's local Bot API (and the unit tests, which link the drain's parts).
+MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS   := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wpointer-arith -Wformat=2 -Werror
 CFLAGS	?= -O2 -g
 HARDEN	?= -fstack-protector-strong -D_FORTIFY_SOURCE=2
-ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) -Ilib -Icgi -Idrain -Icli $(PKG_CFLAGS) $(HARDEN) \
+ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(WARN) -Ilib -Icgi -Idrain -Icli $(PKG_CFLAGS) $(MHD_CFLAGS) $(HARDEN) \
 	     $(CFLAGS) -pthread
 LDLIBS	 = $(PKG_LIBS) -pthread
 
 LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c \
 	   lib/botapi.c lib/metrics.c lib/cidr.c lib/users.c lib/sha256.c \
-	   lib/update_types.c
+	   lib/update_types.c lib/listen.c
 CGI_SRC	 = cgi/fastcgi.c cgi/fcgi_adapter.c cgi/fcgi_frame.c cgi/request.c \
 	   cgi/secrets.c cgi/store.c cgi/metrics_page.c cgi/metrics_bots.c
 # Every drain/handler_*.c is built: a new handler kind needs no line here.
 DRAIN_SRC = drain/handler.c $(sort $(wildcard drain/handler_*.c)) drain/backoff.c \
 	   drain/ratelimit.c drain/calls.c drain/gate.c drain/jobs.c drain/sender.c \
+	   drain/localapi.c drain/localapi_updates.c drain/localapi_pass.c \
 	   drain/bot_down.c drain/loop.c
 CLI_SRC	 = cli/cli.c cli/jsonw.c cli/cmd_webhook.c cli/cmd_queue.c cli/cmd_poll.c \
 	   cli/cmd_doctor.c cli/cmd_rotate.c
 TEST_SRC = $(wildcard tests/unit/test_*.c)
-HEADERS	 = lib/tgq.h lib/config_keys.h cgi/webhook.h drain/drain.h drain/handler.h cli/cli.h \
+HEADERS	 = lib/tgq.h lib/config_keys.h cgi/webhook.h drain/drain.h drain/handler.h drain/localapi.h cli/cli.h \
 	   tests/unit/check.h
 
 LIB_OBJ	 = $(LIB_SRC:%.c=$(B)/%.o)
@@ -83,14 +87,14 @@ $(B)/tgq-webhook: $(B)/cgi/main.o $(CGI_OBJ) $(B)/libtgq.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tgq-drain: $(B)/drain/main.o $(DRAIN_OBJ) $(B)/libtgq.a
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(MHD_LIBS) $(LDLIBS)
 
 $(B)/tgq: $(B)/cli/main.o $(CLI_OBJ) $(B)/libtgq.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(PARTS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(MHD_LIBS) $(LDLIBS)
 
 deps:
 	@sh deploy/deps.sh test

@@ -2,11 +2,19 @@
 # Installs the Debian packages that building, testing and the demo need, and only
 # those that are missing.  Called first by `make test` and `make demo`, so each is one
 # command on a fresh machine.  Usage: deploy/deps.sh [build|test|demo|bench]
+# For test and bench it then installs grammY (the framework the bot tests and the
+# bench run) from tests/bots/package-lock.json into tests/bots/node_modules with
+# `npm ci`, unless the locked version is there already.
 set -eu
 
-build="gcc make pkg-config libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libinih-dev"
+build="gcc make pkg-config libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libinih-dev
+libmicrohttpd-dev"
 runtime="sqlite3 nginx lighttpd spawn-fcgi curl python3 ca-certificates"
-test_extra="clang libclang-rt-14-dev procps mandoc valgrind prometheus"
+# promtool (in prometheus) checks the shipped alert rules; real bot frameworks
+# for the "bring your own bot" tests: python-telegram-bot 13
+# from Debian, grammY from npm (below).
+test_extra="clang libclang-rt-14-dev procps mandoc valgrind
+prometheus python3-python-telegram-bot nodejs npm"
 bench_extra="wrk"
 
 case "${1:-test}" in
@@ -17,15 +25,38 @@ bench) want="$build $runtime $test_extra $bench_extra" ;;
 *) echo "usage: $0 [build|test|demo|bench]" >&2; exit 2 ;;
 esac
 
+bots_dir=$(cd "$(dirname "$0")/../tests/bots" && pwd)
+
+# grammY, pinned by tests/bots/package-lock.json.  `npm ci` starts from an empty
+# node_modules, so it runs only when the locked grammY is not the one installed.
+install_bots() {
+	case "$mode" in test|bench) ;; *) return 0 ;; esac
+	want_v=$(sed -n 's/^ *"grammy": *"\([^"]*\)".*/\1/p' "$bots_dir/package.json")
+	have_v=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
+		"$bots_dir/node_modules/grammy/package.json" 2>/dev/null | head -n 1)
+	[ -n "$want_v" ] && [ "$want_v" = "$have_v" ] && return 0
+	echo "deps.sh: npm ci in tests/bots (grammY $want_v)"
+	(cd "$bots_dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+mode="${1:-test}"
 missing=""
 for pkg in $want; do
+	# A nodejs that is not Debian's (NodeSource's) brings its own npm and conflicts
+	# with Debian's npm package: an npm on the PATH is enough.
+	if [ "$pkg" = npm ] && command -v npm >/dev/null 2>&1; then
+		continue
+	fi
 	status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
 	case "$status" in
 	ii*) ;;
 	*) missing="$missing $pkg" ;;
 	esac
 done
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+	install_bots
+	exit 0
+fi
 
 if [ "$(id -u)" -eq 0 ]; then
 	as_root=""
@@ -51,3 +82,4 @@ $as_root apt-get install -y -qq --no-install-recommends $missing >/dev/null
 for svc in nginx lighttpd prometheus; do
 	$as_root service "$svc" stop >/dev/null 2>&1 || true
 done
+install_bots

@@ -116,6 +116,9 @@ struct send_result {
 int	 jobs_open(struct queue *q, const struct config *cfg, struct jobs **out,
 	    char *err, size_t errlen);
 void	 jobs_close(struct jobs *j);
+/* The claim no longer takes the bot's updates (its handler runs nothing); its
+ * calls are still sent. */
+void	 jobs_leave_alone(struct jobs *j, const char *bot);
 /* Leases up to max updates that are due and first in their chat's line. */
 /*
  * Several of the calls below in one transaction (one COMMIT, one fsync): they
@@ -245,15 +248,17 @@ int64_t	 retry_backoff_s(int64_t failures);
  *     to wait for and step() until it returns 1; then finish() gives the result
  *     (exec:).  abort() ends a run at any time.
  * "http:" and "https:" (POST each update to the bot's webhook server) are
- * runs like exec:, whose transfers ride on the sender (attach()).  Where the
- * next kind goes: "pull" (a local Bot API serves getUpdates) runs nothing: a kind with neither handle() nor start(), whose bot's updates the
- * claim then leaves alone.  No kind sees an update the bot's allowed_users keeps
+ * runs like exec:, whose transfers ride on the sender (attach()).  "pull" (the
+ * local Bot API serves getUpdates) runs nothing: a kind with neither handle()
+ * nor start(), whose bot's updates the claim leaves alone (jobs_leave_alone).
+ * No kind sees an update the bot's allowed_users keeps
  * out: the claim ends those first (gate.c); whatever serves "pull" is to ask
  * gate_check() the same before it hands an update out.
  */
 #define HANDLER_KINDS(X)	\
 	X(ECHO, echo)		\
 	X(EXEC, exec)		\
+	X(PULL, pull)		\
 	X(HTTP, http)		\
 	X(HTTPS, https)
 
@@ -319,6 +324,29 @@ void	 sender_free(struct sender *s);
 /* Starts a call; the sender copies what it needs. */
 int	 sender_start(struct sender *s, int64_t id, const char *token,
 	    const char *method, const char *params, char *err, size_t errlen);
+/*
+ * A call passed through as a bot made it (the local Bot API): its body and
+ * Content-Type forwarded unchanged, and Telegram's answer kept whole for the
+ * bot, in the caller's buffers, which must live until sender_next_done()
+ * reported the call (its answer is then also classified in struct sent).
+ */
+struct raw_call {
+	const char		*token;
+	const char		*path;		/* the method, or a file's path */
+	int			 file;		/* 1: /file/bot<token>/<path> */
+	const char		*query;		/* NULL: none */
+	const char		*content_type;	/* NULL: a GET */
+	const char		*body;		/* in memory, body_len bytes; or */
+	size_t			 body_len;
+	int			 body_fd;	/* -1, or body_size bytes from 0 */
+	int64_t			 body_size;
+	struct botapi_buffer	*answer;	/* the answer's body; or */
+	int			 answer_fd;	/* -1, or a download's file */
+	char			*answer_type;	/* its Content-Type, "" if none */
+	size_t			 answer_type_len;
+};
+int	 sender_start_raw(struct sender *s, int64_t id, const struct raw_call *rc,
+	    char *err, size_t errlen);
 size_t	 sender_in_flight(const struct sender *s);
 /* Waits for the network, the extra descriptors or the timeout. */
 int	 sender_wait(struct sender *s, struct pollfd *extra, unsigned nextra,
@@ -337,6 +365,35 @@ struct sender_rider {
 };
 int	 sender_ride(struct sender *s, CURL *easy);
 void	 sender_drop(struct sender *s, CURL *easy);
+
+/* localapi.c */
+/*
+ * The local Bot API of tgq-drain --follow with listen set: /bot<token>/<method>
+ * and /file/bot<token>/<path> on loopback or a unix socket, served by
+ * libmicrohttpd inside the drain's loop.  getUpdates comes from the queue for
+ * bots with handler = pull; webhook management is answered here; every other
+ * call goes through the drain's sender and rate limits.
+ */
+struct localapi;
+struct localapi_env {
+	const struct config	*cfg;
+	struct queue		*q;
+	struct jobs		*jobs;
+	struct sender		*sender;
+	struct ratelimit	*rl[CONFIG_MAX_BOTS];	/* per cfg->bots[i]; NULL: no token */
+};
+int	 localapi_open(const struct localapi_env *env, struct localapi **out,
+	    char *err, size_t errlen);
+void	 localapi_close(struct localapi *a);
+/* The descriptor to wait on for it (POLLIN). */
+int	 localapi_fd(const struct localapi *a);
+/* Serves what arrived, wakes parked polls, starts calls; returns the ms until
+ * it must run again without an event (INT64_MAX: not before one). */
+int64_t	 localapi_work(struct localapi *a, int64_t now_ms);
+/* 1 when the finished call s was the local API's (it is then handled). */
+int	 localapi_answered(struct localapi *a, struct sent *s);
+/* Stopping: parked polls and calls not yet started are answered now. */
+void	 localapi_stop(struct localapi *a);
 
 /* loop.c */
 enum drain_mode { DRAIN_ONCE, DRAIN_FOLLOW };

@@ -42,7 +42,7 @@ bot_handler_setup(struct bot_handler *h, const char *bot, const char *value,
 	memset(h, 0, sizeof(*h));
 	if (find_kind(value != NULL ? value : "echo", &h->kind, &arg) == -1) {
 		snprintf(err, errlen, "bot %s: handler must be echo, exec:PROGRAM "
-		    "or http://HOST[:PORT]/PATH", bot);
+		    "or http://HOST[:PORT]/PATH, or pull", bot);
 		return -1;
 	}
 	h->ops = kinds[h->kind];

@@ -135,7 +135,8 @@ struct jobs {
 	const struct config	*cfg;
 	sqlite3_stmt		*st[S_NSTMT];
 	char			*bots;		/* the bots with a token: ",a,b," */
-	char			*claim_bots;	/* those of them not held */
+	char			*claim_bots;	/* those of them the claim takes: not left
+					 * alone (pull), not held (down) */
 	int64_t			 data_version;
 	int			 busy;		/* the last failure was another writer */
 };
@@ -289,6 +290,21 @@ jobs_close(struct jobs *j)
 	free(j);
 }
 
+void
+jobs_leave_alone(struct jobs *j, const char *bot)
+{
+	char	 entry[BOT_NAME_MAX + 3];
+	char	*at;
+	size_t	 n;
+
+	snprintf(entry, sizeof(entry), ",%s,", bot);
+	if ((at = strstr(j->claim_bots, entry)) == NULL)
+		return;
+	/* Keeps the comma before it, drops the name and the comma after it. */
+	n = strlen(entry) - 1;
+	memmove(at + 1, at + n + 1, strlen(at + n + 1) + 1);
+}
+
 /* Runs one claim statement and leases what it read, appending it to out. */
 static int
 claim_with(struct jobs *j, sqlite3_stmt *st, int64_t now, int64_t lease_until,
@@ -342,6 +358,8 @@ jobs_claim(struct jobs *j, int64_t now, size_t max, struct claimed *out, size_t 
 	int64_t lease_until = now + j->cfg->lease_s;
 
 	*n = 0;
+	if (strcmp(j->claim_bots, ",") == 0)
+		return 0;	/* every bot pulls: nothing to walk the queue for */
 	if (begin(j) == -1)
 		return -1;
 	if (claim_with(j, j->st[S_CLAIM_EXPIRED], now, lease_until, max, out,

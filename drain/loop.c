@@ -107,7 +107,8 @@ struct drain {
 	size_t			 nbots;
 	struct running		*runs;
 	size_t			 nruns;
-	struct flight		*flights;
+	struct flight		*flights;	/* the outbox's calls in flight */
+	size_t			 nflights;
 	struct answers		 answers;
 	struct admission	 admission;
 	struct claiming		 claiming;
@@ -115,6 +116,8 @@ struct drain {
 	struct chores		 chores;
 	int			 inofd;		/* follow mode: the queue's folder */
 	sqlite3_stmt		*gate_st;	/* gate_check's, on the queue */
+	struct localapi		*api;		/* follow mode with listen set */
+	int64_t			 api_wait_ms;	/* when it must run again */
 	uint64_t		 handled, sent;
 };
 
@@ -566,7 +569,7 @@ record_and_start_calls(struct drain *d, int64_t now_ms, int *progress)
 	for (i = 0; i < n; i++) {
 		struct outcall	*c = &cand[i];
 		struct bot_ctx	*bot = p.bots[i];
-		struct flight	*f = &d->flights[sender_in_flight(d->sender)];
+		struct flight	*f = &d->flights[d->nflights];
 
 		if (!taken[i] || sender_start(d->sender, c->id, bot->cfg->token,
 		    c->method, c->params, err, sizeof(err)) == -1) {
@@ -575,6 +578,7 @@ record_and_start_calls(struct drain *d, int64_t now_ms, int *progress)
 			ratelimit_answered(bot->rl, NULL, p.slots[i], now_ms - 1000);
 			continue;
 		}
+		d->nflights++;
 		f->id = c->id;
 		f->bot = bot;
 		f->attempts = c->attempts;
@@ -600,8 +604,7 @@ find_flight(struct drain *d, int64_t id, size_t *index)
 {
 	size_t i;
 
-	for (i = 0; i < sender_in_flight(d->sender) + 1 &&
-	    i < (size_t)d->cfg->max_in_flight; i++) {
+	for (i = 0; i < d->nflights; i++) {
 		if (d->flights[i].id == id) {
 			*index = i;
 			return &d->flights[i];
@@ -690,10 +693,13 @@ collect_answers(struct drain *d)
 	size_t		 i, last;
 
 	while (sender_next_done(d->sender, &s)) {
-		if ((f = find_flight(d, s.id, &i)) != NULL) {
+		if (d->api != NULL && localapi_answered(d->api, &s))
+			;	/* a call a bot made through the local API */
+		else if ((f = find_flight(d, s.id, &i)) != NULL) {
 			add_result(d, f, &s);
-			/* The flight table is as long as the calls in flight. */
-			last = sender_in_flight(d->sender);
+			/* The flight table is as long as the outbox's calls in
+			 * flight. */
+			last = --d->nflights;
 			d->flights[i] = d->flights[last];
 			memset(&d->flights[last], 0, sizeof(d->flights[last]));
 		}
@@ -773,6 +779,8 @@ read_signals(struct drain *d)
 		if (!d->stopping.requested)
 			log_info("signal %u: finishing the handlers and calls in "
 			    "progress", si.ssi_signo);
+		if (!d->stopping.requested && d->api != NULL)
+			localapi_stop(d->api);
 		d->stopping.requested = 1;
 	}
 }
@@ -821,7 +829,7 @@ setup(struct drain *d, char *err, size_t errlen)
 	d->claiming.all_in_transaction = 1;
 	d->claiming.again = 1;
 	for (i = 0; i < d->nbots; i++)
-		if (d->bots[i].handler.ops->handle == NULL)
+		if (d->bots[i].handler.ops->start != NULL)
 			d->claiming.all_in_transaction = 0;
 	if ((d->runs = calloc((size_t)d->cfg->handlers, sizeof(*d->runs))) == NULL ||
 	    (d->flights = calloc((size_t)d->cfg->max_in_flight + 1,
@@ -836,6 +844,76 @@ setup(struct drain *d, char *err, size_t errlen)
 		return -1;
 	}
 	open_watch(d);
+	return 0;
+}
+
+/* Bots whose handler runs nothing: the claim leaves their updates to whoever
+ * serves them (the local Bot API), and says so when nothing will. */
+static void
+leave_alone_pulled(struct drain *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nbots; i++) {
+		const struct handler_ops *ops = d->bots[i].handler.ops;
+
+		if (ops->handle != NULL || ops->start != NULL)
+			continue;
+		jobs_leave_alone(d->jobs, d->bots[i].cfg->name);
+		if (d->mode != DRAIN_FOLLOW || d->cfg->listen == NULL ||
+		    d->cfg->listen[0] == '\0')
+			log_info("bot %s: handler = pull, served by tgq-drain --follow "
+			    "with listen set; its updates wait here",
+			    d->bots[i].cfg->name);
+	}
+}
+
+/* The local Bot API: requests, parked polls the queue may answer now, calls
+ * passed through; when it must run again. */
+static void
+serve_api(struct drain *d)
+{
+	int64_t now_ms = now_unix_ms(), wait;
+
+	if (d->api == NULL)
+		return;
+	wait = localapi_work(d->api, now_ms);
+	d->api_wait_ms = wait == INT64_MAX ? INT64_MAX : now_ms + wait;
+}
+
+/* The local Bot API, in follow mode when listen is set: it shares the queue,
+ * the sender and each bot's rate limits with the rest of the drain. */
+static int
+open_api(struct drain *d, char *err, size_t errlen)
+{
+	struct localapi_env	 env;
+	size_t			 i;
+
+	if (d->mode != DRAIN_FOLLOW || d->cfg->listen == NULL ||
+	    d->cfg->listen[0] == '\0')
+		return 0;
+	memset(&env, 0, sizeof(env));
+	env.cfg = d->cfg;
+	env.q = d->q;
+	env.jobs = d->jobs;
+	env.sender = d->sender;
+	for (i = 0; i < d->cfg->nbots; i++) {
+		struct bot_ctx *b = find_bot(d, d->cfg->bots[i].name);
+
+		env.rl[i] = b != NULL ? b->rl : NULL;
+	}
+	if (localapi_open(&env, &d->api, err, errlen) == -1)
+		return -1;
+	/* exec: handlers inherit it, so that their calls go through here too,
+	 * within the limits, and they see the answers. */
+	if (d->cfg->listen[0] != '/') {
+		char url[256];
+
+		snprintf(url, sizeof(url), "http://%s", d->cfg->listen);
+		if (setenv("TGQ_API_URL", url, 1) == -1)
+			log_warnx("TGQ_API_URL for the handlers: %s", strerror(errno));
+	}
+	serve_api(d);
 	return 0;
 }
 
@@ -869,6 +947,7 @@ teardown(struct drain *d)
 {
 	size_t i;
 
+	localapi_close(d->api);
 	for (i = 0; i < d->nruns; i++) {
 		d->runs[i].bot->handler.ops->abort(d->runs[i].run);
 		claimed_free(&d->runs[i].upd);
@@ -930,6 +1009,11 @@ wait_for_events(struct drain *d, int64_t wait_ms)
 	if (d->inofd != -1) {
 		fds[n].fd = d->inofd;
 		fds[n++].events = POLLIN;
+	}
+	if (d->api != NULL) {
+		fds[n].fd = localapi_fd(d->api);
+		fds[n++].events = POLLIN;
+		wait_ms = min64(wait_ms, d->api_wait_ms - now_unix_ms());
 	}
 	for (i = 0; i < d->nruns; i++) {
 		const struct handler_ops *ops = d->runs[i].bot->handler.ops;
@@ -1065,6 +1149,7 @@ take_events(struct drain *d)
 	/* First: it also ends the transfers of runs that ride on the sender. */
 	collect_answers(d);
 	step_runs(d, now_unix_ms());
+	serve_api(d);
 }
 
 static int
@@ -1115,7 +1200,12 @@ drain_run(const struct config *cfg, struct queue *q, enum drain_mode mode)
 		log_err("%s", err);
 		goto done;
 	}
+	leave_alone_pulled(&d);
 	if (attach_bots(&d, err, sizeof(err)) == -1) {
+		log_err("%s", err);
+		goto done;
+	}
+	if (open_api(&d, err, sizeof(err)) == -1) {
 		log_err("%s", err);
 		goto done;
 	}

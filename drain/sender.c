@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -19,6 +20,13 @@ struct transfer {
 	struct botapi_buffer	 answer;
 	char			 errbuf[CURL_ERROR_SIZE];
 	struct transfer		*next;
+	/* A call passed through: the caller's answer buffers, its body's file
+	 * (read from read_at) and the headers it was sent with. */
+	const struct raw_call	*raw;
+	int			 raw_body_fd;
+	int			 raw_answer_fd;
+	int64_t			 read_at;
+	struct curl_slist	*raw_headers;
 };
 
 struct sender {
@@ -49,6 +57,7 @@ transfer_free(struct transfer *t)
 	wipe_free(t->url);
 	free(t->body);
 	botapi_buffer_free(&t->answer);
+	curl_slist_free_all(t->raw_headers);
 	free(t);
 }
 
@@ -148,6 +157,184 @@ fail:
 	return -1;
 }
 
+/* The buffer a transfer's answer went to: the caller's for a raw call. */
+static struct botapi_buffer *
+answer_of(struct transfer *t)
+{
+	if (t->raw != NULL && t->raw->answer != NULL)
+		return t->raw->answer;
+	return &t->answer;
+}
+
+/* The answer's Content-Type, into the caller's buffer. */
+static void
+raw_done(struct transfer *t)
+{
+	const struct raw_call	*rc = t->raw;
+	char			*type = NULL;
+
+	if (rc->answer_type_len == 0)
+		return;
+	if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &type) != CURLE_OK ||
+	    type == NULL)
+		type = "";
+	snprintf(rc->answer_type, rc->answer_type_len, "%s", type);
+}
+
+/* A spooled body, read where libcurl is. */
+static size_t
+read_spooled(char *buf, size_t size, size_t nitems, void *arg)
+{
+	struct transfer	*t = arg;
+	ssize_t		 n;
+
+	n = pread(t->raw_body_fd, buf, size * nitems, (off_t)t->read_at);
+	if (n < 0)
+		return CURL_READFUNC_ABORT;
+	t->read_at += n;
+	return (size_t)n;
+}
+
+static int
+seek_spooled(void *arg, curl_off_t offset, int origin)
+{
+	struct transfer *t = arg;
+
+	if (origin != SEEK_SET)
+		return CURL_SEEKFUNC_CANTSEEK;
+	t->read_at = offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+/* A download, written to the caller's file as it comes. */
+static size_t
+write_download(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct transfer	*t = arg;
+	size_t		 n = size * nmemb, done = 0;
+	ssize_t		 w;
+
+	while (done < n) {
+		if ((w = write(t->raw_answer_fd, ptr + done, n - done)) < 0)
+			return 0;
+		done += (size_t)w;
+	}
+	return n;
+}
+
+/* The URL of a raw call: api_url, /bot<token>/ or /file/bot<token>/, the path
+ * and the query, exactly as the bot asked (the path was checked by the caller). */
+static char *
+raw_url(const char *api_url, const struct raw_call *rc)
+{
+	size_t	 base = strlen(api_url), len;
+	char	*url;
+
+	while (base > 0 && api_url[base - 1] == '/')
+		base--;
+	len = base + strlen(rc->token) + strlen(rc->path) +
+	    (rc->query != NULL ? strlen(rc->query) : 0) + 16;
+	if ((url = malloc(len)) == NULL)
+		return NULL;
+	snprintf(url, len, "%.*s/%sbot%s/%s%s%s", (int)base, api_url,
+	    rc->file ? "file/" : "", rc->token, rc->path,
+	    rc->query != NULL ? "?" : "", rc->query != NULL ? rc->query : "");
+	return url;
+}
+
+static int
+raw_headers(struct transfer *t, const struct raw_call *rc)
+{
+	struct curl_slist	*h = NULL, *next;
+	char			 line[512];
+
+	/* No "Expect: 100-continue": the body goes at once, as for JSON calls. */
+	if ((h = curl_slist_append(NULL, "Expect:")) == NULL)
+		return -1;
+	if (rc->content_type != NULL) {
+		if (snprintf(line, sizeof(line), "Content-Type: %s", rc->content_type) >=
+		    (int)sizeof(line) || (next = curl_slist_append(h, line)) == NULL) {
+			curl_slist_free_all(h);
+			return -1;
+		}
+		h = next;
+	}
+	t->raw_headers = h;
+	return 0;
+}
+
+int
+sender_start_raw(struct sender *s, int64_t id, const struct raw_call *rc,
+    char *err, size_t errlen)
+{
+	struct transfer	*t = s->spare;
+	CURL		*e;
+	int		 ok;
+
+	if (t != NULL)
+		s->spare = t->next;
+	else if ((t = calloc(1, sizeof(*t))) == NULL ||
+	    (t->easy = curl_easy_init()) == NULL) {
+		free(t);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	e = t->easy;
+	curl_easy_reset(e);
+	t->id = id;
+	t->next = NULL;
+	t->raw = rc;
+	t->raw_body_fd = rc->body_fd;
+	t->raw_answer_fd = rc->answer_fd;
+	t->read_at = 0;
+	if ((t->url = raw_url(s->cfg->api_url, rc)) == NULL ||
+	    raw_headers(t, rc) == -1) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (rc->answer != NULL)
+		botapi_buffer_reset(rc->answer);
+	ok = botapi_easy_setup(e, s->cfg->api_url, s->cfg->send_timeout_s,
+	    t->raw_headers, rc->answer != NULL ? rc->answer : &t->answer,
+	    t->errbuf) == 0 &&
+	    curl_easy_setopt(e, CURLOPT_URL, t->url) == CURLE_OK &&
+	    curl_easy_setopt(e, CURLOPT_PRIVATE, t) == CURLE_OK;
+	if (ok && rc->answer_fd != -1)
+		ok = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_download) ==
+		    CURLE_OK && curl_easy_setopt(e, CURLOPT_WRITEDATA, t) == CURLE_OK;
+	if (ok && rc->content_type == NULL)
+		ok = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+	else if (ok && rc->body_fd != -1)
+		ok = curl_easy_setopt(e, CURLOPT_POST, 1L) == CURLE_OK &&
+		    curl_easy_setopt(e, CURLOPT_READFUNCTION, read_spooled) ==
+		    CURLE_OK && curl_easy_setopt(e, CURLOPT_READDATA, t) == CURLE_OK &&
+		    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, seek_spooled) ==
+		    CURLE_OK && curl_easy_setopt(e, CURLOPT_SEEKDATA, t) == CURLE_OK &&
+		    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)rc->body_size) == CURLE_OK;
+	else if (ok)
+		ok = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)rc->body_len) == CURLE_OK &&
+		    curl_easy_setopt(e, CURLOPT_POSTFIELDS, rc->body != NULL ?
+		    rc->body : "") == CURLE_OK;
+	if (!ok || curl_multi_add_handle(s->multi, e) != CURLM_OK) {
+		snprintf(err, errlen, "libcurl refused the call's options");
+		goto fail;
+	}
+	s->in_flight++;
+	return 0;
+fail:
+	wipe_free(t->url);
+	t->url = NULL;
+	curl_slist_free_all(t->raw_headers);
+	t->raw_headers = NULL;
+	t->raw = NULL;
+	curl_easy_reset(e);
+	t->next = s->spare;
+	s->spare = t;
+	return -1;
+}
+
 int
 sender_ride(struct sender *s, CURL *easy)
 {
@@ -218,15 +405,25 @@ sender_next_done(struct sender *s, struct sent *out)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 		memset(out, 0, sizeof(*out));
 		out->id = t->id;
-		if (msg->data.result != CURLE_OK && t->answer.overflow)
+		if (msg->data.result != CURLE_OK && answer_of(t)->overflow)
 			snprintf(t->errbuf, sizeof(t->errbuf), "answer larger than 1 MiB");
 		else if (msg->data.result != CURLE_OK && t->errbuf[0] == '\0')
 			snprintf(t->errbuf, sizeof(t->errbuf), "%s",
 			    curl_easy_strerror(msg->data.result));
+		if (t->raw != NULL)
+			raw_done(t);
 		botapi_classify(s->parser, msg->data.result == CURLE_OK, t->errbuf,
-		    status, t->answer.data ? t->answer.data : "", t->answer.len,
-		    &out->answer);
+		    status, answer_of(t)->data ? answer_of(t)->data : "",
+		    answer_of(t)->len, &out->answer);
 		curl_multi_remove_handle(s->multi, t->easy);
+		if (t->raw != NULL) {
+			/* A spare handle starts clean: none of the raw call's
+			 * options may stay for the next call. */
+			curl_easy_reset(t->easy);
+			curl_slist_free_all(t->raw_headers);
+			t->raw_headers = NULL;
+			t->raw = NULL;
+		}
 		s->in_flight--;
 		wipe_free(t->url);
 		free(t->body);

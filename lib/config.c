@@ -37,17 +37,19 @@ enum key_type {
 	KEY_DURATION,	/* the same in seconds, with an s, m, h or d suffix */
 	KEY_ENUM,	/* one of the choices' names, stored as its value (an enum) */
 	KEY_CIDRS,	/* a struct cidr_list */
-	KEY_HANDLER,	/* echo, exec:/absolute/program [args] or http(s)://URL */
+	KEY_HANDLER,	/* echo, pull, exec:/absolute/program [args] or http(s)://URL */
 	KEY_USERS,	/* a struct user_list; empty is an empty list */
 	KEY_TEXT,	/* any text of 1 to max characters */
 	KEY_UPDATES,	/* update types, stored as a JSON array (update_types.c) */
 	KEY_IP,		/* one IPv4 or IPv6 address */
+	KEY_LISTEN,	/* a loopback address:port or a unix socket path */
 };
 static const char *const key_type_names[] = { [KEY_PATH] = "path",
 	[KEY_URL] = "url", [KEY_INT] = "integer", [KEY_SIZE] = "size",
 	[KEY_DURATION] = "duration", [KEY_ENUM] = "enum", [KEY_CIDRS] = "cidr-list",
 	[KEY_HANDLER] = "handler", [KEY_USERS] = "user-list",
-	[KEY_TEXT] = "text", [KEY_UPDATES] = "update-list", [KEY_IP] = "ip" };
+	[KEY_TEXT] = "text", [KEY_UPDATES] = "update-list", [KEY_IP] = "ip",
+	[KEY_LISTEN] = "listen" };
 struct key_choice {
 	const char	*name;
 	int		 value;
@@ -84,7 +86,8 @@ static const struct key_choice https_urls[] = { { "https://", 0 }, { NULL, 0 } }
 #define KEY_WRITES_INT64(t)	((t) == KEY_INT || (t) == KEY_SIZE || \
 	(t) == KEY_DURATION)
 #define KEY_WRITES_STRING(t)	((t) == KEY_PATH || (t) == KEY_URL || \
-	(t) == KEY_HANDLER || (t) == KEY_UPDATES || (t) == KEY_IP)
+	(t) == KEY_HANDLER || (t) == KEY_UPDATES || (t) == KEY_IP || \
+	(t) == KEY_LISTEN)
 #define KEY_CHECKED(cond, name, what) (0 * sizeof(struct { \
 	_Static_assert(cond, "key " name ": " what); int unused; }))
 #define STRUCT_TGQ struct config
@@ -245,9 +248,9 @@ config_handler_is_http(const char *handler)
 }
 
 /*
- * The program of an "exec:PROGRAM [args]" handler, into prog; 0 for echo and for
- * an http(s):// URL (nothing to run), 1 for exec:, -1 (with why) for anything
- * else.  No shell: words are split on blanks.
+ * The program of an "exec:PROGRAM [args]" handler, into prog; 0 for echo, pull
+ * and an http(s):// URL (nothing to run), 1 for exec:, -1 (with why) for
+ * anything else.  No shell: words are split on blanks.
  */
 static int
 handler_program(const char *botname, const char *handler, char *prog,
@@ -257,13 +260,13 @@ handler_program(const char *botname, const char *handler, char *prog,
 	size_t		 n;
 
 	prog[0] = '\0';
-	if (strcmp(handler, "echo") == 0)
+	if (strcmp(handler, "echo") == 0 || strcmp(handler, "pull") == 0)
 		return 0;
 	if (config_handler_is_http(handler))
 		return handler_url_check(botname, handler, why, whylen);
 	if (strncmp(handler, "exec:", 5) != 0) {
 		snprintf(why, whylen, "bot %s: handler must be echo, exec:PROGRAM or "
-		    "http://HOST[:PORT]/PATH", botname);
+		    "http://HOST[:PORT]/PATH, or pull", botname);
 		return -1;
 	}
 	p = handler + 5;
@@ -322,7 +325,8 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 	const struct key_choice *choice;
 	const char	*errstr = NULL;
 	char		 reason[160], prog[PATH_MAX], *json;
-	unsigned char	 addr[16];
+	unsigned char	 ip[16];
+	struct listen_addr addr;
 	int64_t		 n;
 	int		 rc;
 
@@ -381,6 +385,14 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 		if (key_choice(k, value) == NULL)
 			break;
 		goto string;
+	case KEY_LISTEN:
+		if (*value == '\0')
+			goto string;	/* TGQ_LISTEN= turns a file's off */
+		if (listen_parse(value, &addr, reason, sizeof(reason)) == -1) {
+			snprintf(why, whylen, "%s: %s", k->name, reason);
+			return -1;
+		}
+		goto string;
 	case KEY_HANDLER:
 		if (handler_program(botname, value, prog, sizeof(prog), why,
 		    whylen) == -1)
@@ -395,8 +407,8 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 		*(char **)(void *)field = json;
 		return 0;
 	case KEY_IP:
-		if (inet_pton(AF_INET, value, addr) != 1 &&
-		    inet_pton(AF_INET6, value, addr) != 1)
+		if (inet_pton(AF_INET, value, ip) != 1 &&
+		    inet_pton(AF_INET6, value, ip) != 1)
 			break;
 		goto string;
 	}
@@ -1049,7 +1061,8 @@ free_strings(enum key_section section, void *base)
 		if (config_keys[i].section == section &&
 		    (config_keys[i].type == KEY_PATH || config_keys[i].type == KEY_URL ||
 		    config_keys[i].type == KEY_HANDLER || config_keys[i].type == KEY_TEXT ||
-		    config_keys[i].type == KEY_UPDATES || config_keys[i].type == KEY_IP))
+		    config_keys[i].type == KEY_UPDATES || config_keys[i].type == KEY_IP ||
+		    config_keys[i].type == KEY_LISTEN))
 			free(*(char **)(void *)((char *)base + config_keys[i].offset));
 		else if (config_keys[i].section == section &&
 		    config_keys[i].type == KEY_USERS)

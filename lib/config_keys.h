@@ -10,7 +10,7 @@
  *	NUMBER(name, variable, type, field, min, max, range, default, doc)
  *		int64_t; type KEY_INT, KEY_SIZE or KEY_DURATION
  *	STRING(name, variable, type, field, prefixes, rule, default, doc)
- *		char *; type KEY_PATH, KEY_URL, KEY_HANDLER, KEY_UPDATES or KEY_IP
+ *		char *; type KEY_PATH, KEY_URL, KEY_HANDLER, KEY_UPDATES, KEY_IP or KEY_LISTEN
  *	CHOICE(name, variable, C enum type, field, choices, rule, default, flags, doc)
  *		the enum, stored as an int
  *	TEXT(name, variable, field, min, max, rule, default, doc)
@@ -72,7 +72,13 @@
 	    "the peers whose X-Forwarded-For is believed") \
 	X(NUMBER, "stall_after", "TGQ_STALL_AFTER", KEY_DURATION, stall_after_s, \
 	    1, 7 * 86400, "1 s to 7 d", "60s", \
-	    "…/ready answers 503 once the oldest pending update is older")
+	    "…/ready answers 503 once the oldest pending update is older") \
+	X(STRING, "listen", "TGQ_LISTEN", KEY_LISTEN, listen, NULL, NULL, NULL, \
+	    "tgq-drain --follow's local Bot API: a loopback address:port or a " \
+	    "unix socket; NULL: none") \
+	X(NUMBER, "hold_limit", "TGQ_HOLD_LIMIT", KEY_DURATION, hold_limit_s, 1, \
+	    600, "1 s to 10 m", "5s", "a call passed through that the limits " \
+	    "hold longer is answered 429")
 
 /* [bot NAME]: struct bot_config.  Telegram's published rate limits are about 30
  * messages a second, one a second to a chat, 20 a minute to a group. */

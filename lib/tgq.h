@@ -163,6 +163,19 @@ int	 cidr_parse(const char *text, struct cidr_list *list, char *err, size_t errl
 /* 1 when the address (text, IPv4 or IPv6, IPv4-mapped IPv6 included) is in list. */
 int	 cidr_match(const struct cidr_list *list, const char *addr);
 
+/* listen.c */
+/* Where tgq-drain serves the local Bot API: "127.0.0.1:PORT" (any of
+ * 127.0.0.0/8), "[::1]:PORT", "localhost:PORT" or an absolute unix socket path;
+ * nothing else, so that the tokens in its requests never leave the machine. */
+struct listen_addr {
+	int	 family;	/* AF_INET, AF_INET6 or AF_UNIX */
+	char	 host[48];	/* numeric */
+	int	 port;
+	char	 path[108];	/* AF_UNIX */
+};
+int	 listen_parse(const char *text, struct listen_addr *out, char *err,
+	    size_t errlen);
+
 /* config.c */
 #define CONFIG_DEFAULT_PATH "/etc/tgq/tgq.conf"
 #define CONFIG_ENV "TGQ_CONFIG"	/* names another file */

@@ -32,6 +32,21 @@ process:
     GET  /_fake/webhook[?bot=B]      the stored webhook of a bot (including its secret)
     POST /_fake/webhook_error        body: {"bot":..,"message":..,"date":..} (message null clears)
     GET  /_fake/health               {"ok":true}
+    POST /_fake/files[?bot=B&name=N] body: a file's bytes, made downloadable; answers
+                                    its File ({"file_id","file_path",...})
+    GET  /_fake/files[?bot=B]        every stored file (uploads and added ones),
+                                    without the bytes: file_id, file_name, size,
+                                    sha256, method, chat_id
+    GET  /_fake/file?file_id=F[&bot=B]  the stored bytes of one file
+
+Files: a file uploaded with multipart/form-data (sendDocument, sendPhoto, ...) is
+kept byte for byte; its Message carries its real file_id and size, getFile answers
+its file_path, and GET /file/bot<token>/<file_path> downloads it, as Telegram's file
+server does (an unknown file_id is Telegram's 400 "invalid file_id").
+
+A path the fake did not hand out is a file it makes up: GET
+/file/bot<token>/<path> answers file_content(path), and a path under missing/ is
+Telegram's 404.
 
 Tokens are never printed, logged or recorded: calls carry the bot's NAME.
 """
@@ -74,6 +89,7 @@ DEFAULT_LIMITS = {
 MAX_BODY = 64 * 1024 * 1024          # Telegram accepts uploads up to 50 MB
 MAX_LINE = 65536
 MAX_HEADERS = 200
+STORED_PREFIX = "documents/up_"      # file_path of the files the fake holds
 MESSAGE_STORE = 100000               # remembered message texts per bot (for edits)
 
 REASONS = {
@@ -223,6 +239,36 @@ class _Bot:
         self.w_chat = {}                 # chat key -> deque (1 s window)
         self.w_group = {}                # chat key -> deque (60 s window)
         self.file_seq = 0
+        self.files = collections.OrderedDict()   # file_id -> _File
+        self.file_paths = {}                     # file_path -> file_id
+
+
+class _File:
+    """A file the fake holds: its bytes and how it came."""
+
+    def __init__(self, file_id, unique_id, path, data, name, ctype, method, chat):
+        self.file_id = file_id
+        self.unique_id = unique_id
+        self.path = path
+        self.data = data
+        self.name = name
+        self.ctype = ctype
+        self.method = method
+        self.chat = chat
+
+    def info(self):
+        return {"file_id": self.file_id, "file_unique_id": self.unique_id,
+                "file_path": self.path, "file_name": self.name,
+                "mime_type": self.ctype, "size": len(self.data),
+                "sha256": hashlib.sha256(self.data).hexdigest(),
+                "method": self.method, "chat_id": self.chat}
+
+
+class _RawBody:
+    """A control answer that is bytes, not JSON."""
+
+    def __init__(self, data):
+        self.data = data
 
 
 class _ApiError(Exception):
@@ -352,6 +398,7 @@ class FakeBotAPI:
 
     def _reset_records(self):
         self._calls = []
+        self._downloads = []             # file paths asked for under /file/
         self._seq = 0
         self._scripts = []               # [(filter dict, answer)]
         self._stats = {"requests": 0, "control_requests": 0, "calls": 0,
@@ -495,6 +542,51 @@ class FakeBotAPI:
         b = self._bot(bot)
         with self._lock:
             return [dict(u) for u in b.updates]
+
+    def add_file(self, data, bot="default", name="file.bin",
+                 ctype="application/octet-stream"):
+        """Makes bytes a file of the bot (as if a user had sent it): returns its
+        File object, with the file_path getFile would answer."""
+        b = self._bot(bot)
+        with self._lock:
+            f = self._store_file(b, bytes(data), name, ctype, None, None)
+            return {"file_id": f.file_id, "file_unique_id": f.unique_id,
+                    "file_size": len(f.data), "file_path": f.path}
+
+    def files(self, bot="default"):
+        """Every file the bot holds, oldest first (uploads and added files):
+        file_id, file_name, size, sha256, method (None for added), chat_id."""
+        b = self._bot(bot)
+        with self._lock:
+            return [f.info() for f in b.files.values()]
+
+    def file_bytes(self, file_id, bot="default"):
+        """The stored bytes of a file (None when unknown)."""
+        b = self._bot(bot)
+        with self._lock:
+            f = b.files.get(file_id)
+            return f.data if f else None
+
+    def count(self, method, bot=None):
+        """How many calls of a method (case-insensitive) arrived, whatever their
+        answer: a client that must never call it checks for 0."""
+        lm = method.lower()
+        with self._lock:
+            return sum(1 for c in self._calls
+                       if (c["method"] or "").lower() == lm and
+                       (bot is None or c["bot"] == bot))
+
+    def _store_file(self, b, data, name, ctype, method, chat):
+        """Called with the lock held."""
+        b.file_seq += 1
+        h = hashlib.sha256(b"%s:%d" % (b.name.encode(), b.file_seq)).hexdigest()
+        fid = "BQACAgIAAx" + h[:40]
+        ext = os.path.splitext(name or "")[1][:8] or ".bin"
+        path = "%s%d%s" % (STORED_PREFIX, b.file_seq, ext)
+        f = _File(fid, "AgAD" + h[40:52], path, data, name, ctype, method, chat)
+        b.files[fid] = f
+        b.file_paths[path] = fid
+        return f
 
     def _bot(self, name):
         try:
@@ -693,7 +785,11 @@ class FakeBotAPI:
             self._stats["requests"] += 1
         if path.startswith("/_fake/") or path == "/_fake":
             code, obj = self._control(verb, path, query, headers, body)
-            self._send(sock, code, json.dumps(obj).encode(), keep=keep)
+            if isinstance(obj, _RawBody):
+                self._send(sock, code, obj.data, ctype="application/octet-stream",
+                           keep=keep)
+            else:
+                self._send(sock, code, json.dumps(obj).encode(), keep=keep)
             return keep
         try:
             code, payload, ctype = self._api(verb, path, query, headers, body, cid,
@@ -705,11 +801,20 @@ class FakeBotAPI:
 
     # --- the Bot API ---------------------------------------------------------------
 
+    def downloads(self):
+        """The file paths asked for under /file/bot<token>/, in order."""
+        with self._lock:
+            return list(self._downloads)
+
     def _api(self, verb, path, query, headers, body, cid, t_recv, expect):
         rec = {"seq": 0, "bot": None, "method": None, "params": {}, "t": t_recv,
                "status": None, "ok": False, "error_code": None, "connection": cid,
                "limit": None, "scripted": False, "http_method": verb,
                "body_kind": None, "expect_continue": expect}
+        m = re.match(r"^/file/bot([^/]*)/(.+)$", path)
+        if m:
+            return self._download(rec, verb, urllib.parse.unquote(m.group(1)),
+                                  urllib.parse.unquote(m.group(2)))
         m = re.match(r"^/bot([^/]*)/([^/]*)$", path)
         if not m:
             return self._finish(rec, 404, err=(404, "Not Found", None))
@@ -722,7 +827,7 @@ class FakeBotAPI:
         rec["bot"] = name
         bot = self._bots[name]
         try:
-            params, kind = self._parse_params(query, headers, body)
+            params, kind, uploads = self._parse_params(query, headers, body)
         except _ApiError as e:
             return self._finish(rec, e.code, err=(e.code, e.description, e.parameters))
         rec["params"] = params
@@ -752,10 +857,34 @@ class FakeBotAPI:
             if r is not None:
                 return r
         try:
-            result, desc = self._dispatch(bot, canon, lname, params, ckey, rec)
+            result, desc = self._dispatch(bot, canon, lname, params, ckey, rec,
+                                          uploads)
         except _ApiError as e:
             return self._finish(rec, e.code, err=(e.code, e.description, e.parameters))
         return self._finish(rec, 200, result=result, desc=desc)
+
+    def _download(self, rec, verb, token, file_path):
+        """GET /file/bot<token>/<file_path>: the stored bytes, as Telegram's file
+        server sends them.  Recorded as a call of the method "file"."""
+        rec["method"] = "file"
+        rec["params"] = {"file_path": file_path}
+        name = self._tokens.get(token)
+        if name is None:
+            return self._finish(rec, 401, err=(401, "Unauthorized", None))
+        rec["bot"] = name
+        if verb not in ("GET", "HEAD"):
+            return self._finish(rec, 405, err=(405, "Method Not Allowed", None))
+        bot = self._bots[name]
+        with self._lock:
+            self._downloads.append(file_path)
+            fid = bot.file_paths.get(file_path)
+            f = bot.files.get(fid) if fid else None
+        if f is not None:
+            return self._finish(rec, 200, raw=(f.data, "application/octet-stream"))
+        if file_path.startswith(("missing/", STORED_PREFIX)):
+            return self._finish(rec, 404, err=(404, "Not Found", None))
+        return self._finish(rec, 200, raw=(file_content(file_path),
+                                           "application/octet-stream"))
 
     def _scripted(self, rec, a, bot, canon, params, ckey):
         """Apply a scripted answer; None means "go on normally" (after a hang)."""
@@ -823,8 +952,8 @@ class FakeBotAPI:
             payload, ctype = _json_bytes(obj), "application/json"
         elif raw is not None:
             payload, ctype = raw
-            rec["ok"] = False
-            rec["error_code"] = status
+            rec["ok"] = status == 200
+            rec["error_code"] = None if status == 200 else status
         elif status is None:
             payload, ctype = b"", None
         else:
@@ -848,6 +977,7 @@ class FakeBotAPI:
     def _parse_params(self, query, headers, body):
         params = {}
         kind = None
+        uploads = {}
         if query:
             kind = "query"
             for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True):
@@ -877,8 +1007,8 @@ class FakeBotAPI:
                     params[k] = v
             elif ctype == "multipart/form-data":
                 kind = "multipart"
-                params.update(_parse_multipart(body, ctype_full))
-        return params, kind
+                params.update(_parse_multipart(body, ctype_full, uploads))
+        return params, kind, uploads
 
     # --- rate limits -----------------------------------------------------------------
 
@@ -937,7 +1067,7 @@ class FakeBotAPI:
             chat["type"] = "channel"
         return chat
 
-    def _new_message(self, bot, ckey, params, kind):
+    def _new_message(self, bot, ckey, params, kind, uploads=None):
         cid = chat_numeric_id(ckey)
         bot.msg_ids[cid] += 1
         msg = {"message_id": bot.msg_ids[cid], "from": dict(bot.user),
@@ -950,7 +1080,7 @@ class FakeBotAPI:
         else:
             if params.get("caption"):
                 msg["caption"] = str(params["caption"])
-            self._media_fields(bot, msg, kind, params)
+            self._media_fields(bot, msg, kind, params, uploads or {})
         if params.get("reply_markup") not in (None, ""):
             rm = params["reply_markup"]
             if isinstance(rm, str):
@@ -974,8 +1104,46 @@ class FakeBotAPI:
             f.update(extra)
         return f
 
-    def _media_fields(self, bot, msg, kind, params):
+    def _uploaded(self, bot, field, params, uploads, kind, ckey, extra=None):
+        """The File object of an uploaded file field (kept byte for byte), or
+        None when the field names a file_id or a URL."""
+        meta = params.get(field)
+        part = field
+        # "attach://NAME": the file is the multipart field NAME (grammY sends
+        # every upload this way)
+        if isinstance(meta, str) and meta.startswith("attach://"):
+            part = meta[len("attach://"):]
+            meta = params.get(part)
+        if part not in uploads or not isinstance(meta, dict):
+            return None
+        f = self._store_file(bot, uploads[part], meta.get("filename"),
+                             meta.get("content_type"), kind, ckey)
+        obj = {"file_id": f.file_id, "file_unique_id": f.unique_id,
+               "file_size": len(f.data)}
+        if field not in ("photo", "sticker", "video_note") and f.name:
+            obj["file_name"] = f.name
+        if f.ctype and field not in ("photo", "sticker"):
+            obj["mime_type"] = f.ctype
+        if extra:
+            obj.update(extra)
+        return obj
+
+    def _media_fields(self, bot, msg, kind, params, uploads):
         field = kind[4:] if kind.startswith("send") else None
+        ckey = chat_key(params.get("chat_id"))
+        if field == "videonote":
+            up = self._uploaded(bot, "video_note", params, uploads, kind, ckey,
+                                {"length": 240, "duration": 1})
+        elif field:
+            up = self._uploaded(bot, field, params, uploads, kind, ckey,
+                                {"width": 800, "height": 800} if field == "photo"
+                                else None)
+        else:
+            up = None
+        if up is not None:
+            msg["video_note" if field == "videonote" else field] = \
+                [up] if field == "photo" else up
+            return
         if field == "photo":
             msg["photo"] = [self._file_obj(bot, {"width": 90, "height": 90}),
                             self._file_obj(bot, {"width": 800, "height": 800})]
@@ -1011,7 +1179,7 @@ class FakeBotAPI:
         if ckey is None:
             raise _ApiError(400, "Bad Request: chat_id is empty")
 
-    def _dispatch(self, bot, canon, lname, params, ckey, rec):
+    def _dispatch(self, bot, canon, lname, params, ckey, rec, uploads=None):
         """(result, description) of a normal answer, or raises _ApiError."""
         if lname == "getme":
             return dict(bot.user, can_join_groups=True, can_read_all_group_messages=False,
@@ -1059,9 +1227,10 @@ class FakeBotAPI:
                 raise _ApiError(429, "Too Many Requests: retry after %d" % ra,
                                 {"retry_after": ra})
         with self._lock:
-            return self._result(bot, canon, lname, params, ckey, inline), None
+            return self._result(bot, canon, lname, params, ckey, inline,
+                                uploads or {}), None
 
-    def _result(self, bot, canon, lname, params, ckey, inline):
+    def _result(self, bot, canon, lname, params, ckey, inline, uploads):
         if lname == "sendmediagroup":
             media = params.get("media", [])
             if isinstance(media, str):
@@ -1119,7 +1288,7 @@ class FakeBotAPI:
                 msg["caption"] = str(params.get("caption"))
             return msg
         if canon in _MESSAGE_METHODS:
-            return self._new_message(bot, ckey, params, lname)
+            return self._new_message(bot, ckey, params, lname, uploads)
         if lname == "stoppoll":
             return {"id": "5000000000000000000", "question": "", "options": [],
                     "total_voter_count": 0, "is_closed": True, "is_anonymous": True,
@@ -1134,9 +1303,11 @@ class FakeBotAPI:
                                               "premium_subscription": False}})
             return c
         if lname == "getfile":
-            fid = str(params.get("file_id", ""))
-            return {"file_id": fid, "file_unique_id": "AgAD" + fid[-8:],
-                    "file_size": 1024, "file_path": "documents/file_1.bin"}
+            f = bot.files.get(str(params.get("file_id", "")))
+            if f is None:
+                raise _ApiError(400, "Bad Request: invalid file_id")
+            return {"file_id": f.file_id, "file_unique_id": f.unique_id,
+                    "file_size": len(f.data), "file_path": f.path}
         if lname == "getchatmembercount":
             return 2
         if lname == "getchatmember":
@@ -1321,6 +1492,20 @@ class FakeBotAPI:
             self._stats["control_requests"] += 1
         q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         what = path[len("/_fake/"):].strip("/")
+        try:
+            if what == "files" and verb == "POST":
+                return 200, self.add_file(body, bot=q.get("bot", "default"),
+                                          name=q.get("name") or "file.bin")
+            if what == "files" and verb == "GET":
+                return 200, self.files(bot=q.get("bot", "default"))
+            if what == "file" and verb == "GET":
+                data = self.file_bytes(q.get("file_id", ""),
+                                       bot=q.get("bot", "default"))
+                if data is None:
+                    return 404, {"ok": False, "error": "no such file"}
+                return 200, _RawBody(data)
+        except KeyError as e:
+            return 400, {"ok": False, "error": str(e)}
         data = None
         if body:
             try:
@@ -1378,6 +1563,14 @@ class FakeBotAPI:
         return 404, {"ok": False, "error": "unknown control call %s %s" % (verb, path)}
 
 
+def file_content(file_path, size=3 * 1024 * 1024 + 17):
+    """The bytes the fake serves for a file path: deterministic, not repetitive
+    within a block, and larger than any buffer a proxy would hold whole."""
+    block = b"".join(hashlib.sha256(b"%s:%d" % (file_path.encode(), i)).digest()
+                     for i in range(2048))
+    return (block * (size // len(block) + 1))[:size]
+
+
 def _json_bytes(obj):
     """Compact UTF-8 JSON, as api.telegram.org answers."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -1403,7 +1596,10 @@ def _allowed_updates(v):
     return v
 
 
-def _parse_multipart(body, ctype_full):
+def _parse_multipart(body, ctype_full, uploads=None):
+    """The fields of a multipart/form-data body: text fields as strings, file
+    fields as {filename, content_type, size, sha256}; the files' bytes go to
+    uploads[name] when a dict is given."""
     m = re.search(r'boundary=(?:"([^"]+)"|([^;\s]+))', ctype_full, re.I)
     if not m:
         raise _ApiError(400, "Bad Request: can't parse multipart/form-data: "
@@ -1449,6 +1645,8 @@ def _parse_multipart(body, ctype_full):
                          .split(";")[0].strip(),
                          "size": len(content),
                          "sha256": hashlib.sha256(content).hexdigest()}
+            if uploads is not None:
+                uploads[name] = content
     return out
 
 

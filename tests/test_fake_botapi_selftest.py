@@ -1016,11 +1016,92 @@ def case_bad_json(api):
         eq((e.code, obj["ok"], obj["error_code"]), (400, False, 400), "bad JSON")
 
 
+def case_files(api):
+    """An upload is kept byte for byte; getFile and /file/bot<token>/<path> give it
+    back; an added file downloads the same way; unknown ones get Telegram's
+    errors; the control API lists and returns them."""
+    api.set_limits(enabled=False)
+    content = os.urandom(300000) + b"\r\n--not-a-boundary\r\n" + bytes(range(256))
+    st, obj, _ = call(api, "sendDocument", {"chat_id": "81"}, kind="multipart",
+                      files={"document": ("blob.bin", "application/x-test", content)})
+    eq(st, 200, "sendDocument")
+    doc = obj["result"]["document"]
+    eq((doc["file_size"], doc["file_name"], doc["mime_type"]),
+       (len(content), "blob.bin", "application/x-test"), "the Message's document")
+    eq(api.file_bytes(doc["file_id"]), content, "stored bytes")
+    ups = api.files()
+    eq([(u["file_id"], u["size"], u["sha256"], u["method"], u["chat_id"])
+        for u in ups], [(doc["file_id"], len(content),
+                         hashlib.sha256(content).hexdigest(), "senddocument", 81)],
+       "files()")
+    st, obj, _ = call(api, "getFile", {"file_id": doc["file_id"]})
+    eq(st, 200, "getFile")
+    path = obj["result"]["file_path"]
+    eq((obj["result"]["file_id"], obj["result"]["file_size"]),
+       (doc["file_id"], len(content)), "getFile's File")
+    with urllib.request.urlopen("%s/file/bot%s/%s" % (api.url, TOKEN, path),
+                                timeout=5) as r:
+        eq((r.status, r.read()), (200, content), "download")
+    eq(api.count("file"), 1, "the download is counted as the method file")
+    # the other bot's token does not reach this bot's files; a wrong token is 401
+    for tok, want in ((TOKEN2, 404), (BAD_TOKEN, 401)):
+        try:
+            urllib.request.urlopen("%s/file/bot%s/%s" % (api.url, tok, path), timeout=5)
+            raise Fail("download with another token answered 200")
+        except urllib.error.HTTPError as e:
+            eq((e.code, json.loads(e.read())["error_code"]), (want, want),
+               "download with another token")
+    st, obj, _ = call(api, "getFile", {"file_id": "BQACAgIAAxnonexistent"})
+    eq((st, obj["description"]), (400, "Bad Request: invalid file_id"), "unknown file")
+    # attach://NAME names the part that holds the file, as grammY sends it
+    other = os.urandom(1000)
+    st, obj, _ = call(api, "sendDocument", {"chat_id": 82, "document": "attach://f0"},
+                      kind="multipart",
+                      files={"f0": ("b.bin", "application/octet-stream", other)})
+    eq((st, api.file_bytes(obj["result"]["document"]["file_id"])), (200, other),
+       "an attach:// upload")
+    api.reset()
+    # a file_id (no upload) keeps the canned document
+    st, obj, _ = call(api, "sendDocument", {"chat_id": 81, "document": "BQAC"})
+    eq((st, len(api.files())), (200, 0), "a file_id is no upload")
+    # added through the control API, and read back through it
+    data = os.urandom(70000)
+    c = http.client.HTTPConnection("127.0.0.1", api.port, timeout=5)
+    c.request("POST", "/_fake/files?name=in.dat", body=data)
+    f = json.loads(c.getresponse().read())
+    eq(f["file_size"], len(data), "added file")
+    c.request("GET", "/_fake/file?file_id=" + f["file_id"])
+    eq(c.getresponse().read(), data, "control read-back")
+    c.request("GET", "/_fake/files")
+    eq([x["size"] for x in json.loads(c.getresponse().read())],
+       [len(data)], "control list")
+    c.close()
+    with urllib.request.urlopen("%s/file/bot%s/%s" % (api.url, TOKEN, f["file_path"]),
+                                timeout=5) as r:
+        eq(r.read(), data, "download of an added file")
+    api.reset()
+    eq(api.files(), [], "reset forgets the files")
+
+
+def case_missing_chat_id(api):
+    """Telegram's own 400 for a call without chat_id, and count() by method."""
+    for kind in ("json", "form", "multipart"):
+        st, obj, _ = call(api, "sendMessage", {"text": "no chat"}, kind=kind)
+        eq((st, obj), (400, {"ok": False, "error_code": 400,
+                             "description": "Bad Request: chat_id is empty"}), kind)
+    eq(api.count("sendmessage"), 3, "count")
+    eq(api.count("deleteWebhook"), 0, "count of a method never called")
+    call(api, "deleteWebhook")
+    eq((api.count("deleteWebhook"), api.count("deleteWebhook", bot="other")), (1, 0),
+       "count by bot")
+
+
 CASES = [
     ("getme", case_getme), ("unknown_token", case_unknown_token),
     ("unknown_method", case_unknown_method), ("method_case", case_method_case),
     ("send_message_json", case_send_message_json), ("form_body", case_form_body),
     ("query_string", case_query_string), ("multipart", case_multipart),
+    ("files", case_files), ("missing_chat_id", case_missing_chat_id),
     ("bad_json", case_bad_json),
     ("expect_continue", case_expect_continue),
     ("expect_continue_curl", case_expect_continue_curl), ("chunked", case_chunked),

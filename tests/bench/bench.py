@@ -36,6 +36,16 @@ is not met.  Every run also reports the whole machine's busy and steal shares (f
    handles a 50,000-update backlog in one chat, beside the same number over 1,000
    chats; and ingest at c = 50 (wrk, all in the one chat) while the drain works
    that backlog vs. while it works the spread one vs. with no drain.
+5. Bring your own bot, pull (--only pull): getUpdates served from a 100,000-row
+   backlog in batches of 100; the wake-up of a parked poll after the webhook's 200
+   at 100 updates/s; sendMessage passed through the local Bot API by grammY's
+   client vs. the same client straight at nginx's canned answer (paired rounds);
+   the drain's peak RSS with a 20 MB upload in flight.
+6. Bring your own bot, push (--only push): updates/s through handler = http:// to
+   nginx `return 200` and to the grammY echo bot (tests/bots/grammy_webhook.js),
+   beside echo and exec: (sh), in the same shuffled rounds; the latency tgq adds
+   at 100 updates/s (webhook's 200 -> the bot has the update) vs. posting straight
+   to the bot; the drain's peak RSS.
 
 Human tables first; the last lines are `name: value` pairs, then one
 `target <name>: met|NOT MET (...)` line per performance target, with the rounds
@@ -46,6 +56,7 @@ its PID.
 
 import argparse
 import http.client
+import http.server
 import json
 import random
 import os
@@ -540,6 +551,10 @@ def noop_location(socket_path):
                             "fastcgi_pass unix:%s;" % socket_path)
 
 
+CANNED_ME = json.dumps({"ok": True, "result": {
+    "id": 123456789, "is_bot": True, "first_name": "bench", "username": "bench_bot",
+    "can_join_groups": True, "can_read_all_group_messages": False,
+    "supports_inline_queries": False}}, separators=(",", ":"))
 CANNED_MESSAGE = json.dumps({
     "ok": True, "result": {
         "message_id": 4242, "from": {"id": 123456789, "is_bot": True,
@@ -578,9 +593,16 @@ class FakeProcess:
         self.url = "http://127.0.0.1:%d" % self.port
 
     def calls(self, method):
+        return self.control("/_fake/calls?method=%s" % method)
+
+    def files(self):
+        """The files it holds (uploads among them), without their bytes."""
+        return self.control("/_fake/files")
+
+    def control(self, path):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            conn.request("GET", "/_fake/calls?method=%s" % method)
+            conn.request("GET", path)
             return json.loads(conn.getresponse().read())
         finally:
             conn.close()
@@ -622,23 +644,22 @@ class Bench:
         return dst
 
     def install_grammy(self):
-        if not shutil.which("npm") or not shutil.which("node"):
-            self.grammy_skip = "node or npm is not installed"
+        """grammY as deploy/deps.sh installed it (npm ci into tests/bots/node_modules,
+        pinned by tests/bots/package-lock.json), copied with the bench's and the
+        tests' grammY programs into a temp folder the unprivileged user can read."""
+        bots = os.path.join(os.path.dirname(HERE), "bots")
+        modules = os.path.join(bots, "node_modules")
+        if not shutil.which("node"):
+            self.grammy_skip = "node is not installed"
+            return
+        if not os.path.exists(os.path.join(modules, "grammy", "package.json")):
+            self.grammy_skip = ("grammY is not in tests/bots/node_modules (deploy/deps.sh "
+                                "bench runs npm ci there)")
             return
         d = tempfile.mkdtemp(prefix="tgq-bench-grammy-")
         os.chmod(d, 0o755)
         at_exit(lambda: shutil.rmtree(d, ignore_errors=True))
-        try:
-            r = subprocess.run(["npm", "install", "--prefix", d, "grammy@1",
-                                "--no-audit", "--no-fund", "--loglevel=error"],
-                               capture_output=True, text=True, timeout=180)
-        except subprocess.TimeoutExpired:
-            self.grammy_skip = "npm install grammy@1 took more than 180 s"
-            return
-        if r.returncode != 0:
-            self.grammy_skip = "npm install grammy@1 failed: %s" % \
-                (r.stderr.strip().splitlines() or ["?"])[-1]
-            return
+        shutil.copytree(modules, os.path.join(d, "node_modules"), symlinks=True)
         try:
             with open(os.path.join(d, "node_modules", "grammy", "package.json")) as f:
                 self.grammy_version = json.load(f)["version"]
@@ -646,9 +667,15 @@ class Bench:
             self.grammy_version = "?"
         for js in ("grammy_server.js", "grammy_client.js"):
             shutil.copy(os.path.join(HERE, js), os.path.join(d, js))
+        for js in ("grammy_webhook.js", "common.js"):
+            shutil.copy(os.path.join(bots, js), os.path.join(d, js))
+        for root, dirs, files in os.walk(d):
+            for x in dirs + files:
+                h.chown_run_user(os.path.join(root, x))
         h.chown_run_user(d)
         self.grammy_dir = d
-        log("grammY %s installed with npm into a temp folder" % self.grammy_version)
+        log("grammY %s from tests/bots/node_modules (npm ci of its package-lock.json)"
+            % self.grammy_version)
 
     def node_env(self, **extra):
         env = h.base_env({"NODE_PATH": os.path.join(self.grammy_dir, "node_modules")})
@@ -792,7 +819,10 @@ class Bench:
                           "        keepalive_timeout 60s;\n    }\n" % self.grammy_port)
         add("api", "        location ~ ^/bot[^/]+/sendMessage$ {\n"
                    "            default_type application/json;\n"
-                   "            return 200 '%s';\n        }" % CANNED_MESSAGE)
+                   "            return 200 '%s';\n        }\n"
+                   "        location ~ ^/bot[^/]+/getMe$ {\n"
+                   "            default_type application/json;\n"
+                   "            return 200 '%s';\n        }" % (CANNED_MESSAGE, CANNED_ME))
         self.nginx = NginxMulti(self.tmp, servers, http_extra).start()
         at_exit(self.nginx.stop)
         self.nginx_pids = [self.nginx.proc.pid] + children_of(self.nginx.proc.pid)
@@ -1518,6 +1548,486 @@ class Bench:
         fig("ratio_ingest_hot_vs_no_drain", p_none.text())
         paired_target("ingest_hot_vs_spread", p_spread, lambda x: x >= 0.9, ">= 0.9")
 
+    # ---------------------------------------------------------------- 5. bring your own bot
+
+    def local_call(self, conn, method, params, timeout=None):
+        """One POST to tgq's local Bot API on a kept connection: (status, body)."""
+        body = json.dumps(params).encode()
+        if timeout is not None:
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+        conn.request("POST", "/bot%s/%s" % (TOKEN, method), body=body,
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        return r.status, r.read()
+
+    def pull_drain(self, db, api, name):
+        """tgq-drain --follow with handler = pull and listen on a free port, the
+        rate limits off; returns (process, port)."""
+        port = h.free_port()
+        while port in self.port.values():
+            port = h.free_port()
+        env = self.drain_env(db, api, TGQ_HANDLER="pull",
+                             TGQ_LISTEN="127.0.0.1:%d" % port, TGQ_RATE_GLOBAL=0,
+                             TGQ_RATE_CHAT=0, TGQ_RATE_GROUP=0, TGQ_MAX_IN_FLIGHT=16)
+        p = self.start_drain("follow", env, name)
+        h.wait_port(port, proc=p)
+        return p, port
+
+    def pull_bench(self):
+        n, chats = self.args.pull_n, 1000
+        api = "http://127.0.0.1:%d" % self.port["api"]
+        log("\n== 5a. Pull: getUpdates from a %d-row backlog (%d chats), batches of "
+            "100, timeout 0, each batch confirmed by the next offset, one kept "
+            "connection; the client parses every answer (json.loads) ==" % (n, chats))
+        db = self.new_db("pull")
+        self.preload(db, n, chats)
+        p, port = self.pull_drain(db, api, "drain-pull")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        served, offset, batches, bad = 0, None, 0, None
+        bound = time.monotonic() + self.args.drain_timeout * 3
+        t0 = time.monotonic()
+        while served < n and time.monotonic() < bound:
+            params = {"limit": 100, "timeout": 0}
+            if offset is not None:
+                params["offset"] = offset
+            st, body = self.local_call(conn, "getUpdates", params)
+            res = json.loads(body)
+            if st != 200 or not res.get("ok"):
+                bad = "%d %s" % (st, body[:120])
+                break
+            if not res["result"]:
+                break
+            batches += 1
+            served += len(res["result"])
+            offset = res["result"][-1]["update_id"] + 1
+        took = time.monotonic() - t0
+        self.local_call(conn, "getUpdates", {"offset": offset or 0, "timeout": 0})
+        done = self.count_rows(db, "state = 'done'")
+        ups = served / took if took > 0 else None
+        log("  %d updates in %d batches in %.2f s: %s updates/s; %d rows done after "
+            "the last confirm%s" % (served, batches, took, fmt(ups), done,
+                                    "; FAILED: %s" % bad if bad else ""))
+        fig("pull_getupdates_per_s", fmt(ups))
+        target("pull_getupdates", bad is None and served == n and ups is not None and
+               ups >= 10000, "%s updates/s (%d of %d served)" % (fmt(ups), served, n),
+               ">= 10000 updates/s")
+        self.pull_wakeup(db, port, n)
+        conn.close()
+        self.pull_passthrough(port, api)
+        rss = vmhwm_kib(p.pid)
+        log("  the pull drain's peak RSS after 5a-5c: %s KiB" % fmt(rss))
+        fig("pull_drain_rss_kib", fmt(rss))
+        h.stop_popen(p)
+        remove_db(db)
+        self.pull_upload_rss()
+
+    def pull_wakeup(self, db, port, first):
+        rate, secs = 100, self.args.e2e_seconds
+        n = rate * secs
+        log("\n== 5b. Pull wake-up: POST at %d updates/s for %d s through nginx + "
+            "tgq-webhook (full, 1 proc); a parked getUpdates (timeout 30) answers; "
+            "latency = the poll's answer at the client - the webhook's 200 at the "
+            "client ==" % (rate, secs))
+        wh = h.Webhook(os.path.join(self.bindir, "tgq-webhook"), self.tmp,
+                       {"TGQ_DATABASE": db, "TGQ_WEBHOOK_SECRET": self.secret,
+                        "TGQ_DURABILITY": "full"}, 1, "full1").start()
+        at_exit(wh.stop)
+        got = {}
+        stop = threading.Event()
+        poll_err = []
+
+        def poller():
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            offset = first + 1
+            try:
+                while not stop.is_set():
+                    st, body = self.local_call(c, "getUpdates",
+                                               {"offset": offset, "timeout": 30})
+                    t = time.monotonic()
+                    res = json.loads(body)
+                    if st != 200:
+                        poll_err.append("%d %s" % (st, body[:120]))
+                        return
+                    for u in res["result"]:
+                        got[u["update_id"]] = t
+                    if res["result"]:
+                        offset = res["result"][-1]["update_id"] + 1
+            except (OSError, ValueError) as e:
+                if not stop.is_set():
+                    poll_err.append(str(e))
+            finally:
+                c.close()
+
+        pt = threading.Thread(target=poller, daemon=True)
+        pt.start()
+        time.sleep(0.5)
+        t200, failed = self.post_at_rate(self.port["full1"], rate, n, 20000000,
+                                         first_uid=first + 1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(u in got for u in t200):
+            time.sleep(0.05)
+        stop.set()
+        wh.stop()
+        CLEANUP.remove(wh.stop)
+        lat = [(got[u] - t200[u]) * 1000.0 for u in t200 if u in got]
+        p50, p99 = pct(lat, 50), pct(lat, 99)
+        log("  %d posted, %d answered 200, %d failed, %d seen by the poller%s; "
+            "latency p50 %s ms, p99 %s ms, max %s ms" % (
+                n, len(t200), len(failed), len(lat),
+                "; poller FAILED: %s" % poll_err[0] if poll_err else "",
+                fmt(p50, "%.2f"), fmt(p99, "%.2f"), fmt(max(lat) if lat else None,
+                                                         "%.2f")))
+        fig("pull_wakeup_p50_ms", fmt(p50, "%.2f"))
+        fig("pull_wakeup_p99_ms", fmt(p99, "%.2f"))
+        complete = len(lat) == n and not poll_err
+        target("pull_wakeup_p50", complete and p50 is not None and p50 <= 2,
+               fmt(p50, "%.2f ms"), "<= 2 ms")
+        target("pull_wakeup_p99", complete and p99 is not None and p99 <= 10,
+               fmt(p99, "%.2f ms"), "<= 10 ms")
+
+    def post_at_rate(self, port, rate, n, chat0, first_uid, path=PATH, secret=True):
+        """n updates at `rate` a second over 8 connections; returns ({update_id:
+        the time its 200 arrived}, [failures]).  t_sent[update_id] is kept in
+        self.t_sent (the time the request was about to go)."""
+        t200, failed, lock = {}, [], threading.Lock()
+        self.t_sent = {}
+        t0 = time.monotonic() + 0.2
+        workers = 8
+        headers = {"Content-Type": "application/json"}
+        if secret:
+            headers[SECRET_HEADER] = self.secret
+
+        def worker(w):
+            conn = None
+            for i in range(w, n, workers):
+                delay = t0 + i / float(rate) - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                uid = first_uid + i
+                try:
+                    if conn is None:
+                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    self.t_sent[uid] = time.monotonic()
+                    r = h.request(port, "POST", path, headers,
+                                  update_body(uid, chat0 + i, "wake %d" % uid),
+                                  conn=conn)
+                    t = time.monotonic()
+                    with lock:
+                        if r.status == 200:
+                            t200[uid] = t
+                        else:
+                            failed.append(r.status)
+                except Exception as e:  # noqa: BLE001 - counted
+                    with lock:
+                        failed.append(str(e))
+                    if conn:
+                        conn.close()
+                    conn = None
+            if conn:
+                conn.close()
+
+        ts = [threading.Thread(target=worker, args=(w,), daemon=True)
+              for w in range(workers)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(n / float(rate) + 30)
+        return t200, failed
+
+    def pull_passthrough(self, port, api):
+        n = self.args.pull_calls
+        log("\n== 5c. Pass-through: grammY's client (bot.api.sendMessage, 16 promises "
+            "at once, %d calls over 1000 chats) with apiRoot at tgq's local Bot API "
+            "(rate limits off; tgq sends to nginx's canned Message) vs. the same "
+            "client straight at that nginx; %d rounds, shuffled ==" %
+            (n, self.args.rounds))
+        if not self.grammy_dir:
+            log("  SKIPPED: %s" % self.grammy_skip)
+            fig("ratio_passthrough_vs_grammy", "skipped")
+            target("passthrough_vs_grammy", False, "skipped: %s" % self.grammy_skip,
+                   ">= 0.8 x grammY's client straight")
+            return
+        via, direct = [], []
+        rng = random.Random(self.args.seed + 5)
+        local = "http://127.0.0.1:%d" % port
+        for rnd in range(1, self.args.rounds + 1):
+            order = ["tgq", "direct"]
+            rng.shuffle(order)
+            for who in order:
+                log("  round %d %s:" % (rnd, who))
+                r = self.grammy_client_run(local if who == "tgq" else api, n, 1000,
+                                           rnd)
+                (via if who == "tgq" else direct).append(r)
+        p = Paired(zip(via, direct))
+        log("  through tgq / straight: %s   rounds: %s" % (p.text(), p.rounds_text()))
+        fig("passthrough_calls_per_s", rng_text([r["rps"] for r in via]))
+        fig("grammy_direct_calls_per_s", rng_text([r["rps"] for r in direct]))
+        fig("ratio_passthrough_vs_grammy", p.text())
+        paired_target("passthrough_vs_grammy", p, lambda x: x >= 0.8,
+                      ">= 0.8 x grammY's client straight")
+
+    def pull_upload_rss(self):
+        size = self.args.upload_mb * 1000 * 1000
+        log("\n== 5d. Drain peak RSS with a %d MB sendDocument in flight through the "
+            "local Bot API (a fresh drain; the fake Bot API in a process of its own "
+            "keeps the file) ==" % self.args.upload_mb)
+        fake = FakeProcess(self.tmp, self.token_file)
+        at_exit(fake.stop)
+        db = self.new_db("upload")
+        p, port = self.pull_drain(db, fake.url, "drain-upload")
+        before = vmhwm_kib(p.pid)
+        data = os.urandom(size)
+        boundary = "----tgqbench%d" % os.getpid()
+        body = (("--%s\r\nContent-Disposition: form-data; name=\"chat_id\"\r\n\r\n"
+                 "4242\r\n--%s\r\nContent-Disposition: form-data; name=\"document\"; "
+                 "filename=\"big.bin\"\r\nContent-Type: application/octet-stream"
+                 "\r\n\r\n") % (boundary, boundary)).encode() + data + \
+            ("\r\n--%s--\r\n" % boundary).encode()
+        peak = [before]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                v = vmhwm_kib(p.pid)
+                if v:
+                    peak[0] = max(peak[0] or 0, v)
+                time.sleep(0.02)
+
+        st = threading.Thread(target=sample, daemon=True)
+        st.start()
+        t0 = time.monotonic()
+        try:
+            r = h.request(port, "POST", "/bot%s/sendDocument" % TOKEN,
+                          {"Content-Type": "multipart/form-data; boundary=%s" %
+                           boundary}, body, timeout=120)
+            status = r.status
+        except OSError as e:
+            status = str(e)
+        took = time.monotonic() - t0
+        stop.set()
+        st.join(2)
+        after = vmhwm_kib(p.pid)
+        peak_kib = max(v for v in (peak[0], after) if v)
+        h.stop_popen(p)
+        stored = fake.files()
+        ok = status == 200 and any(f["size"] == len(data) + 0 for f in stored)
+        fake.stop()
+        CLEANUP.remove(fake.stop)
+        remove_db(db)
+        log("  answer %s in %.2f s; the fake stored %s; drain peak RSS %s KiB (%s "
+            "KiB before the upload)" % (status, took, [f["size"] for f in stored],
+                                        fmt(peak_kib), fmt(before)))
+        fig("pull_upload_drain_rss_kib", fmt(peak_kib))
+        target("pull_upload_rss", ok and peak_kib <= 16 * KIB,
+               "%s KiB%s" % (fmt(peak_kib), "" if ok else "; the upload FAILED"),
+               "<= 16384 KiB")
+
+    # push
+
+    def push_systems(self):
+        """name -> (TGQ_HANDLER, how many updates) of the push comparison."""
+        n = self.args.push_n
+        script = os.path.join(self.tmp, "push-exec.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\n# prints the echo of the update it reads\n"
+                    "body=$(cat)\n"
+                    "chat=$(printf '%s' \"$body\" | sed -n "
+                    "'s/.*\"chat\":{\"id\":\\(-\\{0,1\\}[0-9]*\\).*/\\1/p')\n"
+                    "printf '{\"method\":\"sendMessage\",\"chat_id\":%s,\"text\":"
+                    "\"echo\"}\\n' \"$chat\"\n")
+        os.chmod(script, 0o755)
+        systems = {
+            "http_nginx200": ("http://127.0.0.1:%d%s" % (self.port["nginx200"], PATH),
+                              n),
+            "echo": ("echo", n),
+            "exec_sh": ("exec:" + script, max(100, n // 20)),
+        }
+        if self.grammy_dir:
+            systems["http_grammy"] = ("http://127.0.0.1:%d/hook" % self.push_bot_port,
+                                      max(100, n // 4))
+        return systems
+
+    def start_push_bot(self):
+        """tests/bots/grammy_webhook.js, the echo bot, its calls to nginx's canned
+        answers."""
+        self.push_bot_port = h.free_port()
+        while self.push_bot_port in self.port.values():
+            self.push_bot_port = h.free_port()
+        logf = open(os.path.join(self.tmp, "grammy-push.log"), "ab")
+        proc = subprocess.Popen(
+            [shutil.which("node"), os.path.join(self.grammy_dir, "grammy_webhook.js"),
+             str(self.push_bot_port), "/hook", "http://127.0.0.1:%d" % self.port["api"]],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+            env=self.node_env(BOT_TOKEN=TOKEN, WEBHOOK_SECRET=self.secret),
+            cwd=self.grammy_dir, **as_run_user())
+        at_exit(lambda: (h.stop_popen(proc), logf.close()))
+        h.wait_port(self.push_bot_port, proc=proc)
+        self.push_bot = proc
+
+    def push_run(self, name, handler, n):
+        """n updates over 1000 chats, `tgq-drain --once` with this handler (rate
+        limits off, 16 at once); a run dict, rps = updates done a second."""
+        db = self.new_db("push-" + name)
+        self.preload(db, n, 1000)
+        env = self.drain_env(db, "http://127.0.0.1:%d" % self.port["api"],
+                             TGQ_HANDLER=handler, TGQ_HANDLERS=16,
+                             TGQ_RATE_GLOBAL=0, TGQ_RATE_CHAT=0, TGQ_RATE_GROUP=0,
+                             TGQ_MAX_IN_FLIGHT=16)
+        watch = CpuWatch({})
+        t0 = time.monotonic()
+        p = self.start_drain("once", env, "drain-push-" + name)
+        peak = None
+        bound = time.monotonic() + self.args.drain_timeout * 3
+        while p.poll() is None and time.monotonic() < bound:
+            v = vmhwm_kib(p.pid)
+            peak = v if v and (peak is None or v > peak) else peak
+            time.sleep(0.05)
+        took = time.monotonic() - t0
+        timed_out = p.poll() is None
+        h.stop_popen(p)
+        done = self.count_rows(db, "state = 'done'")
+        dead = self.count_rows(db, "state = 'dead'")
+        remove_db(db)
+        m = watch.stop()
+        r = {"rps": done / took, "ok200": done, "non2xx": 0, "errors": 0, "rss": peak,
+             "why": None if done == n else "%d of %d done (%d dead)%s" % (
+                 done, n, dead, ", stopped at the time bound" if timed_out else "")}
+        log("  %-14s %6d of %6d updates done in %6.2f s: %7.0f updates/s  peak RSS "
+            "%s KiB  busy %.0f%% steal %.1f%%%s" % (
+                name, done, n, took, r["rps"], fmt(peak), m["busy"], m["steal"],
+                "  FAILED: %s" % r["why"] if r["why"] else ""))
+        return r
+
+    def push_bench(self):
+        if self.grammy_dir:
+            self.start_push_bot()
+        systems = self.push_systems()
+        log("\n== 6a. Push: updates/s through `tgq-drain --once` (handlers 16, rate "
+            "limits off, 1000 chats) with handler = http:// to nginx `return 200` "
+            "and to the grammY echo bot (webhookCallback; its calls to nginx's "
+            "canned Message), beside echo and exec: (sh) in the same rounds; "
+            "sizes: %s; %d rounds, shuffled ==" % (
+                ", ".join("%s %d" % (k, v[1]) for k, v in sorted(systems.items())),
+                self.args.rounds))
+        if not self.grammy_dir:
+            log("  grammY SKIPPED: %s" % self.grammy_skip)
+        res = {k: [] for k in systems}
+        rng = random.Random(self.args.seed + 6)
+        for rnd in range(1, self.args.rounds + 1):
+            order = sorted(systems)
+            rng.shuffle(order)
+            log("  round %d:" % rnd)
+            for name in order:
+                handler, n = systems[name]
+                res[name].append(self.push_run(name, handler, n))
+        for name in sorted(res):
+            fig("push_%s_updates_per_s" % name, rng_text([r["rps"] for r in res[name]]))
+        for other in ("echo", "exec_sh", "http_grammy"):
+            if other in res:
+                p = Paired(zip(res["http_nginx200"], res[other]))
+                log("  http to nginx / %s: %s   rounds: %s" % (other, p.text(),
+                                                              p.rounds_text()))
+                fig("ratio_push_nginx_vs_%s" % other, p.text())
+        ok = [r["rps"] for r in res["http_nginx200"] if not failure(r)]
+        target("push_http_nginx", len(ok) == len(res["http_nginx200"]) and
+               med(ok) is not None and med(ok) >= 5000,
+               "%s updates/s; %d of %d rounds >= 5000" % (
+                   rng_text([r["rps"] for r in res["http_nginx200"]]),
+                   sum(1 for x in ok if x >= 5000), len(res["http_nginx200"])),
+               ">= 5000 updates/s")
+        peaks = [r["rss"] for name in ("http_nginx200", "http_grammy")
+                 for r in res.get(name, []) if r["rss"]]
+        peak = max(peaks) if peaks else None
+        fig("push_drain_rss_kib", fmt(peak))
+        target("push_drain_rss", peak is not None and peak <= 16 * KIB,
+               fmt(peak, "%.0f KiB"), "<= 16384 KiB")
+        self.push_latency()
+
+    def push_latency(self):
+        rate, secs = 100, self.args.e2e_seconds
+        n = rate * secs
+        log("\n== 6b. Push latency: POST at %d updates/s for %d s through nginx + "
+            "tgq-webhook (full, 1 proc) + `tgq-drain --follow` (handler = http://) "
+            "to a bot that notes when each update arrives (a Python http server in "
+            "the bench's process), vs. posting straight to that bot; latency = "
+            "arrival - the webhook's 200 (straight: arrival - the request's start) =="
+            % (rate, secs))
+        arrived = {}
+
+        class Bot(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                t = time.monotonic()
+                m = re.match(rb'\{"update_id":(\d+)', body)
+                if m:
+                    arrived[int(m.group(1))] = t
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Bot)
+        srv.daemon_threads = True
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        at_exit(srv.shutdown)
+        bport = srv.server_address[1]
+        db = self.new_db("push-latency")
+        wh = h.Webhook(os.path.join(self.bindir, "tgq-webhook"), self.tmp,
+                       {"TGQ_DATABASE": db, "TGQ_WEBHOOK_SECRET": self.secret,
+                        "TGQ_DURABILITY": "full"}, 1, "full1").start()
+        at_exit(wh.stop)
+        d = self.start_drain("follow", self.drain_env(
+            db, "http://127.0.0.1:%d" % self.port["api"],
+            TGQ_HANDLER="http://127.0.0.1:%d/hook" % bport, TGQ_HANDLERS=16,
+            TGQ_RATE_GLOBAL=0, TGQ_RATE_CHAT=0, TGQ_RATE_GROUP=0), "drain-push-e2e")
+        time.sleep(0.5)
+        t200, failed = self.post_at_rate(self.port["full1"], rate, n, 30000000,
+                                         first_uid=40000000)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(u in arrived for u in t200):
+            time.sleep(0.05)
+        via = [(arrived[u] - t200[u]) * 1000.0 for u in t200 if u in arrived]
+        rss = vmhwm_kib(d.pid)
+        h.stop_popen(d)
+        wh.stop()
+        CLEANUP.remove(wh.stop)
+        remove_db(db)
+        # straight to the bot, the same rate and bodies
+        t_ok, failed2 = self.post_at_rate(bport, rate, n, 30000000,
+                                          first_uid=50000000, path="/hook")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(u in arrived for u in t_ok):
+            time.sleep(0.05)
+        straight = [(arrived[u] - self.t_sent[u]) * 1000.0 for u in t_ok
+                    if u in arrived]
+        srv.shutdown()
+        CLEANUP.remove(srv.shutdown)
+        srv.server_close()
+        p50, p99 = pct(via, 50), pct(via, 99)
+        s50, s99 = pct(straight, 50), pct(straight, 99)
+        log("  through tgq: %d posted, %d answered 200, %d failed, %d arrived; "
+            "p50 %s ms, p99 %s ms, max %s ms; the drain's peak RSS %s KiB" % (
+                n, len(t200), len(failed), len(via), fmt(p50, "%.2f"),
+                fmt(p99, "%.2f"), fmt(max(via) if via else None, "%.2f"), fmt(rss)))
+        log("  straight:    %d posted, %d arrived; p50 %s ms, p99 %s ms" % (
+            n, len(straight), fmt(s50, "%.2f"), fmt(s99, "%.2f")))
+        fig("push_latency_p50_ms", fmt(p50, "%.2f"))
+        fig("push_latency_p99_ms", fmt(p99, "%.2f"))
+        fig("push_straight_p50_ms", fmt(s50, "%.2f"))
+        fig("push_straight_p99_ms", fmt(s99, "%.2f"))
+        complete = len(via) == n
+        target("push_latency_p50", complete and p50 is not None and p50 <= 2,
+               fmt(p50, "%.2f ms"), "<= 2 ms")
+        target("push_latency_p99", complete and p99 is not None and p99 <= 10,
+               fmt(p99, "%.2f ms"), "<= 10 ms")
+
+
 
 # ---------------------------------------------------------------- other load
 
@@ -1627,7 +2137,17 @@ def main():
                     help="the hot chat's backlog")
     ap.add_argument("--hot-timeout", type=int, default=120,
                     help="seconds the drain may take on that backlog")
-    ap.add_argument("--only", default="ingest,drain,limits,e2e,memory,big,hotchat",
+    ap.add_argument("--pull-n", type=int, default=100000,
+                    help="the backlog getUpdates serves (5a)")
+    ap.add_argument("--pull-calls", type=int, default=20000,
+                    help="sendMessage calls per pass-through run (5c)")
+    ap.add_argument("--upload-mb", type=int, default=20,
+                    help="the upload in flight while the drain's RSS is read (5d)")
+    ap.add_argument("--push-n", type=int, default=20000,
+                    help="updates per push run to nginx and echo (6a; exec: gets "
+                         "1/20, grammY 1/4)")
+    ap.add_argument("--only",
+                    default="ingest,drain,limits,e2e,memory,big,hotchat,pull,push",
                     help="comma-separated parts to run")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = ap.parse_args()
@@ -1655,7 +2175,7 @@ def main():
         "commit) and normal cost about the same; on a disk that really flushes "
         "(milliseconds per fsync) full is much slower.")
     try:
-        b.setup_ingest(with_grammy=bool(only & {"ingest", "drain"}))
+        b.setup_ingest(with_grammy=bool(only & {"ingest", "drain", "pull", "push"}))
         if "ingest" in only:
             b.ingest()
         if "drain" in only:
@@ -1670,6 +2190,10 @@ def main():
             b.big_queue()
         if "hotchat" in only:
             b.hot_chat()
+        if "pull" in only:
+            b.pull_bench()
+        if "push" in only:
+            b.push_bench()
     finally:
         cleanup_all()
         h.reap_orphans()

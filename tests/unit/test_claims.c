@@ -512,6 +512,34 @@ test_migration(void)
 	close_jobs(q, j);
 }
 
+/* A bot whose handler runs nothing (pull): the claim leaves its updates
+ * alone, without reading the queue for them. */
+static void
+test_leave_alone(void)
+{
+	struct queue	*q;
+	struct jobs	*j;
+	struct claimed	 c[8];
+	size_t		 got = 1;
+
+	if (open_jobs("leave-alone.db", &q, &j) == -1) {
+		CHECK("claim_leaves_pull_bot_alone", 0);
+		return;
+	}
+	jobs_leave_alone(j, "default");
+	if (add_updates(q, 5, 1, 3, 1) == -1 || jobs_claim(j, NOW, 8, c,
+	    &got) == -1)
+		got = 1;
+	free_claimed(c, got);
+	CHECK("claim_leaves_pull_bot_alone", got == 0 && sql_int(q,
+	    "SELECT count(*) FROM updates WHERE state = 'new'") == 3);
+	vm_steps(q);
+	(void)jobs_claim(j, NOW, 8, c, &got);
+	CHECK("claim_of_pull_bots_only_reads_nothing", got == 0 &&
+	    vm_steps(q) == 0);
+	close_jobs(q, j);
+}
+
 static void
 remove_dir(void)
 {
@@ -588,6 +616,7 @@ main(void)
 	test_heads();
 	test_migration();
 	test_release_and_hold();
+	test_leave_alone();
 	remove_dir();
 	return check_exit();
 }

@@ -1,6 +1,7 @@
 /* Unit tests for lib/config.c: files, environment, secrets and every bad input. */
 #include <limits.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,7 +21,8 @@ static const char *const env_names[] = { "TGQ_CONFIG", "TGQ_DATABASE",
 	"TGQ_BOT_TOKEN_FILE", "TGQ_WEBHOOK_SECRET", "TGQ_WEBHOOK_SECRET_FILE",
 	"TGQ_WEBHOOK_URL", "TGQ_HANDLER", "TGQ_ALLOWED_USERS", "TGQ_DENY_TEXT",
 	"TGQ_ALLOWED_UPDATES", "TGQ_MAX_CONNECTIONS", "TGQ_IP_ADDRESS",
-	"TGQ_FORWARD_SECRET_FILE", "CREDENTIALS_DIRECTORY" };
+	"TGQ_LISTEN", "TGQ_HOLD_LIMIT", "TGQ_FORWARD_SECRET_FILE",
+	"CREDENTIALS_DIRECTORY" };
 
 static void
 clear_env(void)
@@ -393,6 +395,8 @@ sample_value(const char *type)
 		return "192.0.2.1";
 	if (strcmp(type, "integer") == 0)
 		return "1";
+	if (strcmp(type, "listen") == 0)
+		return "127.0.0.1:8081";
 	return "x";	/* a path */
 }
 
@@ -648,6 +652,44 @@ test_registration(void)
 	    "allowed_updates: empty value");
 }
 
+/* listen: loopback addresses and unix sockets only; hold_limit's default. */
+static void
+test_listen(void)
+{
+	struct listen_addr	 la;
+	struct config		 cfg;
+	char			 err[256];
+
+	CHECK("listen_v4", listen_parse("127.0.0.1:8081", &la, err,
+	    sizeof(err)) == 0 && la.family == AF_INET && la.port == 8081 &&
+	    strcmp(la.host, "127.0.0.1") == 0);
+	CHECK("listen_localhost", listen_parse("localhost:80", &la, err,
+	    sizeof(err)) == 0 && strcmp(la.host, "127.0.0.1") == 0);
+	CHECK("listen_v6", listen_parse("[::1]:9", &la, err, sizeof(err)) == 0 &&
+	    la.family == AF_INET6 && strcmp(la.host, "::1") == 0);
+	CHECK("listen_unix", listen_parse("/run/tgq/api.sock", &la, err,
+	    sizeof(err)) == 0 && la.family == AF_UNIX);
+	CHECK("listen_refuses_any", listen_parse("0.0.0.0:8081", &la, err,
+	    sizeof(err)) == -1 && strstr(err, "loopback") != NULL);
+	CHECK("listen_refuses_public_v6", listen_parse("[2001:db8::1]:80", &la,
+	    err, sizeof(err)) == -1);
+	CHECK("listen_refuses_name", listen_parse("example.org:80", &la, err,
+	    sizeof(err)) == -1);
+	CHECK("listen_refuses_port", listen_parse("127.0.0.1:0", &la, err,
+	    sizeof(err)) == -1 && listen_parse("127.0.0.1:65536", &la, err,
+	    sizeof(err)) == -1 && listen_parse("127.0.0.1", &la, err,
+	    sizeof(err)) == -1);
+	CHECK("listen_refuses_relative", listen_parse("api.sock", &la, err,
+	    sizeof(err)) == -1);
+	expect_error("listen_public", "[tgq]\nlisten = 10.0.0.1:8081\n",
+	    "tgq.conf:2: listen: only a loopback address");
+	CHECK("config_listen_and_hold_limit", load_text("[tgq]\nlisten = "
+	    "[::1]:8081\n[bot a]\nhandler = pull\n", &cfg, err,
+	    sizeof(err)) == 0 && strcmp(cfg.listen, "[::1]:8081") == 0 &&
+	    cfg.hold_limit_s == 5 && strcmp(cfg.bots[0].handler, "pull") == 0);
+	config_free(&cfg);
+}
+
 /* handler = http(s)://HOST[:PORT]/PATH: the form is checked at load, a URL with
  * credentials refused without quoting it; the secret it forwards is
  * forward_secret_file, else the webhook secret, read only when asked for. */
@@ -724,6 +766,7 @@ main(void)
 	test_table();
 	test_allowed_users();
 	test_registration();
+	test_listen();
 	test_http_handler();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

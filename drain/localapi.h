@@ -1,0 +1,155 @@
+/*
+ * The local Bot API's own interface, shared by its files: the server and its
+ * routing (localapi.c), getUpdates from the queue (localapi_updates.c) and the
+ * calls passed through to Telegram (localapi_pass.c).  The drain sees only
+ * drain.h's localapi_* functions.
+ */
+#ifndef LOCALAPI_H
+#define LOCALAPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "drain.h"
+
+struct MHD_Connection;
+struct MHD_Daemon;
+struct MHD_PostProcessor;
+
+/* A request's body: in memory up to BODY_SPOOL_AT, then in an unlinked file. */
+#define BODY_SPOOL_AT	(64 * 1024)
+struct body {
+	char	*mem;
+	size_t	 len, cap;
+	int	 fd;		/* -1 while in memory */
+	off_t	 size;		/* the whole body's length */
+};
+
+/* The parameters the local API itself reads, as text, "" when not given. */
+#define FIELD_MAX 512
+struct api_fields {
+	char	 chat_id[CHAT_KEY_MAX];
+	char	 offset[24];
+	char	 limit[24];
+	char	 timeout[24];
+	char	 allowed_updates[FIELD_MAX];
+	char	 drop_pending_updates[8];
+};
+
+enum request_kind {
+	REQ_ERROR,		/* answered at once with a Bot API error */
+	REQ_GET_UPDATES,
+	REQ_LOCAL,		/* webhook management: answered here */
+	REQ_PASS,		/* passed through to api_url */
+	REQ_FILE,		/* a download passed through */
+	REQ_METRICS,
+};
+
+/* One HTTP request, from its first byte until MHD reports it completed. */
+struct request {
+	struct localapi		*api;
+	struct MHD_Connection	*conn;
+	enum request_kind	 kind;
+	size_t			 bot;		/* index in cfg->bots */
+	char			 method[BOTAPI_METHOD_MAX + 1];
+	char			*path;		/* REQ_FILE: what follows the token */
+	char			*query;		/* the raw query string, or NULL */
+	char			*content_type;	/* NULL: none (a GET) */
+	int			 is_post;
+	struct body		 body;
+	size_t			 body_max;
+	int			 too_large;
+	int			 out_of_memory;	/* or no file to spool to */
+	struct MHD_PostProcessor *pp;
+	struct api_fields	 fields;
+	int			 suspended;
+	int			 answered;
+	struct pass_call	*pass;		/* while passed through */
+	struct request		*next_parked;	/* a parked getUpdates */
+	int64_t			 poll_deadline_ms;
+};
+
+/* What the local API holds per configured bot. */
+struct api_bot {
+	const struct bot_config	*cfg;
+	struct ratelimit	*rl;		/* the drain's, shared with outbox calls */
+	int			 pull;		/* handler = pull */
+	struct request		*poll;		/* its parked getUpdates, or NULL */
+	int64_t			 poll_offset;
+	int64_t			 poll_limit;
+	char			 kinds[FIELD_MAX];	/* allowed_updates: ",a,b," or "" */
+};
+
+struct localapi {
+	const struct config	*cfg;
+	struct queue		*q;
+	struct jobs		*jobs;
+	struct sender		*sender;
+	struct MHD_Daemon	*mhd;
+	int			 listen_fd;
+	struct sqlite3_stmt	*json_st;	/* a JSON body's parameters */
+	char			 unix_path[108];	/* unlinked at close */
+	struct api_bot		 bots[CONFIG_MAX_BOTS];
+	size_t			 nbots;
+	/* localapi_updates.c's */
+	struct updates_state	*updates;
+	/* localapi_pass.c's */
+	struct pass_state	*pass;
+	int			 resumed;	/* a connection was resumed: run MHD */
+	int			 stopping;	/* no poll parks, no call starts */
+	struct localapi_counters {
+		uint64_t	 served;	/* getUpdates answered */
+		uint64_t	 held;		/* answered 429 for hold_limit */
+	} counters[CONFIG_MAX_BOTS];
+};
+
+/* localapi.c */
+/* Answers req with this body (copied), as application/json; resumes it. */
+void	 api_answer(struct request *req, unsigned status, const char *body,
+	    size_t len);
+/* The same, the body taken over (free()d by MHD). */
+void	 api_answer_owned(struct request *req, unsigned status, char *body,
+	    size_t len, const char *content_type);
+/* {"ok":false,"error_code":status,"description":description} */
+void	 api_error(struct request *req, unsigned status, const char *description);
+/* Answers with the whole of an open file (the response owns fd). */
+void	 api_answer_fd(struct request *req, unsigned status, int fd, off_t size,
+	    const char *content_type);
+/* An unlinked temporary file, for a body or a download; -1 (logged) when none. */
+int	 api_spool_open(void);
+/* Keeps the request waiting for an answer that comes later. */
+void	 api_suspend(struct request *req);
+
+/* localapi_updates.c */
+int	 updates_open(struct localapi *a, char *err, size_t errlen);
+void	 updates_close(struct localapi *a);
+void	 updates_serve(struct localapi *a, struct request *req);
+/* Parked polls: answered when the queue changed and has something, or at
+ * their timeout; the ms until the next timeout (INT64_MAX: none). */
+int64_t	 updates_wake(struct localapi *a, int64_t now_ms);
+/* A parked request went away (completed): forget it. */
+void	 updates_forget(struct localapi *a, struct request *req);
+/* Every parked poll is answered (empty), for a stop. */
+void	 updates_flush(struct localapi *a);
+/* getWebhookInfo's pending_update_count; -1 when the queue failed. */
+int64_t	 updates_pending(struct localapi *a, const struct api_bot *b);
+
+/* localapi_pass.c */
+int	 pass_open(struct localapi *a, char *err, size_t errlen);
+void	 pass_close(struct localapi *a);
+void	 pass_submit(struct localapi *a, struct request *req);
+/* Starts what the limits let go; the ms until a held call may go. */
+int64_t	 pass_start(struct localapi *a, int64_t now_ms);
+/* 1 when s was one of ours (it is then handled), else 0. */
+int	 pass_answered(struct localapi *a, struct sent *s);
+/* A request went away (completed) while waiting: forget it. */
+void	 pass_forget(struct localapi *a, struct request *req);
+/* Calls not started yet (all: and those in flight) are answered with an
+ * error, for a stop. */
+void	 pass_flush(struct localapi *a, int all);
+size_t	 pass_in_flight(const struct localapi *a);
+/* The metrics text of the pass-through counters, appended to out. */
+int	 pass_metrics(struct localapi *a, char **out, size_t *len, size_t *cap);
+
+#endif
