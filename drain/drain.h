@@ -190,6 +190,9 @@ int64_t	 jobs_retain(struct jobs *j, int64_t now);
 int64_t	 jobs_next_due(struct jobs *j, int64_t now);
 /* 1 when another connection committed since the last call. */
 int	 jobs_changed(struct jobs *j);
+/* 1 when this connection put calls in the outbox (or back in line) since the
+ * last call: the outbox may have calls due that the last look did not see. */
+int	 jobs_calls_added(struct jobs *j);
 /* 1 when the last failure was only another writer holding the queue. */
 int	 jobs_busy(const struct jobs *j);
 

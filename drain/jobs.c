@@ -139,6 +139,7 @@ struct jobs {
 					 * alone (pull), not held (down) */
 	int64_t			 data_version;
 	int			 busy;		/* the last failure was another writer */
+	int			 calls_added;	/* see jobs_calls_added() */
 };
 
 /* Another writer is not an error of ours: the loop tries again soon. */
@@ -419,6 +420,8 @@ finish_one(struct jobs *j, const struct claimed *c, const struct call_list *call
 	if (*lost)
 		return 0;
 	st = j->st[S_INSERT_CALL];
+	if (calls->n > 0)
+		j->calls_added = 1;
 	for (i = 0; i < calls->n; i++) {
 		const struct call *call = &calls->calls[i];
 
@@ -769,6 +772,8 @@ jobs_recover(struct jobs *j, int64_t now)
 		return -1;
 	}
 	if (sqlite3_changes(j->db) > 0)
+		j->calls_added = 1;
+	if (sqlite3_changes(j->db) > 0)
 		log_warnx("%d calls were being sent by a drain that stopped: sending "
 		    "them again", sqlite3_changes(j->db));
 	return commit(j);
@@ -818,6 +823,15 @@ jobs_next_due(struct jobs *j, int64_t now)
 		when = sqlite3_column_int64(st, ONE_VALUE);
 	sqlite3_reset(st);
 	return when;
+}
+
+int
+jobs_calls_added(struct jobs *j)
+{
+	int added = j->calls_added;
+
+	j->calls_added = 0;
+	return added;
 }
 
 int

@@ -455,6 +455,10 @@ updates_wake(struct localapi *a, int64_t now_ms)
 	int			 changed;
 	size_t			 i;
 
+	for (i = 0; i < a->nbots && a->bots[i].poll == NULL; i++)
+		continue;
+	if (i == a->nbots)
+		return wait;	/* no poll parked: nothing to look for */
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);

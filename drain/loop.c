@@ -83,6 +83,19 @@ struct stopping {
 	int	 requested;
 };
 
+/*
+ * Whether to look for due calls: an empty look is a write transaction (the
+ * calls it finds are taken in it), so it is not repeated in follow mode until
+ * something may have changed: calls added by this drain or another process,
+ * answers to record, a call held by a limit, or a second gone by (a retry's
+ * time may have come).
+ */
+struct calling {
+	int	 dirty;
+	int64_t	 last_ms;	/* the last look */
+	int64_t	 last_wait;	/* what it said about calls held by a limit */
+};
+
 /* Upkeep on a timer. */
 struct chores {
 	int64_t	 last_recover_ms;
@@ -114,6 +127,7 @@ struct drain {
 	struct claiming		 claiming;
 	struct stopping		 stopping;
 	struct chores		 chores;
+	struct calling		 calling;
 	int			 inofd;		/* follow mode: the queue's folder */
 	sqlite3_stmt		*gate_st;	/* gate_check's, on the queue */
 	struct localapi		*api;		/* follow mode with listen set */
@@ -323,7 +337,9 @@ claim_updates(struct drain *d, int64_t now_ms)
 	struct claimed	*inside[CLAIM_MAX];
 	size_t		 i, n = 0, ninside = 0, room, handled = 0, taken = 0;
 
-	if (jobs_changed(d->jobs) || now_ms - d->claiming.last_ms >= FOLLOW_TICK_MS)
+	if (jobs_changed(d->jobs))
+		d->claiming.again = d->calling.dirty = 1;
+	if (now_ms - d->claiming.last_ms >= FOLLOW_TICK_MS)
 		d->claiming.again = 1;
 	if (!d->claiming.again)
 		return 0;
@@ -546,6 +562,12 @@ record_and_start_calls(struct drain *d, int64_t now_ms, int *progress)
 		room = CANDIDATES_MAX;
 	if (room == 0 && d->answers.n == 0)
 		return p.wait_min;
+	if (jobs_calls_added(d->jobs))
+		d->calling.dirty = 1;
+	if (d->mode == DRAIN_FOLLOW && d->answers.n == 0 && !d->calling.dirty &&
+	    d->calling.last_wait == INT64_MAX &&
+	    now_ms - d->calling.last_ms < FOLLOW_TICK_MS)
+		return p.wait_min;	/* nothing new since the last look */
 	if (jobs_begin(d->jobs) == -1) {
 		note_queue_result(d, -1);
 		return p.wait_min;
@@ -566,6 +588,10 @@ record_and_start_calls(struct drain *d, int64_t now_ms, int *progress)
 		goto fail;
 	note_queue_result(d, 0);
 	forget_answers(&d->answers);
+	/* A full look may have left more behind. */
+	d->calling.dirty = n == room;
+	d->calling.last_ms = now_ms;
+	d->calling.last_wait = p.wait_min;
 	for (i = 0; i < n; i++) {
 		struct outcall	*c = &cand[i];
 		struct bot_ctx	*bot = p.bots[i];
@@ -593,6 +619,7 @@ record_and_start_calls(struct drain *d, int64_t now_ms, int *progress)
 fail:
 	/* Nothing of it happened: the answers wait, the calls stay queued. */
 	note_queue_result(d, -1);
+	d->calling.dirty = 1;
 	unpick(&p, 0);
 	for (i = 0; i < n; i++)
 		outcall_free(&cand[i]);
