@@ -211,10 +211,12 @@ authenticate(const struct request_io *io, const struct webhook *wh,
 	const struct bot_config *bot;
 
 	(void)secrets_refresh(wh->secrets, 0);
-	if ((bot = match_locked(io, wh, t)) == NULL &&
-	    secrets_refresh(wh->secrets, 1))
-		bot = match_locked(io, wh, t);
-	return bot;
+	if ((bot = match_locked(io, wh, t)) != NULL)
+		return bot;
+	/* Matched again whether or not this thread reread anything: another
+	 * thread may have taken the new file while this one waited for it. */
+	(void)secrets_refresh(wh->secrets, 1);
+	return match_locked(io, wh, t);
 }
 
 /* application/json, in any case, optionally followed by parameters. */

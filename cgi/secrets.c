@@ -93,15 +93,6 @@ version_same(const struct file_version *a, const struct file_version *b)
 	    a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
-static void
-free_secret(char *s, size_t len)
-{
-	if (s == NULL)
-		return;
-	explicit_bzero(s, len);
-	free(s);
-}
-
 /* Whether one of the secrets equals one of another bot's: the secret then could
  * not tell the bots apart. */
 static const struct bot_config *
@@ -179,7 +170,7 @@ reread_bot(struct secrets *s, size_t i)
 	if ((cur = strndup(lines.line[0], lines.len[0])) == NULL ||
 	    (lines.n > 1 && (prev = strndup(lines.line[1], lines.len[1])) == NULL)) {
 		log_err("bot %s: rereading %s: out of memory", b->name, b->secret_path);
-		free_secret(cur, lines.len[0]);
+		secret_free(cur, lines.len[0]);
 		goto done;	/* tried again at the next check */
 	}
 	changed = b->secret == NULL ||
@@ -196,8 +187,8 @@ reread_bot(struct secrets *s, size_t i)
 	b->secret_prev = prev;
 	b->secret_prev_len = prev != NULL ? lines.len[1] : 0;
 	pthread_rwlock_unlock(&s->lock);
-	free_secret(old_cur, old_cur_len);
-	free_secret(old_prev, old_prev_len);
+	secret_free(old_cur, old_cur_len);
+	secret_free(old_prev, old_prev_len);
 	w->in_use = v;
 	w->has_refused = 0;
 	if (changed)

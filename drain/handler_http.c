@@ -411,28 +411,18 @@ http_abort(void *run)
 	forward_recycle(f);
 }
 
-const struct handler_ops handler_http = {
-	.value = "http:",
-	.setup = http_setup,
-	.release = http_release,
-	.start = http_start,
-	.pollfds = http_pollfds,
-	.deadline = http_deadline,
-	.step = http_step,
-	.finish = http_finish,
-	.abort = http_abort,
-	.attach = http_attach,
-};
-
-const struct handler_ops handler_https = {
-	.value = "https:",
-	.setup = https_setup,
-	.release = http_release,
-	.start = http_start,
-	.pollfds = http_pollfds,
-	.deadline = http_deadline,
-	.step = http_step,
-	.finish = http_finish,
-	.abort = http_abort,
-	.attach = http_attach,
-};
+/* The two kinds differ only in the scheme their setup accepts. */
+#define HTTP_KIND_OPS(scheme, setup_fn) {	\
+	.value = scheme,			\
+	.setup = setup_fn,			\
+	.release = http_release,		\
+	.start = http_start,			\
+	.pollfds = http_pollfds,		\
+	.deadline = http_deadline,		\
+	.step = http_step,			\
+	.finish = http_finish,			\
+	.abort = http_abort,			\
+	.attach = http_attach,			\
+}
+const struct handler_ops handler_http = HTTP_KIND_OPS("http:", http_setup);
+const struct handler_ops handler_https = HTTP_KIND_OPS("https:", https_setup);

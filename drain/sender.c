@@ -112,18 +112,33 @@ sender_free(struct sender *s)
 	curl_global_cleanup();
 }
 
+/* A spare transfer, or a new one; NULL without memory. */
+static struct transfer *
+transfer_take(struct sender *s)
+{
+	struct transfer *t = s->spare;
+
+	if (t != NULL) {
+		s->spare = t->next;
+		return t;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	if ((t->easy = curl_easy_init()) == NULL) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
 int
 sender_start(struct sender *s, int64_t id, const char *token, const char *method,
     const char *params, char *err, size_t errlen)
 {
-	struct transfer	*t = s->spare;
+	struct transfer	*t = transfer_take(s);
 	size_t		 urllen;
 
-	if (t != NULL)
-		s->spare = t->next;
-	else if ((t = calloc(1, sizeof(*t))) == NULL ||
-	    (t->easy = curl_easy_init()) == NULL) {
-		free(t);
+	if (t == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -267,15 +282,11 @@ int
 sender_start_raw(struct sender *s, int64_t id, const struct raw_call *rc,
     char *err, size_t errlen)
 {
-	struct transfer	*t = s->spare;
+	struct transfer	*t = transfer_take(s);
 	CURL		*e;
 	int		 ok;
 
-	if (t != NULL)
-		s->spare = t->next;
-	else if ((t = calloc(1, sizeof(*t))) == NULL ||
-	    (t->easy = curl_easy_init()) == NULL) {
-		free(t);
+	if (t == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}

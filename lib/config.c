@@ -1041,16 +1041,6 @@ done:
 	return rc;
 }
 
-static void
-free_secret(char *s, size_t len)
-{
-	if (s == NULL)
-		return;
-	/* Do not leave secrets in freed memory for a later core dump to show. */
-	explicit_bzero(s, len);
-	free(s);
-}
-
 /* Frees the string keys of a section in base. */
 static void
 free_strings(enum key_section section, void *base)
@@ -1076,10 +1066,10 @@ config_free(struct config *cfg)
 	size_t i;
 
 	for (i = 0; i < cfg->nbots; i++) {
-		free_secret(cfg->bots[i].token, cfg->bots[i].token_len);
-		free_secret(cfg->bots[i].secret, cfg->bots[i].secret_len);
-		free_secret(cfg->bots[i].secret_prev, cfg->bots[i].secret_prev_len);
-		free_secret(cfg->bots[i].forward_secret,
+		secret_free(cfg->bots[i].token, cfg->bots[i].token_len);
+		secret_free(cfg->bots[i].secret, cfg->bots[i].secret_len);
+		secret_free(cfg->bots[i].secret_prev, cfg->bots[i].secret_prev_len);
+		secret_free(cfg->bots[i].forward_secret,
 		    cfg->bots[i].forward_secret_len);
 		free(cfg->bots[i].secret_path);
 		free_strings(SECTION_BOT, &cfg->bots[i]);

@@ -3,6 +3,7 @@
  * Telegram accepts, checked before a secret is used or sent anywhere.
  */
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tgq.h"
@@ -149,4 +150,13 @@ secret_fingerprint(const char *token, size_t token_len, const char *secret,
 	}
 	hex[SECRET_FINGERPRINT_LEN] = '\0';
 	explicit_bzero(mac, sizeof(mac));
+}
+
+void
+secret_free(char *s, size_t len)
+{
+	if (s == NULL)
+		return;
+	explicit_bzero(s, len);
+	free(s);
 }

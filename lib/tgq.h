@@ -78,6 +78,9 @@ const char *log_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 int	 secret_equal(const char *a, size_t alen, const char *b, size_t blen);
 /* Telegram's rule for webhook secrets: 1-256 characters of A-Z a-z 0-9 _ -. */
 int	 secret_valid(const char *s, size_t len);
+/* Wipes a secret's len bytes, so that no later core dump shows them, and frees
+ * it; NULL does nothing. */
+void	 secret_free(char *s, size_t len);
 /* A bot token: digits, ':', then 30-100 characters of A-Z a-z 0-9 _ -. */
 int	 token_valid(const char *s, size_t len);
 /* The largest secret file read (a token's or a webhook secret's). */

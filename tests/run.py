@@ -12,8 +12,11 @@ and ends with "N passed, N failed[, N skipped]"; exits 1 when anything failed.
   --build DIR   where tgq-webhook and tests/test_* are (default: build)
   --asan        the build uses ASan/UBSan: collect their reports per server
   --asan-build DIR
-                then run everything again with DIR (an ASan/UBSan build), as
-                --asan; its case names start with "asan/"
+                run everything again with DIR (an ASan/UBSan build), as --asan,
+                at the same time as the first build, in a second process (the
+                machine has two cores and most cases wait on servers); its case
+                names start with "asan/" and its lines follow the first build's
+  --serial      run the --asan-build pass after the first, in this process
   -k TEXT       only the cases whose name contains TEXT
   --keep        keep the temp folders (they hold the generated secret)
 
@@ -37,6 +40,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -251,6 +255,70 @@ def run_group(mod, gname, make, cases, ctx, pattern, tally):
             stack.cleanup()
 
 
+def run_build(build, asan, prefix, args, tally, staged):
+    """Every unit program and integration group against one build."""
+    ctx = Ctx()
+    ctx.build = os.path.abspath(build)
+    ctx.bindir = h.stage_binaries(ctx.build)
+    staged.append(ctx.bindir)
+    ctx.binary = os.path.join(ctx.bindir, "tgq-webhook")
+    ctx.asan = asan
+    ctx.keep = args.keep
+    ctx.verbose = args.verbose
+    ctx.prefix = prefix
+    missing = [p for p in PROGRAMS
+               if not os.access(os.path.join(ctx.build, p), os.X_OK)]
+    if missing:
+        tally.fail(prefix + "build", "missing from %s: %s" % (
+            ctx.build, ", ".join(missing)))
+    pat = args.pattern
+    if not prefix and (not pat or "fake" in pat or pat in "fake_botapi_selftest"):
+        run_selftest(pat, tally)
+    run_unit(ctx, args.pattern, tally)
+    for mod in load_modules():
+        if not hasattr(mod, "groups"):
+            tally.fail(prefix + mod.__name__, "has no groups(ctx) function")
+            continue
+        for gname, make, cases in mod.groups(ctx):
+            run_group(mod, prefix + gname, make, cases, ctx, args.pattern, tally)
+
+
+def start_second_pass(args):
+    """The --asan-build pass as a child run.py, its output kept in a file."""
+    out = open(os.path.join(tempfile.gettempdir(), "tgq-run-asan-%d.log" %
+                            os.getpid()), "w+")
+    cmd = [sys.executable, os.path.abspath(__file__), "--build", args.asan_build,
+           "--asan", "--prefix", "asan/", "-k", args.pattern]
+    cmd += ["--keep"] if args.keep else []
+    cmd += ["-v"] if args.verbose else []
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT), out
+
+
+def finish_second_pass(child, out, tally):
+    """Prints the child's lines and adds its counts to tally."""
+    rc = child.wait()
+    out.seek(0)
+    last = ""
+    for line in out:
+        line = line.rstrip("\n")
+        m = re.match(r"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$", line)
+        if m:
+            last = m
+            continue
+        print(line, flush=True)
+    out.close()
+    os.unlink(out.name)
+    if not last:
+        tally.fail("asan/run", "the ASan pass ended (exit %d) without its summary"
+                   % rc)
+        return
+    tally.passed += int(last.group(1))
+    tally.failed += int(last.group(2))
+    tally.skipped += int(last.group(3) or 0)
+    if rc != 0 and int(last.group(2)) == 0:
+        tally.fail("asan/run", "the ASan pass exited %d with nothing failed" % rc)
+
+
 class Ctx:
     pass
 
@@ -260,6 +328,8 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--asan", action="store_true")
     ap.add_argument("--asan-build", default="")
+    ap.add_argument("--serial", action="store_true")
+    ap.add_argument("--prefix", default="", help=argparse.SUPPRESS)
     ap.add_argument("-k", dest="pattern", default="")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("-v", dest="verbose", action="store_true")
@@ -268,40 +338,23 @@ def main():
     h.become_subreaper()
     tally = Tally()
     staged = []
-    runs = [(args.build, args.asan, "")]
-    if args.asan_build:
-        runs.append((args.asan_build, True, "asan/"))
+    child = out = None
     try:
-        for build, asan, prefix in runs:
-            ctx = Ctx()
-            ctx.build = os.path.abspath(build)
-            ctx.bindir = h.stage_binaries(ctx.build)
-            staged.append(ctx.bindir)
-            ctx.binary = os.path.join(ctx.bindir, "tgq-webhook")
-            ctx.asan = asan
-            ctx.keep = args.keep
-            ctx.verbose = args.verbose
-            ctx.prefix = prefix
-            missing = [p for p in PROGRAMS
-                       if not os.access(os.path.join(ctx.build, p), os.X_OK)]
-            if missing:
-                tally.fail(prefix + "build", "missing from %s: %s" % (
-                    ctx.build, ", ".join(missing)))
-            pat = args.pattern
-            if not prefix and (not pat or "fake" in pat or pat in "fake_botapi_selftest"):
-                run_selftest(pat, tally)
-            run_unit(ctx, args.pattern, tally)
-            for mod in load_modules():
-                if not hasattr(mod, "groups"):
-                    tally.fail(prefix + mod.__name__, "has no groups(ctx) function")
-                    continue
-                for gname, make, cases in mod.groups(ctx):
-                    run_group(mod, prefix + gname, make, cases, ctx, args.pattern,
-                              tally)
+        if args.asan_build and not args.serial:
+            child, out = start_second_pass(args)
+        run_build(args.build, args.asan, args.prefix, args, tally, staged)
+        if args.asan_build and args.serial:
+            run_build(args.asan_build, True, "asan/", args, tally, staged)
+        if child is not None:
+            finish_second_pass(child, out, tally)
+            child = None
     except KeyboardInterrupt:
         print("interrupted")
         tally.failed += 1
     finally:
+        if child is not None:
+            child.terminate()
+            child.wait()
         for path in staged:
             shutil.rmtree(path, ignore_errors=True)
     if os.environ.get("TGQ_UPDATE_GOLDEN"):
