@@ -131,6 +131,24 @@ transfer_take(struct sender *s)
 	return t;
 }
 
+/* Back among the spares, holding nothing of its call; a spare handle starts
+ * clean: none of a raw call's options may stay for the next call. */
+static void
+transfer_recycle(struct sender *s, struct transfer *t)
+{
+	if (t->raw != NULL) {
+		curl_easy_reset(t->easy);
+		curl_slist_free_all(t->raw_headers);
+		t->raw_headers = NULL;
+		t->raw = NULL;
+	}
+	wipe_free(t->url);
+	free(t->body);
+	t->url = t->body = NULL;
+	t->next = s->spare;
+	s->spare = t;
+}
+
 int
 sender_start(struct sender *s, int64_t id, const char *token, const char *method,
     const char *params, char *err, size_t errlen)
@@ -164,11 +182,7 @@ sender_start(struct sender *s, int64_t id, const char *token, const char *method
 	s->in_flight++;
 	return 0;
 fail:
-	wipe_free(t->url);
-	free(t->body);
-	t->url = t->body = NULL;
-	t->next = s->spare;
-	s->spare = t;
+	transfer_recycle(s, t);
 	return -1;
 }
 
@@ -335,14 +349,7 @@ sender_start_raw(struct sender *s, int64_t id, const struct raw_call *rc,
 	s->in_flight++;
 	return 0;
 fail:
-	wipe_free(t->url);
-	t->url = NULL;
-	curl_slist_free_all(t->raw_headers);
-	t->raw_headers = NULL;
-	t->raw = NULL;
-	curl_easy_reset(e);
-	t->next = s->spare;
-	s->spare = t;
+	transfer_recycle(s, t);
 	return -1;
 }
 
@@ -427,20 +434,8 @@ sender_next_done(struct sender *s, struct sent *out)
 		    status, answer_of(t)->data ? answer_of(t)->data : "",
 		    answer_of(t)->len, &out->answer);
 		curl_multi_remove_handle(s->multi, t->easy);
-		if (t->raw != NULL) {
-			/* A spare handle starts clean: none of the raw call's
-			 * options may stay for the next call. */
-			curl_easy_reset(t->easy);
-			curl_slist_free_all(t->raw_headers);
-			t->raw_headers = NULL;
-			t->raw = NULL;
-		}
 		s->in_flight--;
-		wipe_free(t->url);
-		free(t->body);
-		t->url = t->body = NULL;
-		t->next = s->spare;
-		s->spare = t;
+		transfer_recycle(s, t);
 		return 1;
 	}
 	return 0;
