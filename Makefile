@@ -40,7 +40,7 @@ LDLIBS	 = $(PKG_LIBS) -pthread
 
 LIB_SRC	 = lib/util.c lib/log.c lib/secret.c lib/json.c lib/config.c lib/queue.c \
 	   lib/botapi.c lib/metrics.c lib/cidr.c lib/users.c lib/sha256.c \
-	   lib/update_types.c lib/listen.c
+	   lib/update_types.c lib/listen.c lib/handler_kinds.c
 CGI_SRC	 = cgi/fastcgi.c cgi/fcgi_adapter.c cgi/fcgi_frame.c cgi/request.c \
 	   cgi/secrets.c cgi/store.c cgi/metrics_page.c cgi/metrics_bots.c
 # Every drain/handler_*.c is built: a new handler kind needs no line here.
@@ -51,7 +51,7 @@ DRAIN_SRC = drain/handler.c $(sort $(wildcard drain/handler_*.c)) drain/backoff.
 CLI_SRC	 = cli/cli.c cli/jsonw.c cli/cmd_webhook.c cli/cmd_queue.c cli/cmd_poll.c \
 	   cli/cmd_doctor.c cli/cmd_rotate.c
 TEST_SRC = $(wildcard tests/unit/test_*.c)
-HEADERS	 = lib/tgq.h lib/config_keys.h cgi/webhook.h drain/drain.h drain/handler.h drain/localapi.h cli/cli.h \
+HEADERS	 = lib/tgq.h lib/config_keys.h lib/handler_kinds.h cgi/webhook.h drain/drain.h drain/handler.h drain/localapi.h cli/cli.h \
 	   tests/unit/check.h
 
 LIB_OBJ	 = $(LIB_SRC:%.c=$(B)/%.o)

@@ -242,10 +242,10 @@ int64_t	 retry_backoff_s(int64_t failures);
 
 /* handler_kinds.c */
 /*
- * A bot's handler is of one kind, named by the start of its configured value:
- * "echo", "exec:PROGRAM ARGS", "http://URL" or "https://URL".  A kind is one file, handler_NAME.c, defining
- * handler_NAME (its operations), and one row of HANDLER_KINDS.  A kind handles
- * an update in one of two ways:
+ * A bot's handler is of one kind (lib/handler_kinds.h: the table of kinds, the
+ * value that names each and the shape of its argument).  A kind is one file,
+ * handler_NAME.c, defining handler_NAME (its operations), and one row of
+ * HANDLER_KINDS.  A kind handles an update in one of two ways:
  *   - inside the transaction that claimed it, without a process: handle() (echo);
  *   - as a run the loop drives: start(); then pollfds() and deadline() say what
  *     to wait for and step() until it returns 1; then finish() gives the result
@@ -258,28 +258,12 @@ int64_t	 retry_backoff_s(int64_t failures);
  * out: the claim ends those first (gate.c); whatever serves "pull" is to ask
  * gate_check() the same before it hands an update out.
  */
-#define HANDLER_KINDS(X)	\
-	X(ECHO, echo)		\
-	X(EXEC, exec)		\
-	X(PULL, pull)		\
-	X(HTTP, http)		\
-	X(HTTPS, https)
-
-enum handler_kind {
-#define HANDLER_KIND_ENUM(NAME, name)	HANDLER_KIND_##NAME,
-	HANDLER_KINDS(HANDLER_KIND_ENUM)
-#undef HANDLER_KIND_ENUM
-	HANDLER_KIND_COUNT
-};
-
 struct handler_ops {
-	/* The configured value: exactly this, or, ending in ':', this followed by
-	 * the kind's argument. */
-	const char	*value;
-	/* Reads the argument (NULL for a value without one) into the kind's own
+	/* Reads the configured value (already checked by its row's shape; arg is
+	 * what follows the kind's start, NULL for none) into the kind's own
 	 * state, at start; release() frees that state. */
-	int	 (*setup)(const char *bot, const char *arg, void **state, char *err,
-		    size_t errlen);
+	int	 (*setup)(const char *bot, const char *value, const char *arg,
+		    void **state, char *err, size_t errlen);
 	void	 (*release)(void *state);
 	/* Kinds that handle an update inside the claim's transaction: its calls
 	 * into *calls; -1 with err makes the update dead.  db is the queue's. */
@@ -300,7 +284,8 @@ struct handler_ops {
 		    struct sender *s, char *err, size_t errlen);
 };
 
-#define HANDLER_KIND_OPS(NAME, name)	extern const struct handler_ops handler_##name;
+#define HANDLER_KIND_OPS(KIND, ops, value, shape, usage)	\
+	extern const struct handler_ops handler_##ops;
 HANDLER_KINDS(HANDLER_KIND_OPS)
 #undef HANDLER_KIND_OPS
 

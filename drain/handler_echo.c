@@ -15,10 +15,11 @@ struct echo {
 };
 
 static int
-echo_setup(const char *bot, const char *arg, void **state, char *err,
-    size_t errlen)
+echo_setup(const char *bot, const char *value, const char *arg, void **state,
+    char *err, size_t errlen)
 {
 	(void)bot;
+	(void)value;
 	(void)arg;
 	if ((*state = calloc(1, sizeof(struct echo))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -47,7 +48,6 @@ echo_handle(void *state, sqlite3 *db, const struct claimed *c,
 }
 
 const struct handler_ops handler_echo = {
-	.value = "echo",
 	.setup = echo_setup,
 	.release = echo_release,
 	.handle = echo_handle,

@@ -28,13 +28,14 @@ exec_release(void *state)
 }
 
 static int
-exec_setup(const char *bot, const char *arg, void **state, char *err,
-    size_t errlen)
+exec_setup(const char *bot, const char *value, const char *arg, void **state,
+    char *err, size_t errlen)
 {
 	struct exec	*x;
 	char		*p;
 	size_t		 n = 0;
 
+	(void)value;
 	if ((x = calloc(1, sizeof(*x))) == NULL ||
 	    (x->words = strdup(arg)) == NULL) {
 		free(x);
@@ -107,7 +108,6 @@ exec_abort(void *run)
 }
 
 const struct handler_ops handler_exec = {
-	.value = "exec:",
 	.setup = exec_setup,
 	.release = exec_release,
 	.start = exec_start,

@@ -94,39 +94,22 @@ http_release(void *state)
 	free(h);
 }
 
+/* The URL is the whole value (its form checked when the configuration loaded). */
 static int
-http_setup_url(const char *bot, const char *scheme, const char *arg, void **state,
+http_setup(const char *bot, const char *value, const char *arg, void **state,
     char *err, size_t errlen)
 {
-	struct http	*h;
-	size_t		 len;
+	struct http *h;
 
 	(void)bot;
-	if ((h = calloc(1, sizeof(*h))) == NULL)
-		goto nomem;
+	(void)arg;
+	if ((h = calloc(1, sizeof(*h))) == NULL || (h->url = strdup(value)) == NULL) {
+		free(h);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	*state = h;
-	len = strlen(scheme) + strlen(arg) + 1;
-	if ((h->url = malloc(len)) == NULL)
-		goto nomem;
-	snprintf(h->url, len, "%s%s", scheme, arg);
 	return 0;
-nomem:
-	snprintf(err, errlen, "out of memory");
-	return -1;
-}
-
-static int
-http_setup(const char *bot, const char *arg, void **state, char *err,
-    size_t errlen)
-{
-	return http_setup_url(bot, "http:", arg, state, err, errlen);
-}
-
-static int
-https_setup(const char *bot, const char *arg, void **state, char *err,
-    size_t errlen)
-{
-	return http_setup_url(bot, "https:", arg, state, err, errlen);
 }
 
 /* The secret is the one the configuration read for this bot: its
@@ -411,18 +394,15 @@ http_abort(void *run)
 	forward_recycle(f);
 }
 
-/* The two kinds differ only in the scheme their setup accepts. */
-#define HTTP_KIND_OPS(scheme, setup_fn) {	\
-	.value = scheme,			\
-	.setup = setup_fn,			\
-	.release = http_release,		\
-	.start = http_start,			\
-	.pollfds = http_pollfds,		\
-	.deadline = http_deadline,		\
-	.step = http_step,			\
-	.finish = http_finish,			\
-	.abort = http_abort,			\
-	.attach = http_attach,			\
-}
-const struct handler_ops handler_http = HTTP_KIND_OPS("http:", http_setup);
-const struct handler_ops handler_https = HTTP_KIND_OPS("https:", https_setup);
+/* http: and https: both; libcurl tells the schemes apart. */
+const struct handler_ops handler_http = {
+	.setup = http_setup,
+	.release = http_release,
+	.start = http_start,
+	.pollfds = http_pollfds,
+	.deadline = http_deadline,
+	.step = http_step,
+	.finish = http_finish,
+	.abort = http_abort,
+	.attach = http_attach,
+};

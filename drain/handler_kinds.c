@@ -1,7 +1,6 @@
 /*
- * Which kind of handler a bot has: the table of kinds, and the choice made from
- * the configured value.  Adding a kind is a row of HANDLER_KINDS (drain.h) and
- * its own handler_NAME.c.
+ * A bot's handler set up from its configured value: lib/handler_kinds.c names
+ * the kind and checks its argument, this table gives the kind's operations.
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,29 +8,11 @@
 #include "drain.h"
 
 static const struct handler_ops *const kinds[HANDLER_KIND_COUNT] = {
-#define HANDLER_KIND_ROW(NAME, name)	[HANDLER_KIND_##NAME] = &handler_##name,
+#define HANDLER_KIND_ROW(KIND, ops, value, shape, usage)	\
+	[HANDLER_KIND_##KIND] = &handler_##ops,
 	HANDLER_KINDS(HANDLER_KIND_ROW)
 #undef HANDLER_KIND_ROW
 };
-
-/* The kind whose value is value, or the start of it; *arg is what follows. */
-static int
-find_kind(const char *value, enum handler_kind *kind, const char **arg)
-{
-	size_t i, n;
-
-	for (i = 0; i < HANDLER_KIND_COUNT; i++) {
-		n = strlen(kinds[i]->value);
-		if (n > 0 && kinds[i]->value[n - 1] == ':' ?
-		    strncmp(value, kinds[i]->value, n) == 0 :
-		    strcmp(value, kinds[i]->value) == 0) {
-			*kind = (enum handler_kind)i;
-			*arg = kinds[i]->value[n - 1] == ':' ? value + n : NULL;
-			return 0;
-		}
-	}
-	return -1;
-}
 
 int
 bot_handler_setup(struct bot_handler *h, const char *bot, const char *value,
@@ -40,13 +21,11 @@ bot_handler_setup(struct bot_handler *h, const char *bot, const char *value,
 	const char *arg;
 
 	memset(h, 0, sizeof(*h));
-	if (find_kind(value != NULL ? value : "echo", &h->kind, &arg) == -1) {
-		snprintf(err, errlen, "bot %s: handler must be echo, exec:PROGRAM "
-		    "or http://HOST[:PORT]/PATH, or pull", bot);
+	if (handler_kind_parse(bot, value, &h->kind, &arg, err, errlen) == -1)
 		return -1;
-	}
 	h->ops = kinds[h->kind];
-	return h->ops->setup(bot, arg, &h->state, err, errlen);
+	return h->ops->setup(bot, value != NULL ? value : "echo", arg, &h->state,
+	    err, errlen);
 }
 
 void

@@ -8,10 +8,11 @@
 #include "drain.h"
 
 static int
-pull_setup(const char *bot, const char *arg, void **state, char *err,
-    size_t errlen)
+pull_setup(const char *bot, const char *value, const char *arg, void **state,
+    char *err, size_t errlen)
 {
 	(void)bot;
+	(void)value;
 	(void)arg;
 	(void)err;
 	(void)errlen;
@@ -26,7 +27,6 @@ pull_release(void *state)
 }
 
 const struct handler_ops handler_pull = {
-	.value = "pull",
 	.setup = pull_setup,
 	.release = pull_release,
 };

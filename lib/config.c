@@ -165,127 +165,6 @@ set_string(char **slot, const char *value)
 	return 0;
 }
 
-/*
- * An http handler's URL: http:// or https://, a host (a name, an IPv4 address
- * or [an IPv6 one]), an optional :port, then a path; printable ASCII without
- * blanks or a fragment.  No user or password: the URL is in the configuration
- * and the logs, and the bot's secret goes in a header (forward_secret_file).
- * 0, or -1 with why, which never quotes the URL.
- */
-static int
-handler_url_check(const char *botname, const char *url, char *why, size_t whylen)
-{
-	const char	*p, *host, *end;
-	const char	*errstr;
-	char		 port[8];
-	int64_t		 n;
-
-	p = url + (strncmp(url, "https://", 8) == 0 ? 8 : 7);
-	end = p + strcspn(p, "/?");
-	for (host = url; *host != '\0'; host++)
-		if ((unsigned char)*host <= 0x20 || (unsigned char)*host >= 0x7f ||
-		    *host == '#') {
-			snprintf(why, whylen, "bot %s: handler URL has a blank, a "
-			    "control character, a non-ASCII byte or a #fragment",
-			    botname);
-			return -1;
-		}
-	if (memchr(p, '@', (size_t)(end - p)) != NULL) {
-		snprintf(why, whylen, "bot %s: handler URL must not hold a user or "
-		    "password (the bot's secret goes in forward_secret_file)", botname);
-		return -1;
-	}
-	host = p;
-	if (*p == '[') {
-		p++;
-		while (p < end && (isxdigit((unsigned char)*p) || *p == ':' ||
-		    *p == '.'))
-			p++;
-		if (p == end || *p != ']' || p - host < 3) {
-			snprintf(why, whylen, "bot %s: handler URL has a bad IPv6 address",
-			    botname);
-			return -1;
-		}
-		p++;
-	} else {
-		while (p < end && (isalnum((unsigned char)*p) || *p == '-' ||
-		    *p == '.' || *p == '_'))
-			p++;
-		if (p == host) {
-			snprintf(why, whylen, "bot %s: handler URL has no host", botname);
-			return -1;
-		}
-	}
-	if (p < end && *p == ':') {
-		if ((size_t)(end - p - 1) >= sizeof(port)) {
-			snprintf(why, whylen, "bot %s: handler URL port must be 1 to 65535",
-			    botname);
-			return -1;
-		}
-		memcpy(port, p + 1, (size_t)(end - p - 1));
-		port[end - p - 1] = '\0';
-		if (parse_int(port, 1, 65535, &n, &errstr) == -1) {
-			snprintf(why, whylen, "bot %s: handler URL port must be 1 to 65535",
-			    botname);
-			return -1;
-		}
-		p = end;
-	}
-	if (p != end) {
-		snprintf(why, whylen, "bot %s: handler URL host has a character a host "
-		    "name cannot have", botname);
-		return -1;
-	}
-	return 0;
-}
-
-/* 1 when the handler forwards each update to an http(s):// URL. */
-int
-config_handler_is_http(const char *handler)
-{
-	return handler != NULL && (strncmp(handler, "http://", 7) == 0 ||
-	    strncmp(handler, "https://", 8) == 0);
-}
-
-/*
- * The program of an "exec:PROGRAM [args]" handler, into prog; 0 for echo, pull
- * and an http(s):// URL (nothing to run), 1 for exec:, -1 (with why) for
- * anything else.  No shell: words are split on blanks.
- */
-static int
-handler_program(const char *botname, const char *handler, char *prog,
-    size_t proglen, char *why, size_t whylen)
-{
-	const char	*p;
-	size_t		 n;
-
-	prog[0] = '\0';
-	if (strcmp(handler, "echo") == 0 || strcmp(handler, "pull") == 0)
-		return 0;
-	if (config_handler_is_http(handler))
-		return handler_url_check(botname, handler, why, whylen);
-	if (strncmp(handler, "exec:", 5) != 0) {
-		snprintf(why, whylen, "bot %s: handler must be echo, exec:PROGRAM or "
-		    "http://HOST[:PORT]/PATH, or pull", botname);
-		return -1;
-	}
-	p = handler + 5;
-	p += strspn(p, " \t");
-	n = strcspn(p, " \t");
-	if (n == 0 || p[0] != '/') {
-		snprintf(why, whylen, "bot %s: handler exec: needs an absolute program "
-		    "path", botname);
-		return -1;
-	}
-	if (n >= proglen) {
-		snprintf(why, whylen, "bot %s: handler program path too long", botname);
-		return -1;
-	}
-	memcpy(prog, p, n);
-	prog[n] = '\0';
-	return 1;
-}
-
 /* Characters, not bytes, as Telegram counts a message's length. */
 static size_t
 utf8_chars(const char *s)
@@ -324,7 +203,9 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 	char		*field = (char *)base + k->offset;
 	const struct key_choice *choice;
 	const char	*errstr = NULL;
-	char		 reason[160], prog[PATH_MAX], *json;
+	char		 reason[160], *json;
+	enum handler_kind kind;
+	const char	*arg;
 	unsigned char	 ip[16];
 	struct listen_addr addr;
 	int64_t		 n;
@@ -394,8 +275,7 @@ key_apply(const struct config_key *k, void *base, const char *botname,
 		}
 		goto string;
 	case KEY_HANDLER:
-		if (handler_program(botname, value, prog, sizeof(prog), why,
-		    whylen) == -1)
+		if (handler_kind_parse(botname, value, &kind, &arg, why, whylen) == -1)
 			return -1;
 		goto string;
 	case KEY_UPDATES:
@@ -526,14 +406,17 @@ bot_index(struct config *cfg, const char *name, char *why, size_t whylen)
 int
 config_check_handler(const struct bot_config *b, char *err, size_t errlen)
 {
-	struct stat	 st;
-	char		 prog[PATH_MAX], user[64];
+	struct stat		 st;
+	enum handler_kind	 kind;
+	const char		*arg;
+	char			 prog[PATH_MAX], user[64];
 
-	if (b->handler == NULL || handler_program(b->name, b->handler, prog,
-	    sizeof(prog), err, errlen) == 0)
+	if (handler_kind_parse(b->name, b->handler, &kind, &arg, err, errlen) == -1)
+		return -1;
+	if (handler_kind_shape(kind) != HANDLER_SHAPE_PROGRAM)
 		return 0;
-	if (prog[0] == '\0')
-		return -1;	/* handler_program said why */
+	if (handler_program(b->name, arg, prog, sizeof(prog), err, errlen) == -1)
+		return -1;
 	if (stat(prog, &st) == -1) {
 		const char *why = strerror(errno);
 
@@ -553,6 +436,17 @@ config_check_handler(const struct bot_config *b, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+int
+config_handler_is_http(const char *handler)
+{
+	enum handler_kind	 kind;
+	const char		*arg;
+	char			 why[256];
+
+	return handler != NULL && handler_kind_parse("", handler, &kind, &arg,
+	    why, sizeof(why)) == 0 && handler_kind_shape(kind) == HANDLER_SHAPE_URL;
 }
 
 /* One [bot NAME] line; 0 when applied, -1 with why. */

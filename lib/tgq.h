@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "config_keys.h"
+#include "handler_kinds.h"
 
 #define TGQ_VERSION "0.1.0"
 
@@ -265,8 +266,8 @@ void	 config_free(struct config *cfg);
  * handler is echo or the program runs, else -1 with why (naming the program, never
  * the handler's arguments, which may hold a secret). */
 int	 config_check_handler(const struct bot_config *b, char *err, size_t errlen);
-/* 1 when the handler is an http:// or https:// URL (the drain forwards each
- * update there); its form was checked when the configuration loaded. */
+/* 1 when the handler's kind forwards each update to a URL (http://, https://);
+ * its form was checked when the configuration loaded. */
 int	 config_handler_is_http(const char *handler);
 const struct bot_config *config_bot(const struct config *cfg, const char *name,
 	    size_t namelen);

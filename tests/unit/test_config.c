@@ -724,7 +724,10 @@ test_http_handler(void)
 	expect_error("http_host_chars", "[bot a]\nhandler = http://h!hunter2/\n",
 	    "handler URL host has a character");
 	expect_error("ftp_handler", "[bot a]\nhandler = ftp://h/hunter2\n",
-	    "handler must be echo, exec:PROGRAM or http://");
+	    "handler must be echo, exec:PROGRAM [ARGS], pull, http://HOST[:PORT]/PATH "
+	    "or https://");
+	expect_error("http_no_slashes", "[bot a]\nhandler = http:hunter2/x\n",
+	    "handler URL must start with http:// or https://");
 
 	write_file("fwd.secret", "forward_1\n");
 	write_file("hook.secret", "webhook_1\n");
