@@ -253,50 +253,68 @@ bot_entry(void *out, size_t size, size_t *n, size_t max, const char *name)
 	return p;
 }
 
-size_t
-metrics_bot_counts(const struct metrics *m, enum bot_metric k,
-    struct bot_count *out, size_t max)
+/* Adds what slot b holds of metric `which` to a bot's entry. */
+typedef void slot_reader(void *entry, const struct metrics_bot *b, unsigned which);
+
+/*
+ * One entry per bot in out[0..max) (entries of size bytes, each beginning with
+ * its bot's name), each read from its named slots: slots of the same name (only
+ * after a process died while naming one) are added together, so a bot is one
+ * series.
+ */
+static size_t
+sum_by_bot(const struct metrics *m, void *out, size_t size, size_t max,
+    slot_reader *read, unsigned which)
 {
-	struct bot_count	*e;
-	size_t			 i, n = 0;
+	void	*e;
+	size_t	 i, n = 0;
 
-	if (m == NULL || (unsigned)k >= BM_COUNT)
-		return 0;
 	for (i = 0; i < METRICS_HISTOGRAM_BOTS; i++) {
-		struct metrics_bot *b = &m->file->bots[i];
+		const struct metrics_bot *b = &m->file->bots[i];
 
-		if (__atomic_load_n(&b->state, __ATOMIC_ACQUIRE) != SLOT_NAMED ||
-		    (e = bot_entry(out, sizeof(*out), &n, max, b->name)) == NULL)
-			continue;
-		e->value += __atomic_load_n(&b->counters[k], __ATOMIC_RELAXED);
+		if (__atomic_load_n(&b->state, __ATOMIC_ACQUIRE) == SLOT_NAMED &&
+		    (e = bot_entry(out, size, &n, max, b->name)) != NULL)
+			read(e, b, which);
 	}
 	return n;
 }
 
-/*
- * Slots of the same name (only after a process died while naming one) are
- * added together, so a bot is one series.  Each bucket is read once: the caller
- * makes _count and +Inf of the same reads, whatever is added meanwhile.
- */
+static void
+read_count(void *entry, const struct metrics_bot *b, unsigned k)
+{
+	struct bot_count *e = entry;
+
+	e->value += __atomic_load_n(&b->counters[k], __ATOMIC_RELAXED);
+}
+
+/* Each bucket is read once: the caller makes _count and +Inf of the same reads,
+ * whatever is added meanwhile. */
+static void
+read_histogram(void *entry, const struct metrics_bot *b, unsigned h)
+{
+	struct histogram_counts	*e = entry;
+	size_t			 k;
+
+	for (k = 0; k <= HISTOGRAM_BOUNDS; k++)
+		e->buckets[k] += __atomic_load_n(&b->h[h].buckets[k],
+		    __ATOMIC_RELAXED);
+	e->sum_us += __atomic_load_n(&b->h[h].sum_us, __ATOMIC_RELAXED);
+}
+
+size_t
+metrics_bot_counts(const struct metrics *m, enum bot_metric k,
+    struct bot_count *out, size_t max)
+{
+	if (m == NULL || (unsigned)k >= BM_COUNT)
+		return 0;
+	return sum_by_bot(m, out, sizeof(*out), max, read_count, (unsigned)k);
+}
+
 size_t
 metrics_histograms(const struct metrics *m, enum histogram h,
     struct histogram_counts *out, size_t max)
 {
-	struct histogram_counts	*e;
-	size_t			 i, k, n = 0;
-
 	if (m == NULL || (unsigned)h >= H_COUNT)
 		return 0;
-	for (i = 0; i < METRICS_HISTOGRAM_BOTS; i++) {
-		struct metrics_bot *b = &m->file->bots[i];
-
-		if (__atomic_load_n(&b->state, __ATOMIC_ACQUIRE) != SLOT_NAMED ||
-		    (e = bot_entry(out, sizeof(*out), &n, max, b->name)) == NULL)
-			continue;
-		for (k = 0; k <= HISTOGRAM_BOUNDS; k++)
-			e->buckets[k] += __atomic_load_n(&b->h[h].buckets[k],
-			    __ATOMIC_RELAXED);
-		e->sum_us += __atomic_load_n(&b->h[h].sum_us, __ATOMIC_RELAXED);
-	}
-	return n;
+	return sum_by_bot(m, out, sizeof(*out), max, read_histogram, (unsigned)h);
 }
