@@ -33,6 +33,7 @@ struct forward;
 
 struct http {
 	char			*url;
+	const char		*socket;	/* the configuration's; NULL: TCP */
 	struct curl_slist	*headers;	/* one holds the secret: wiped */
 	struct sender		*sender;
 	struct forward		*spare;		/* finished, easy handles set up */
@@ -126,6 +127,7 @@ http_attach(void *state, const struct bot_config *b, struct sender *s, char *err
 	char			*line = NULL;
 
 	h->sender = s;
+	h->socket = b->handler_socket;
 	if (b->forward_secret != NULL) {
 		secret = b->forward_secret;
 		secret_len = b->forward_secret_len;
@@ -208,6 +210,8 @@ forward_new(struct http *h, const struct handler_limits *limits)
 	    curl_easy_setopt(f->easy, CURLOPT_TIMEOUT_MS, (long)limits->timeout_ms) !=
 	    CURLE_OK ||
 	    curl_easy_setopt(f->easy, CURLOPT_URL, h->url) != CURLE_OK ||
+	    curl_easy_setopt(f->easy, CURLOPT_UNIX_SOCKET_PATH, h->socket) !=
+	    CURLE_OK ||
 	    curl_easy_setopt(f->easy, CURLOPT_POST, 1L) != CURLE_OK ||
 	    curl_easy_setopt(f->easy, CURLOPT_PRIVATE, &f->rider) != CURLE_OK) {
 		forward_free(f);

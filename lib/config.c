@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -862,6 +863,33 @@ load_bot_secrets(struct parse_state *ps, unsigned need, char *err, size_t errlen
 	return 0;
 }
 
+/* A socket is where an http handler's connections go, so no other kind has one;
+ * an absolute path, as the drain's working folder is not the operator's. */
+static int
+check_handler_sockets(const struct config *cfg, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nbots; i++) {
+		const struct bot_config *b = &cfg->bots[i];
+
+		if (b->handler_socket == NULL)
+			continue;
+		if (!config_handler_is_http(b->handler)) {
+			snprintf(err, errlen, "bot %s: handler_socket is for an http:// "
+			    "or https:// handler", b->name);
+			return -1;
+		}
+		if (b->handler_socket[0] != '/' || strlen(b->handler_socket) >=
+		    sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
+			snprintf(err, errlen, "bot %s: handler_socket must be an absolute "
+			    "path shorter than 108 bytes", b->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 config_load(const char *path_override, struct config *cfg, char *err, size_t errlen)
 {
@@ -917,6 +945,7 @@ config_load_for(const char *path_override, unsigned need, struct config *cfg,
 			goto done;
 	}
 	if (apply_environment(ps, err, errlen) == -1 ||
+	    check_handler_sockets(cfg, err, errlen) == -1 ||
 	    load_bot_secrets(ps, need, err, errlen) == -1)
 		goto done;
 	/* A claim must outlive the work it covers, or a second drain takes it over. */

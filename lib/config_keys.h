@@ -96,6 +96,9 @@
 	X(STRING, "forward_secret_file", "TGQ_FORWARD_SECRET_FILE", KEY_PATH, \
 	    forward_secret_file, NULL, NULL, NULL, "what an http handler sends as " \
 	    "the secret header instead of the webhook secret; NULL: none") \
+	X(STRING, "handler_socket", "TGQ_HANDLER_SOCKET", KEY_PATH, \
+	    handler_socket, NULL, NULL, NULL, "an http handler's unix socket, " \
+	    "absolute; NULL: TCP to the URL's host") \
 	X(NUMBER, "rate_global", "TGQ_RATE_GLOBAL", KEY_INT, rate_global, 0, \
 	    100000, "0 (off) to 100000 per second", "30", "calls a second, the bot") \
 	X(NUMBER, "rate_chat", "TGQ_RATE_CHAT", KEY_INT, rate_chat, 0, 100000, \

@@ -17,6 +17,7 @@ import http.server
 import json
 import os
 import socket
+import socketserver
 import threading
 import time
 
@@ -46,14 +47,23 @@ class QuietServer(http.server.ThreadingHTTPServer):
         pass
 
 
+class QuietUnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass
+
+
 class Bot:
     """A webhook server of a bot: records every POST (path, headers, body, when)
     and answers with answer(record) -> (status, headers, body).  Keeps
-    connections alive (HTTP/1.1).  Stopped, its port refuses connections."""
+    connections alive (HTTP/1.1).  Stopped, its port refuses connections.
+    With unix_path it listens on that unix socket instead of a port."""
 
-    def __init__(self, answer=None, port=None):
+    def __init__(self, answer=None, port=None, unix_path=None):
         self.answer = answer or (lambda rec: (200, {}, b""))
-        self.port = port or h.free_port()
+        self.unix_path = unix_path
+        self.port = None if unix_path else port or h.free_port()
         self.lock = threading.Lock()
         self.records = []
         self.in_flight = {}       # chat -> requests in progress
@@ -106,7 +116,12 @@ class Bot:
                 self.end_headers()
                 self.wfile.write(out)
 
-        self.server = QuietServer(("127.0.0.1", self.port), Handler)
+        if self.unix_path:
+            self.server = QuietUnixServer(self.unix_path, Handler)
+            # the drain may run as the unprivileged worker user
+            os.chmod(self.unix_path, 0o666)
+        else:
+            self.server = QuietServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.05}, daemon=True)
@@ -152,8 +167,8 @@ class ForwardStack(Stack):
         Stack.__init__(self, ctx, name, limits=False)
         self.bots = []
 
-    def bot(self, answer=None, port=None):
-        b = Bot(answer, port)
+    def bot(self, answer=None, port=None, unix_path=None):
+        b = Bot(answer, port, unix_path)
         self.bots.append(b)
         return b
 
@@ -238,6 +253,33 @@ def case_forward_secret_file(stack):
     check(hd.get("x-telegram-bot-api-secret-token") == "Fwd_secret-123",
           "the header does not hold forward_secret_file's value")
     check("Fwd_secret-123" not in stack.logs(), "the forward secret was logged")
+
+
+def case_unix_socket(stack):
+    """handler_socket: the bot listens on a unix socket; the drain connects
+    there, sends the URL's host and path, and the update is done; a webhook
+    reply comes back through it as through TCP."""
+    path = os.path.join(stack.tmpdir, "bot.sock")
+
+    def answer(rec):
+        return 200, {"Content-Type": "application/json"}, (
+            '{"method":"sendMessage","chat_id":%d,"text":"via socket"}' %
+            rec["chat"]).encode()
+    bot = stack.bot(answer, unix_path=path).start()
+    uids = stack.uids(2)
+    stack.post(uids[0], 511, "over a unix socket")
+    stack.post(uids[1], 512, "and another")
+    d = stack.follow("http://bot.local/bot/hook", TGQ_HANDLER_SOCKET=path)
+    wait_until(lambda: all_done(stack, uids), 20, "both updates handled")
+    wait_until(lambda: len(stack.calls_to(511)) == 1, 20, "the webhook reply sent")
+    stop_drain(d)
+    check(sorted(bot.texts()) == ["and another", "over a unix socket"],
+          "the bot got %r" % bot.texts())
+    hd = {k.lower(): v for k, v in bot.records[0]["headers"].items()}
+    check(bot.records[0]["path"] == "/bot/hook" and hd.get("host") == "bot.local",
+          "path %r, Host %r" % (bot.records[0]["path"], hd.get("host")))
+    check(hd.get("x-telegram-bot-api-secret-token") == stack.secret,
+          "the secret header is not the webhook's secret")
 
 
 def case_order_parallel(stack):
@@ -523,6 +565,7 @@ def groups(ctx):
         ("forward", lambda: ForwardStack(ctx, "forward"),
          [("body_byte_exact_secret", case_body_and_secret),
           ("forward_secret_file", case_forward_secret_file),
+          ("unix_socket", case_unix_socket),
           ("order_per_chat_parallel", case_order_parallel),
           ("webhook_reply_sent", case_webhook_reply),
           ("500_only_that_update_dead", case_500_one_dead),

@@ -397,7 +397,7 @@ sample_value(const char *type)
 		return "1";
 	if (strcmp(type, "listen") == 0)
 		return "127.0.0.1:8081";
-	return "x";	/* a path */
+	return "/x";	/* a path (handler_socket's must be absolute) */
 }
 
 /* Splits a line of config_print_keys at its tabs; the number of columns. */
@@ -472,6 +472,11 @@ test_table(void)
 		snprintf(rows[n].env, sizeof(rows[n].env), "%s", c[2]);
 		snprintf(rows[n].value, sizeof(rows[n].value), "%s",
 		    strcmp(c[4], "-") != 0 ? c[4] : sample_value(c[3]));
+		/* handler_socket is only for an http handler: all keys at once
+		 * need one. */
+		if (strcmp(c[1], "handler") == 0)
+			snprintf(rows[n].value, sizeof(rows[n].value),
+			    "http://localhost/hook");
 		if (rows[n].in_tgq)
 			append_key(tgq, sizeof(tgq), &rows[n]);
 		else
@@ -726,6 +731,11 @@ test_http_handler(void)
 	expect_error("ftp_handler", "[bot a]\nhandler = ftp://h/hunter2\n",
 	    "handler must be echo, exec:PROGRAM [ARGS], pull, http://HOST[:PORT]/PATH "
 	    "or https://");
+	expect_error("socket_not_http", "[bot a]\nhandler_socket = /run/hunter2.sock\n",
+	    "bot a: handler_socket is for an http:// or https:// handler");
+	expect_error("socket_relative", "[bot a]\nhandler = http://h/x\n"
+	    "handler_socket = run/hunter2.sock\n",
+	    "bot a: handler_socket must be an absolute path");
 	expect_error("http_no_slashes", "[bot a]\nhandler = http:hunter2/x\n",
 	    "handler URL must start with http:// or https://");
 
