@@ -284,6 +284,13 @@ struct handler_ops {
 		    struct sender *s, char *err, size_t errlen);
 };
 
+/* The operations of a kind that runs, named PREFIX_setup, PREFIX_start, ... */
+#define HANDLER_RUN_OPS(prefix)						\
+	.setup = prefix##_setup, .release = prefix##_release,		\
+	.start = prefix##_start, .pollfds = prefix##_pollfds,		\
+	.deadline = prefix##_deadline, .step = prefix##_step,		\
+	.finish = prefix##_finish, .abort = prefix##_abort
+
 #define HANDLER_KIND_OPS(KIND, ops, value, shape, usage)	\
 	extern const struct handler_ops handler_##ops;
 HANDLER_KINDS(HANDLER_KIND_OPS)

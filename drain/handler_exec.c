@@ -107,13 +107,4 @@ exec_abort(void *run)
 	handler_abort(run);
 }
 
-const struct handler_ops handler_exec = {
-	.setup = exec_setup,
-	.release = exec_release,
-	.start = exec_start,
-	.pollfds = exec_pollfds,
-	.deadline = exec_deadline,
-	.step = exec_step,
-	.finish = exec_finish,
-	.abort = exec_abort,
-};
+const struct handler_ops handler_exec = { HANDLER_RUN_OPS(exec) };

@@ -400,13 +400,6 @@ http_abort(void *run)
 
 /* http: and https: both; libcurl tells the schemes apart. */
 const struct handler_ops handler_http = {
-	.setup = http_setup,
-	.release = http_release,
-	.start = http_start,
-	.pollfds = http_pollfds,
-	.deadline = http_deadline,
-	.step = http_step,
-	.finish = http_finish,
-	.abort = http_abort,
+	HANDLER_RUN_OPS(http),
 	.attach = http_attach,
 };
