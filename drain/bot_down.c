@@ -34,6 +34,7 @@ bot_down_failed(struct bot_down *b, struct jobs *j, const char *bot,
 	int64_t delay_ms;
 
 	if (wait_s > 0) {
+		b->answered_us = now_monotonic_us();
 		/* It answered, only later: not down.  Whatever else it had in
 		 * flight may come back the same way; the latest wait counts. */
 		jobs_hold(j, bot, 1);
@@ -73,6 +74,7 @@ bot_down_failed(struct bot_down *b, struct jobs *j, const char *bot,
 void
 bot_down_answered(struct bot_down *b, struct jobs *j, const char *bot)
 {
+	b->answered_us = now_monotonic_us();
 	if (!b->down)
 		return;
 	if (jobs_mark_up(j, bot) == -1)
@@ -96,4 +98,10 @@ bot_down_tick(struct bot_down *b, struct jobs *j, const char *bot, int64_t now_m
 	b->held = 0;
 	jobs_hold(j, bot, 0);
 	return 0;
+}
+
+int
+bot_down_answered_since(const struct bot_down *b, int64_t since_us)
+{
+	return b->answered_us > since_us;
 }

@@ -222,6 +222,7 @@ struct bot_down {
 	int64_t	 since;		/* unix s */
 	int64_t	 probes;	/* probes that failed since */
 	int64_t	 resume_ms;	/* while held: when to let updates go again */
+	int64_t	 answered_us;	/* monotonic: its last answer of any kind */
 };
 /* At start: a bot the table says is down is probed at once. */
 int	 bot_down_load(struct bot_down *b, struct jobs *j, const char *bot);
@@ -230,6 +231,9 @@ void	 bot_down_failed(struct bot_down *b, struct jobs *j, const char *bot,
 	    const char *why, int64_t wait_s, int64_t now_ms);
 /* The handler answered (any answer but those). */
 void	 bot_down_answered(struct bot_down *b, struct jobs *j, const char *bot);
+/* 1 when the handler answered something (any update, any answer) after
+ * since_us (monotonic). */
+int	 bot_down_answered_since(const struct bot_down *b, int64_t since_us);
 /* Lets a held bot's updates go once it is time; returns the ms until then
  * (INT64_MAX when it is not held), 0 when released now. */
 int64_t	 bot_down_tick(struct bot_down *b, struct jobs *j, const char *bot,

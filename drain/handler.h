@@ -62,6 +62,9 @@ struct handler_result {
 	 * webhook reply when it is a JSON object with a "method" (calls_reply). */
 	int			 webhook_reply;
 	int64_t			 wait_s;	/* HANDLER_WAIT: how long */
+	/* HANDLER_UNREACHABLE of an http handler: the bot took the request but
+	 * gave no answer within the timeout (not refused, reset or a 502-504). */
+	int			 timed_out;
 	int64_t			 elapsed_us;	/* http: until the answer; 0 unknown */
 };
 

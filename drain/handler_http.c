@@ -324,10 +324,11 @@ classify(struct forward *f, struct handler_result *res)
 			return;
 		}
 		res->status = HANDLER_UNREACHABLE;
-		if (f->result == CURLE_OPERATION_TIMEDOUT)
+		if (f->result == CURLE_OPERATION_TIMEDOUT) {
+			res->timed_out = 1;
 			snprintf(res->reason, sizeof(res->reason),
 			    "no answer within %lld ms", (long long)f->timeout_ms);
-		else
+		} else
 			snprintf(res->reason, sizeof(res->reason), "%s",
 			    f->errbuf[0] != '\0' ? f->errbuf :
 			    curl_easy_strerror((CURLcode)f->result));

@@ -410,6 +410,15 @@ finish_run(struct drain *d, size_t i)
 				    sizeof(res.stderr_tail) + 2];
 
 	r->bot->handler.ops->finish(r->run, &res);
+	/* No answer in time while the bot answered other updates is this
+	 * update's doing (it hangs the bot's handler), not the bot being down:
+	 * charged, so that it ends dead instead of holding its bot forever. */
+	if (res.status == HANDLER_UNREACHABLE && res.timed_out &&
+	    bot_down_answered_since(&r->bot->down, r->started_us)) {
+		res.status = HANDLER_FAILED;
+		snprintf(res.reason + strlen(res.reason), sizeof(res.reason) -
+		    strlen(res.reason), ", while the bot answered other updates");
+	}
 	metrics_observe(d->metrics, H_HANDLER, r->upd.bot, now_monotonic_us() -
 	    r->started_us);
 	/* The log has every stderr line already (at info); the row keeps the last

@@ -395,6 +395,44 @@ def case_slow_retried(stack):
           "why: %r" % d.text()[-500:])
 
 
+def case_hanging_update_dead(stack):
+    """An update the bot never answers in time while it answers others (its
+    handler hangs on that one) is charged: retried, then dead; the bot's other
+    updates go on and the bot is not left marked down."""
+    release = threading.Event()
+
+    def answer(rec):
+        if text_of(rec) == "hang":
+            release.wait(3)     # longer than handler_timeout
+        return 200, {}, b""
+    bot = stack.bot(answer).start()
+    (hang,) = stack.uids(1)
+    stack.post(hang, 961, "hang")
+    d = stack.follow(bot.url, TGQ_HANDLER_TIMEOUT=1, TGQ_MAX_ATTEMPTS=2,
+                     TGQ_HANDLERS=4)
+    others = []
+    deadline = time.monotonic() + 60
+    # other chats keep the bot busy (and answering) until the hang ends dead
+    while time.monotonic() < deadline and len(others) < 300:
+        if states(stack, [hang])[hang][0] == "dead":
+            break
+        (u,) = stack.uids(1)
+        stack.post(u, 962 + len(others) % 5, "other %d" % len(others))
+        others.append(u)
+        time.sleep(0.2)
+    release.set()
+    wait_until(lambda: all_done(stack, others), 30, "the other updates handled")
+    stop_drain(d)
+    s = states(stack, [hang])[hang]
+    check(s[0] == "dead" and s[1] == 2,
+          "the update the bot hangs on: %r after %d others" % (s, len(others)))
+    check("no answer within 1000 ms, while the bot answered other updates" in
+          (s[2] or ""), "its last_error: %r" % (s[2],))
+    check(stack.queue.query("SELECT count(*) FROM bot_down") == [(0,)],
+          "the bot was left marked down: %r" %
+          stack.queue.query("SELECT * FROM bot_down"))
+
+
 def case_429_and_503_not_charged(stack):
     """429 with Retry-After: the bot gets nothing until then, nothing charged,
     not marked down; 503 (a proxy in front of a bot that is down): not charged,
@@ -570,6 +608,7 @@ def groups(ctx):
           ("webhook_reply_sent", case_webhook_reply),
           ("500_only_that_update_dead", case_500_one_dead),
           ("slower_than_timeout_retried", case_slow_retried),
+          ("hanging_update_dead", case_hanging_update_dead),
           ("429_and_503_not_charged", case_429_and_503_not_charged),
           ("once_mode", case_once_mode)]),
         ("forward-down", lambda: ForwardStack(ctx, "fwdown"),
