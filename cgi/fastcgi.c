@@ -52,10 +52,6 @@
 #define IO_TIMEOUT_S 5
 /* A connection whose request has begun but not ended in this time is closed. */
 #define PARTIAL_TIMEOUT_MS 10000
-/* A kept connection with no request for this long is closed: a little longer than
- * the shipped nginx upstream keeps it (keepalive_timeout 60s), so that nginx,
- * which does not know when tgq-webhook closes, is the one that closes first. */
-#define IDLE_TIMEOUT_S 65
 /* Descriptors kept for the process itself when FCGI_MAX_CONNS is answered. */
 #define RESERVED_FDS 32
 #define SHUTDOWN_GRACE_MS 10000
@@ -752,20 +748,6 @@ stop_server(struct server *sv, int acceptor_running)
 	return late;
 }
 
-/* TGQ_IDLE_TIMEOUT, for the tests: how long a kept connection may be idle. */
-static int
-idle_timeout(int64_t *seconds)
-{
-	const char	*idle = getenv("TGQ_IDLE_TIMEOUT"), *errstr;
-
-	*seconds = IDLE_TIMEOUT_S;
-	if (idle != NULL && parse_duration(idle, 1, 86400, seconds, &errstr) == -1) {
-		log_err("TGQ_IDLE_TIMEOUT: %s", errstr);
-		return -1;
-	}
-	return 0;
-}
-
 /* Blocks every signal in this thread, and so in the threads it starts; *stop is
  * what wait_for_stop() takes.  SIGUSR2 only wakes the acceptor. */
 static void
@@ -838,14 +820,16 @@ serve_fastcgi(const struct webhook *wh)
 	 * up by a failing disk) still uses it until the process exits. */
 	static struct server sv;
 	sigset_t	 stop;
-	int64_t		 idle_timeout_s;
 	int		 i, running;
 
-	if (idle_timeout(&idle_timeout_s) == -1 || fcgi_library_init() == -1)
+	if (fcgi_library_init() == -1)
 		return 1;
 	block_signals(&stop);
 	memset(&sv, 0, sizeof(sv));
-	running = start_server(&sv, wh, idle_timeout_s) == 0;
+	/* idle_timeout (65 s by default) is a little longer than the shipped
+	 * nginx upstream keeps a connection (keepalive_timeout 60s), so that
+	 * nginx, which does not know when tgq-webhook closes, closes first. */
+	running = start_server(&sv, wh, wh->cfg->idle_timeout_s) == 0;
 	if (running) {
 		log_info("serving FastCGI with %d request threads, database %s",
 		    sv.nworkers, wh->cfg->database);

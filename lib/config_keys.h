@@ -45,6 +45,9 @@
 	    3600, "1 s to 1 h", "5", "what a 503 tells Telegram") \
 	X(NUMBER, "threads", "TGQ_THREADS", KEY_INT, threads, 1, 64, "1 to 64", "1", \
 	    "FastCGI request threads per process") \
+	X(NUMBER, "idle_timeout", "TGQ_IDLE_TIMEOUT", KEY_DURATION, idle_timeout_s, \
+	    1, 86400, "1 s to 1 d", "65s", "a kept FastCGI connection with no " \
+	    "request for this long is closed") \
 	X(CHOICE, "log_level", "TGQ_LOG_LEVEL", enum log_level, log_level, \
 	    log_levels, "must be err, warning, info or debug", "info", KEY_ANY_CASE, \
 	    "the least severe level logged") \
