@@ -551,6 +551,24 @@ def case_download_streams(stack):
         conn.close()
 
 
+def case_download_slow_reader(stack):
+    """A bot that stops reading for longer than send_timeout still gets the
+    whole file: a transfer paused for lack of room is not a stalled one."""
+    data = os.urandom(6 * MIB)
+    f = stack.api.add_file(data, name="slow.bin")
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
+    try:
+        conn.request("GET", "/file/bot%s/%s" % (TOKEN, f["file_path"]))
+        r = conn.getresponse()
+        first = r.read(MIB)
+        time.sleep(SEND_TIMEOUT_S + 2)
+        rest = r.read()
+    finally:
+        conn.close()
+    check(r.status == 200 and first + rest == data, "after a pause: %d, %d bytes "
+          "of %d" % (r.status, len(first) + len(rest), len(data)))
+
+
 def case_download_head(stack):
     """HEAD of a file answers its status and length, no body; other verbs 404."""
     r = h.request(stack.port, "HEAD", "/file/bot%s/documents/file_1.bin" % TOKEN)
@@ -641,8 +659,13 @@ def case_download_memory(stack):
     after = peak_rss_kib(stack)
     check(r.status == 200 and r.body == data, "the download: %d, %d bytes" %
           (r.status, len(r.body)))
-    check(after - before < 8 * 1024, "peak RSS %d KiB before, %d KiB after" %
-          (before, after))
+    # ASan keeps freed blocks in its quarantine (libcurl's copy of a piece
+    # held while a transfer waits for room is one): no measure there.
+    if not stack.ctx.asan:
+        check(after - before < 8 * 1024, "peak RSS %d KiB before, %d KiB after"
+              % (before, after))
+    stack.notes.append("a 20 MB download: the drain's peak RSS %d KiB before, "
+                       "%d KiB after" % (before, after))
 
 
 API_HANDLER = r"""#!/bin/sh
@@ -729,6 +752,7 @@ def groups(ctx):
           ("upload_5mb", case_upload_5mb),
           ("download", case_download),
           ("download_streams", case_download_streams),
+          ("download_slow_reader", case_download_slow_reader),
           ("download_head", case_download_head),
           ("download_client_gone", case_download_client_gone),
           ("download_cut", case_download_cut),
