@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 #include <microhttpd.h>
@@ -208,7 +207,7 @@ pass_metrics(struct localapi *a, char **out, size_t *len, size_t *cap)
 	return 0;
 }
 
-/* ---- downloads, as they come --------------------------------------------------- */
+/* ---- downloads, as they come ---------------------------------------------- */
 
 /* A connection waiting for bytes has some now (or the end). */
 static void
@@ -439,7 +438,7 @@ stream_done(struct localapi *a, struct pass_call *pc,
 	stream_wake(st);
 }
 
-/* ---- calls ------------------------------------------------------------------------ */
+/* ---- calls ---------------------------------------------------------------- */
 
 void
 pass_submit(struct localapi *a, struct request *req)
