@@ -910,6 +910,8 @@ localapi_work(struct localapi *a, int64_t now_ms)
 		a->resumed = 0;
 		MHD_run(a->mhd);
 	}
+	/* A bot gone in those runs may have freed a download's place. */
+	wait = min64(wait, pass_start(a, now_ms));
 	if (MHD_get_timeout(a->mhd, &t) == MHD_YES)
 		wait = min64(wait, t > INT64_MAX ? INT64_MAX : (int64_t)t);
 	return wait;

@@ -111,7 +111,10 @@ struct localapi {
  * it took the bytes, or CURL_WRITEFUNC_PAUSE when it has no room for them: the
  * transfer then waits, and the same bytes come again after sender_continue().
  * sender_abort() ends a transfer that has not finished (it is then never seen
- * by sender_next_done()).
+ * by sender_next_done()).  A download may last as long as its bot reads: it
+ * is not one of sender_in_flight()'s calls (max_in_flight calls go beside
+ * max_in_flight downloads, and a stopping drain does not wait for one);
+ * sender_streams() counts them.
  */
 struct raw_stream {
 	size_t	 (*header)(void *arg, const char *line, size_t len);
@@ -127,6 +130,7 @@ int	 sender_start_stream(struct sender *s, int64_t id,
 	    size_t errlen);
 void	 sender_continue(struct sender *s, struct raw_stream *st);
 void	 sender_abort(struct sender *s, struct raw_stream *st);
+size_t	 sender_streams(const struct sender *s);
 
 /* localapi.c */
 /* Answers req with this body (copied), as application/json; resumes it. */

@@ -550,8 +550,10 @@ pass_start(struct localapi *a, int64_t now_ms)
 			unlink_call(a, pc);
 			continue;
 		}
-		if (sender_in_flight(a->sender) >= (size_t)a->cfg->max_in_flight)
-			break;	/* an answer frees a place, and wakes the loop */
+		/* An answer frees a place, and wakes the loop. */
+		if ((pc->stream != NULL ? sender_streams(a->sender) :
+		    sender_in_flight(a->sender)) >= (size_t)a->cfg->max_in_flight)
+			continue;
 		w = pc->rc.file ? 0 : ratelimit_wait(rl, pc->chat[0] != '\0' ?
 		    pc->chat : NULL, now_ms);
 		if (w > 0) {

@@ -38,6 +38,7 @@ struct sender {
 	struct botapi_parser	*parser;
 	struct transfer		*spare;		/* finished transfers, handles kept */
 	size_t			 in_flight;
+	size_t			 streams;	/* downloads, not counted as calls */
 };
 
 static void
@@ -84,13 +85,14 @@ sender_new(const struct config *cfg, struct sender **out, char *err, size_t errl
 		sender_free(s);
 		return -1;
 	}
-	/* Keep one connection per call in flight, and no more; and one per
-	 * handler for the riders (an http handler's forwards, to its own host). */
+	/* Keep one connection per call in flight, and no more, and as many for
+	 * the downloads beside them; and one per handler for the riders (an
+	 * http handler's forwards, to its own host). */
 	curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-	    (long)(cfg->max_in_flight > cfg->handlers ? cfg->max_in_flight :
+	    (long)(2 * cfg->max_in_flight > cfg->handlers ? 2 * cfg->max_in_flight :
 	    cfg->handlers));
 	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS,
-	    (long)(cfg->max_in_flight + cfg->handlers));
+	    (long)(2 * cfg->max_in_flight + cfg->handlers));
 	*out = s;
 	return 0;
 }
@@ -392,7 +394,10 @@ start_raw(struct sender *s, int64_t id, const struct raw_call *rc,
 		snprintf(err, errlen, "libcurl refused the call's options");
 		goto fail;
 	}
-	s->in_flight++;
+	if (st != NULL)
+		s->streams++;
+	else
+		s->in_flight++;
 	return 0;
 fail:
 	transfer_recycle(s, t);
@@ -428,8 +433,14 @@ sender_abort(struct sender *s, struct raw_stream *st)
 	curl_easy_getinfo(st->easy, CURLINFO_PRIVATE, (char **)&t);
 	curl_multi_remove_handle(s->multi, st->easy);
 	st->easy = NULL;
-	s->in_flight--;
+	s->streams--;
 	transfer_recycle(s, t);
+}
+
+size_t
+sender_streams(const struct sender *s)
+{
+	return s->streams;
 }
 
 int
@@ -517,7 +528,10 @@ sender_next_done(struct sender *s, struct sent *out)
 		    status, answer_of(t)->data ? answer_of(t)->data : "",
 		    answer_of(t)->len, &out->answer);
 		curl_multi_remove_handle(s->multi, t->easy);
-		s->in_flight--;
+		if (t->stream != NULL)
+			s->streams--;
+		else
+			s->in_flight--;
 		transfer_recycle(s, t);
 		return 1;
 	}

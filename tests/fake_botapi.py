@@ -311,9 +311,11 @@ class DownloadHold:
         self.released.set()
 
     def waiting(self):
-        """True while the first part is out and the rest is not."""
-        return (self.first_sent.is_set() and not self.released.is_set() and
-                not self.done.is_set())
+        """True until the rest goes out (or the fake gives up): a client that
+        has bytes of the first part while this holds got them before the
+        rest was sent.  (first_sent is set once sendall() of the first part
+        returned, which may be after the client read it.)"""
+        return not self.released.is_set() and not self.done.is_set()
 
 
 class _HeldBody:

@@ -569,6 +569,61 @@ def case_download_slow_reader(stack):
           "of %d" % (r.status, len(first) + len(rest), len(data)))
 
 
+def case_download_not_a_call(stack):
+    """A download the bot reads slowly does not take a call's place: with
+    max_in_flight = 1, a call goes through while a download waits."""
+    stack.restart(TGQ_MAX_IN_FLIGHT=1)
+    data = os.urandom(4 * MIB)
+    f = stack.api.add_file(data, name="place.bin")
+    hold = stack.api.hold_download(f["file_path"], at=MIB, timeout=30)
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
+    try:
+        conn.request("GET", "/file/bot%s/%s" % (TOKEN, f["file_path"]))
+        r = conn.getresponse()
+        first = r.read(MIB)
+        status, ans = stack.call("sendMessage", {"chat_id": 9400, "text": "beside"},
+                                 timeout=10)
+        waiting = hold.waiting()
+        hold.release()
+        rest = r.read()
+        check(status == 200 and waiting, "sendMessage while a download was in "
+              "flight: %d, the download %s" % (status, "still in flight" if
+                                              waiting else hold.outcome))
+        check(first + rest == data, "the download: %d bytes of %d" %
+              (len(first) + len(rest), len(data)))
+    finally:
+        hold.release()
+        conn.close()
+        stack.restart()
+
+
+def case_download_cut_by_stop(stack):
+    """Stopping the drain does not wait for a download (a bot's reading speed is
+    no reason to keep running): with a bot that stopped reading, the drain
+    exits and the bot's answer ends short."""
+    data = os.urandom(20 * MIB)
+    f = stack.api.add_file(data, name="stop.bin")
+    hold = stack.api.hold_download(f["file_path"], at=16 * MIB, timeout=60)
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
+    try:
+        conn.request("GET", "/file/bot%s/%s" % (TOKEN, f["file_path"]))
+        r = conn.getresponse()
+        first = r.read(256 * 1024)
+        rc = stack.follower.stop(timeout=15)
+        try:
+            rest = r.read()
+        except http.client.IncompleteRead as e:
+            rest = e.partial
+        check(rc == 0 and len(first + rest) < len(data) and
+              first + rest == data[:len(first + rest)],
+              "stopped: exit %d, %d bytes of %d" % (rc, len(first + rest),
+                                                   len(data)))
+    finally:
+        hold.release()
+        conn.close()
+        stack.restart()
+
+
 def case_download_head(stack):
     """HEAD of a file answers its status and length, no body; other verbs 404."""
     r = h.request(stack.port, "HEAD", "/file/bot%s/documents/file_1.bin" % TOKEN)
@@ -757,6 +812,8 @@ def groups(ctx):
           ("download_client_gone", case_download_client_gone),
           ("download_cut", case_download_cut),
           ("download_memory", case_download_memory),
+          ("download_not_a_call", case_download_not_a_call),
+          ("download_cut_by_stop", case_download_cut_by_stop),
           ("exec_handler_api_url", case_exec_handler_api_url),
           ("metrics", case_metrics),
           ("token_not_logged", case_token_not_logged)]),
