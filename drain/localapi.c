@@ -31,6 +31,8 @@
 #define SMALL_BODY_MAX (64 * 1024)	/* getUpdates and webhook methods */
 #define UPLOAD_MAX (52 * 1024 * 1024)	/* Telegram's 50 MB and the form around it */
 #define POST_BUFFER 16384
+#define READER_BLOCK (32 * 1024)	/* what an answer's reader is asked for */
+#define RESUME_RUNS_MAX 8	/* runs for resumed connections in one turn */
 
 /* Telegram's own words for the errors the local API answers itself. */
 #define E_NOT_FOUND	"Not Found"
@@ -75,12 +77,19 @@ api_answer(struct request *req, unsigned status, const char *body, size_t len)
 	    (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY), NULL);
 }
 
-void
-api_answer_fd(struct request *req, unsigned status, int fd, off_t size,
-    const char *content_type)
+int
+api_answer_reader(struct request *req, unsigned status, int64_t size,
+    const char *content_type, ssize_t (*read)(void *cls, uint64_t pos,
+    char *buf, size_t max), void *cls, void (*release)(void *cls))
 {
-	queue_response(req, status, MHD_create_response_from_fd64((uint64_t)size,
-	    fd), content_type);
+	struct MHD_Response *r;
+
+	r = MHD_create_response_from_callback(size < 0 ? MHD_SIZE_UNKNOWN :
+	    (uint64_t)size, READER_BLOCK, read, cls, release);
+	if (r == NULL)
+		return -1;
+	queue_response(req, status, r, content_type);
+	return 0;
 }
 
 void
@@ -474,8 +483,11 @@ request_new(struct localapi *a, struct MHD_Connection *conn, const char *url,
 	req->bot = 0;
 	route(a, req, url);
 	req->is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-	if (!req->is_post && strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
-	    req->kind != REQ_ERROR)
+	req->is_head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+	/* A file is read with GET or HEAD, a method called with GET or POST. */
+	if (req->kind == REQ_FILE ? !req->is_head &&
+	    strcmp(method, MHD_HTTP_METHOD_GET) != 0 : !req->is_post &&
+	    strcmp(method, MHD_HTTP_METHOD_GET) != 0)
 		req->kind = REQ_ERROR;
 	req->body_max = req->kind == REQ_PASS ? UPLOAD_MAX : SMALL_BODY_MAX;
 	type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -880,14 +892,26 @@ localapi_work(struct localapi *a, int64_t now_ms)
 {
 	MHD_UNSIGNED_LONG_LONG	 t;
 	int64_t			 wait;
+	int			 runs;
 
 	MHD_run(a->mhd);
 	wait = updates_wake(a, now_ms);
 	wait = min64(wait, pass_start(a, now_ms));
-	while (a->resumed) {
+	/* A run may have read a download's buffer empty enough for its transfer
+	 * to go on, and that may bring bytes for a connection waiting for them. */
+	for (runs = 0;; runs++) {
+		pass_continue(a);
+		if (!a->resumed)
+			break;
+		if (runs == RESUME_RUNS_MAX) {
+			wait = 0;
+			break;
+		}
 		a->resumed = 0;
 		MHD_run(a->mhd);
 	}
+	/* A bot gone in those runs may have freed a download's place. */
+	wait = min64(wait, pass_start(a, now_ms));
 	if (MHD_get_timeout(a->mhd, &t) == MHD_YES)
 		wait = min64(wait, t > INT64_MAX ? INT64_MAX : (int64_t)t);
 	return wait;

@@ -57,6 +57,7 @@ struct request {
 	char			*query;		/* the raw query string, or NULL */
 	char			*content_type;	/* NULL: none (a GET) */
 	int			 is_post;
+	int			 is_head;	/* REQ_FILE only */
 	struct body		 body;
 	size_t			 body_max;
 	int			 too_large;
@@ -104,6 +105,33 @@ struct localapi {
 	} counters[CONFIG_MAX_BOTS];
 };
 
+/*
+ * sender.c's downloads passed on as they come: the header lines and the body
+ * go to the caller's functions while the transfer runs.  body() answers n when
+ * it took the bytes, or CURL_WRITEFUNC_PAUSE when it has no room for them: the
+ * transfer then waits, and the same bytes come again after sender_continue().
+ * sender_abort() ends a transfer that has not finished (it is then never seen
+ * by sender_next_done()).  A download may last as long as its bot reads: it
+ * is not one of sender_in_flight()'s calls (max_in_flight calls go beside
+ * max_in_flight downloads, and a stopping drain does not wait for one);
+ * sender_streams() counts them.
+ */
+struct raw_stream {
+	size_t	 (*header)(void *arg, const char *line, size_t len);
+	size_t	 (*body)(void *arg, const char *data, size_t len);
+	void	*arg;
+	int	 head;			/* a HEAD: no body asked for */
+	/* the sender's */
+	void	*easy;			/* the transfer, while it runs */
+	int	 transport_failed;	/* set when it finished */
+};
+int	 sender_start_stream(struct sender *s, int64_t id,
+	    const struct raw_call *rc, struct raw_stream *st, char *err,
+	    size_t errlen);
+void	 sender_continue(struct sender *s, struct raw_stream *st);
+void	 sender_abort(struct sender *s, struct raw_stream *st);
+size_t	 sender_streams(const struct sender *s);
+
 /* localapi.c */
 /* Answers req with this body (copied), as application/json; resumes it. */
 void	 api_answer(struct request *req, unsigned status, const char *body,
@@ -113,10 +141,13 @@ void	 api_answer_owned(struct request *req, unsigned status, char *body,
 	    size_t len, const char *content_type);
 /* {"ok":false,"error_code":status,"description":description} */
 void	 api_error(struct request *req, unsigned status, const char *description);
-/* Answers with the whole of an open file (the response owns fd). */
-void	 api_answer_fd(struct request *req, unsigned status, int fd, off_t size,
-	    const char *content_type);
-/* An unlinked temporary file, for a body or a download; -1 (logged) when none. */
+/* Answers with a body read(cls, ...) gives as it comes (size -1: not known
+ * ahead), libmicrohttpd's content reader; release(cls) when the answer is
+ * done with it.  -1 when no answer could be made (release is not called). */
+int	 api_answer_reader(struct request *req, unsigned status, int64_t size,
+	    const char *content_type, ssize_t (*read)(void *cls, uint64_t pos,
+	    char *buf, size_t max), void *cls, void (*release)(void *cls));
+/* An unlinked temporary file, for a large body; -1 (logged) when none. */
 int	 api_spool_open(void);
 /* Keeps the request waiting for an answer that comes later. */
 void	 api_suspend(struct request *req);
@@ -141,6 +172,8 @@ void	 pass_close(struct localapi *a);
 void	 pass_submit(struct localapi *a, struct request *req);
 /* Starts what the limits let go; the ms until a held call may go. */
 int64_t	 pass_start(struct localapi *a, int64_t now_ms);
+/* Downloads waiting for room go on where the bots have read enough. */
+void	 pass_continue(struct localapi *a);
 /* 1 when s was one of ours (it is then handled), else 0. */
 int	 pass_answered(struct localapi *a, struct sent *s);
 /* A request went away (completed) while waiting: forget it. */

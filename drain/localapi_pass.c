@@ -6,17 +6,51 @@
  * body, so the bot gets its message_id.  A call the limits would hold longer
  * than hold_limit is answered 429 with retry_after, as Telegram would; a
  * network error is answered 502 and never sent again here: the call may have
- * been executed.  Downloads (/file/bot<token>/<path>) go the same way without
- * the limits, into an unlinked file, so memory stays bounded.
+ * been executed.  Downloads (/file/bot<token>/<path>, GET or HEAD) go the same
+ * way without the limits, and reach the bot as they come: its answer starts
+ * with Telegram's status and headers, and the body passes through a buffer of
+ * STREAM_BUFFER bytes, so memory stays bounded whatever the file's size and
+ * the first bytes do not wait for the last.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <microhttpd.h>
 
 #include "localapi.h"
 
 #define METRIC_SERIES_MAX 1000	/* methods are the bots' words: bounded */
+#define STREAM_BUFFER (256 * 1024)	/* a download's bytes between both sides */
+
+/*
+ * A download on its way: Telegram's bytes wait here for the bot.  When the
+ * buffer is full the transfer is paused (libcurl reads no more, TCP holds
+ * Telegram back); when it is empty the bot's connection is suspended until
+ * more come, rather than asked again and again.  Held by its call while the
+ * transfer runs and by the bot's answer while that is sent; freed when both
+ * are done with it.
+ */
+struct stream {
+	int			 refs;
+	struct localapi		*api;
+	struct pass_call	*call;		/* NULL once the call is gone */
+	struct MHD_Connection	*conn;		/* NULL once the bot went away */
+	struct raw_stream	 rs;
+	int64_t			 length;	/* Content-Length; -1: not given */
+	char			 type[128];	/* Content-Type */
+	int			 answered;	/* the bot has the status */
+	int			 ended;		/* the transfer finished */
+	int			 failed;	/* ... before the whole body */
+	int			 paused;	/* the transfer waits for room */
+	size_t			 need;		/* the room it waits for */
+	int			 waiting;	/* the bot's connection waits for bytes */
+	char			*buf;		/* a ring of STREAM_BUFFER bytes */
+	size_t			 head, len;
+	uint64_t		 received;
+};
 
 struct pass_call {
 	struct pass_call	*next;
@@ -30,6 +64,7 @@ struct pass_call {
 	struct raw_call		 rc;
 	struct botapi_buffer	 answer;
 	char			 answer_type[128];
+	struct stream		*stream;	/* a download */
 };
 
 struct pass_series {
@@ -59,10 +94,23 @@ pass_open(struct localapi *a, char *err, size_t errlen)
 }
 
 static void
+stream_release(void *cls)
+{
+	struct stream *st = cls;
+
+	if (--st->refs > 0)
+		return;
+	free(st->buf);
+	free(st);
+}
+
+static void
 call_free(struct pass_call *pc)
 {
-	if (pc->rc.answer_fd != -1)
-		close(pc->rc.answer_fd);
+	if (pc->stream != NULL) {
+		pc->stream->call = NULL;
+		stream_release(pc->stream);
+	}
 	botapi_buffer_free(&pc->answer);
 	free(pc);
 }
@@ -159,6 +207,239 @@ pass_metrics(struct localapi *a, char **out, size_t *len, size_t *cap)
 	return 0;
 }
 
+/* ---- downloads, as they come ---------------------------------------------- */
+
+/* A connection waiting for bytes has some now (or the end). */
+static void
+stream_wake(struct stream *st)
+{
+	if (st->waiting && st->conn != NULL) {
+		st->waiting = 0;
+		MHD_resume_connection(st->conn);
+		st->api->resumed = 1;
+	}
+}
+
+/* libmicrohttpd's reader of the bot's answer. */
+static ssize_t
+stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream	*st = cls;
+	size_t		 n, first;
+
+	(void)pos;
+	if (st->len > 0) {
+		n = st->len < max ? st->len : max;
+		first = STREAM_BUFFER - st->head < n ? STREAM_BUFFER - st->head : n;
+		memcpy(buf, st->buf + st->head, first);
+		memcpy(buf + first, st->buf, n - first);
+		st->head = (st->head + n) % STREAM_BUFFER;
+		st->len -= n;
+		return (ssize_t)n;	/* pass_continue() lets a paused transfer go */
+	}
+	if (st->ended)
+		return st->failed ? MHD_CONTENT_READER_END_WITH_ERROR :
+		    MHD_CONTENT_READER_END_OF_STREAM;
+	if (st->conn == NULL)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	st->waiting = 1;
+	MHD_suspend_connection(st->conn);
+	return 0;
+}
+
+/* Telegram's status and headers are in: the bot's answer starts. */
+static int
+stream_answer(struct stream *st, long status)
+{
+	struct pass_call	*pc = st->call;
+	struct request		*req = pc != NULL ? pc->req : NULL;
+
+	st->answered = 1;
+	if (pc != NULL)
+		count(st->api, pc, status);
+	if (req == NULL)
+		return -1;
+	st->conn = req->conn;
+	st->refs++;	/* the answer's */
+	if (api_answer_reader(req, (unsigned)status, st->length, st->type,
+	    stream_read, st, stream_release) == -1) {
+		st->refs--;
+		st->conn = NULL;
+		api_error(req, 500, "Internal Server Error: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* A header line's value when it is name's, without the spaces around it. */
+static const char *
+header_value(const char *line, size_t len, const char *name, size_t *vlen)
+{
+	size_t n = strlen(name);
+
+	if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
+		return NULL;
+	line += n + 1;
+	len -= n + 1;
+	while (len > 0 && (*line == ' ' || *line == '\t')) {
+		line++;
+		len--;
+	}
+	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n' ||
+	    line[len - 1] == ' ' || line[len - 1] == '\t'))
+		len--;
+	*vlen = len;
+	return line;
+}
+
+static size_t
+stream_header(void *arg, const char *line, size_t len)
+{
+	struct stream	*st = arg;
+	const char	*v;
+	size_t		 vlen, i;
+	int64_t		 n;
+	long		 status = 0;
+
+	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		st->length = -1;	/* a new block of headers */
+		st->type[0] = '\0';
+	} else if ((v = header_value(line, len, "Content-Length", &vlen)) != NULL) {
+		for (i = 0, n = 0; i < vlen && v[i] >= '0' && v[i] <= '9' &&
+		    n < INT64_MAX / 10 - 10; i++)
+			n = n * 10 + (v[i] - '0');
+		st->length = i == vlen && vlen > 0 ? n : -1;
+	} else if ((v = header_value(line, len, "Content-Type", &vlen)) != NULL) {
+		for (i = 0; i < vlen && (unsigned char)v[i] >= 0x20 && v[i] != 0x7f; i++)
+			continue;
+		if (i == vlen && vlen < sizeof(st->type)) {
+			memcpy(st->type, v, vlen);
+			st->type[vlen] = '\0';
+		}
+	} else if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
+		/* The block's end: the answer's, unless it was a 1xx. */
+		curl_easy_getinfo(st->rs.easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && !st->answered && stream_answer(st, status) == -1)
+			return 0;	/* the transfer ends */
+	}
+	return len;
+}
+
+static size_t
+stream_body(void *arg, const char *data, size_t n)
+{
+	struct stream	*st = arg;
+	size_t		 at, first;
+	long		 status = 0;
+
+	if (!st->answered) {
+		curl_easy_getinfo(st->rs.easy, CURLINFO_RESPONSE_CODE, &status);
+		if (stream_answer(st, status) == -1)
+			return 0;
+	}
+	if (st->conn == NULL)
+		return 0;	/* nobody to give it to: the transfer ends */
+	if (st->buf == NULL && (st->buf = malloc(STREAM_BUFFER)) == NULL) {
+		log_err("local API: out of memory for a download");
+		return 0;
+	}
+	if (n > STREAM_BUFFER - st->len) {
+		if (n > STREAM_BUFFER)
+			return 0;	/* libcurl's pieces are far smaller */
+		st->paused = 1;
+		st->need = n;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	at = (st->head + st->len) % STREAM_BUFFER;
+	first = STREAM_BUFFER - at < n ? STREAM_BUFFER - at : n;
+	memcpy(st->buf + at, data, first);
+	memcpy(st->buf, data + first, n - first);
+	st->len += n;
+	st->received += n;
+	stream_wake(st);
+	return n;
+}
+
+static struct stream *
+stream_new(struct localapi *a, struct pass_call *pc, int head)
+{
+	struct stream *st;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return NULL;
+	st->refs = 1;	/* the call's */
+	st->api = a;
+	st->call = pc;
+	st->length = -1;
+	st->rs.header = stream_header;
+	st->rs.body = stream_body;
+	st->rs.arg = st;
+	st->rs.head = head;
+	return st;
+}
+
+void
+pass_continue(struct localapi *a)
+{
+	struct pass_call *pc;
+
+	for (pc = a->pass->head; pc != NULL; pc = pc->next) {
+		struct stream *st = pc->stream;
+
+		if (st == NULL || !pc->in_flight || !st->paused ||
+		    STREAM_BUFFER - st->len < st->need)
+			continue;
+		st->paused = 0;
+		sender_continue(a->sender, &st->rs);
+	}
+}
+
+/* The transfer of a download ends before its time: the bot went away, or the
+ * drain stops. */
+static void
+stream_abort(struct localapi *a, struct pass_call *pc)
+{
+	sender_abort(a->sender, &pc->stream->rs);
+	pc->in_flight = 0;
+	a->pass->in_flight--;
+}
+
+/* A download's transfer finished: the bot gets the rest of it, or the end of
+ * what came. */
+static void
+stream_done(struct localapi *a, struct pass_call *pc,
+    const struct botapi_answer *ans)
+{
+	struct stream	*st = pc->stream;
+	char		 esc[160];
+
+	if (!st->answered && !st->rs.transport_failed)
+		(void)stream_answer(st, ans->http_status);
+	if (!st->answered) {
+		/* Nothing came: as for any call passed through. */
+		log_warnx("bot %s: a download passed through failed: %s",
+		    a->bots[pc->bot].cfg->name, log_escape(esc, sizeof(esc),
+		    ans->description, strlen(ans->description)));
+		count(a, pc, 502);
+		if (pc->req != NULL)
+			api_error(pc->req, 502, "Bad Gateway: the Bot API did not "
+			    "answer");
+		return;
+	}
+	st->ended = 1;
+	if (st->rs.transport_failed) {
+		/* The bot's answer ends short: its connection is closed. */
+		st->failed = 1;
+		log_warnx("bot %s: a download passed through failed after %llu "
+		    "bytes: %s", a->bots[pc->bot].cfg->name,
+		    (unsigned long long)st->received, log_escape(esc, sizeof(esc),
+		    ans->description, strlen(ans->description)));
+	}
+	stream_wake(st);
+}
+
+/* ---- calls ---------------------------------------------------------------- */
+
 void
 pass_submit(struct localapi *a, struct request *req)
 {
@@ -199,9 +480,9 @@ pass_submit(struct localapi *a, struct request *req)
 	pc->rc.answer_type = pc->answer_type;
 	pc->rc.answer_type_len = sizeof(pc->answer_type);
 	if (pc->rc.file) {
-		if ((pc->rc.answer_fd = api_spool_open()) == -1) {
+		if ((pc->stream = stream_new(a, pc, req->is_head)) == NULL) {
 			free(pc);
-			api_error(req, 500, "Internal Server Error: no temporary file");
+			api_error(req, 500, "Internal Server Error: out of memory");
 			return;
 		}
 	} else
@@ -269,8 +550,10 @@ pass_start(struct localapi *a, int64_t now_ms)
 			unlink_call(a, pc);
 			continue;
 		}
-		if (sender_in_flight(a->sender) >= (size_t)a->cfg->max_in_flight)
-			break;	/* an answer frees a place, and wakes the loop */
+		/* An answer frees a place, and wakes the loop. */
+		if ((pc->stream != NULL ? sender_streams(a->sender) :
+		    sender_in_flight(a->sender)) >= (size_t)a->cfg->max_in_flight)
+			continue;
 		w = pc->rc.file ? 0 : ratelimit_wait(rl, pc->chat[0] != '\0' ?
 		    pc->chat : NULL, now_ms);
 		if (w > 0) {
@@ -283,8 +566,10 @@ pass_start(struct localapi *a, int64_t now_ms)
 		}
 		if (!pc->rc.file)
 			pc->slot = ratelimit_sent(rl, now_ms);
-		if (sender_start_raw(a->sender, pc->id, &pc->rc, err,
-		    sizeof(err)) == -1) {
+		if ((pc->stream != NULL ? sender_start_stream(a->sender, pc->id,
+		    &pc->rc, &pc->stream->rs, err, sizeof(err)) :
+		    sender_start_raw(a->sender, pc->id, &pc->rc, err,
+		    sizeof(err))) == -1) {
 			log_err("bot %s: %s", a->bots[pc->bot].cfg->name, err);
 			if (pc->slot >= 0)
 				ratelimit_answered(rl, NULL, pc->slot, now_ms - 1000);
@@ -315,22 +600,10 @@ static void
 answer_unchanged(struct localapi *a, struct pass_call *pc, long status)
 {
 	struct request	*req = pc->req;
-	off_t		 size;
 
 	count(a, pc, status);
 	if (req == NULL)
 		return;
-	if (pc->rc.file) {
-		if ((size = lseek(pc->rc.answer_fd, 0, SEEK_END)) == -1 ||
-		    lseek(pc->rc.answer_fd, 0, SEEK_SET) == -1) {
-			api_error(req, 500, "Internal Server Error: the download's file");
-			return;
-		}
-		api_answer_fd(req, (unsigned)status, pc->rc.answer_fd, size,
-		    pc->answer_type);
-		pc->rc.answer_fd = -1;	/* the answer owns it */
-		return;
-	}
 	if (pc->answer.data == NULL) {
 		api_answer(req, (unsigned)status, "", 0);
 		return;
@@ -359,6 +632,11 @@ pass_answered(struct localapi *a, struct sent *s)
 	if (pc->slot >= 0 && ratelimit_answered(rl, chat, pc->slot, now) == -1)
 		log_warnx("out of memory for the rate limits of a chat");
 	pc->slot = -1;
+	if (pc->stream != NULL) {
+		stream_done(a, pc, ans);
+		unlink_call(a, pc);
+		return 1;
+	}
 	if (ans->http_status == 0) {
 		/* No answer: it may have been executed, so it is not sent again. */
 		log_warnx("bot %s: a %s call passed through failed: %s",
@@ -399,6 +677,13 @@ pass_forget(struct localapi *a, struct request *req)
 		return;
 	req->pass = NULL;
 	pc->req = NULL;
+	if (pc->stream != NULL) {
+		/* Nobody reads it any more: its transfer ends now. */
+		pc->stream->conn = NULL;
+		pc->stream->waiting = 0;
+		if (pc->in_flight)
+			stream_abort(a, pc);
+	}
 	if (!pc->in_flight)
 		unlink_call(a, pc);
 }
@@ -412,12 +697,20 @@ pass_flush(struct localapi *a, int all)
 		next = pc->next;
 		if (pc->in_flight && !all)
 			continue;
-		if (pc->req != NULL)
+		if (pc->stream != NULL && pc->stream->answered) {
+			/* Its answer ends short: its connection is closed. */
+			pc->stream->ended = pc->stream->failed = 1;
+			stream_wake(pc->stream);
+			pc->stream->conn = NULL;
+		} else if (pc->req != NULL)
 			api_error(pc->req, 503, "Service Unavailable: tgq-drain is "
 			    "stopping");
-		if (pc->in_flight) {
+		if (pc->in_flight && pc->stream != NULL)
+			stream_abort(a, pc);
+		else if (pc->in_flight) {
 			/* Its transfer is never driven again: only forgotten. */
-			pc->req->pass = NULL;
+			if (pc->req != NULL)
+				pc->req->pass = NULL;
 			pc->req = NULL;
 			continue;
 		}

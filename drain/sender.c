@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "drain.h"
+#include "localapi.h"	/* struct raw_stream */
 
 struct transfer {
 	struct sender_rider	 rider;		/* done NULL: a call of ours */
@@ -27,6 +28,7 @@ struct transfer {
 	int			 raw_answer_fd;
 	int64_t			 read_at;
 	struct curl_slist	*raw_headers;
+	struct raw_stream	*stream;	/* a download passed on as it comes */
 };
 
 struct sender {
@@ -36,6 +38,7 @@ struct sender {
 	struct botapi_parser	*parser;
 	struct transfer		*spare;		/* finished transfers, handles kept */
 	size_t			 in_flight;
+	size_t			 streams;	/* downloads, not counted as calls */
 };
 
 static void
@@ -82,13 +85,14 @@ sender_new(const struct config *cfg, struct sender **out, char *err, size_t errl
 		sender_free(s);
 		return -1;
 	}
-	/* Keep one connection per call in flight, and no more; and one per
-	 * handler for the riders (an http handler's forwards, to its own host). */
+	/* Keep one connection per call in flight, and no more, and as many for
+	 * the downloads beside them; and one per handler for the riders (an
+	 * http handler's forwards, to its own host). */
 	curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-	    (long)(cfg->max_in_flight > cfg->handlers ? cfg->max_in_flight :
+	    (long)(2 * cfg->max_in_flight > cfg->handlers ? 2 * cfg->max_in_flight :
 	    cfg->handlers));
 	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS,
-	    (long)(cfg->max_in_flight + cfg->handlers));
+	    (long)(2 * cfg->max_in_flight + cfg->handlers));
 	*out = s;
 	return 0;
 }
@@ -142,6 +146,7 @@ transfer_recycle(struct sender *s, struct transfer *t)
 		t->raw_headers = NULL;
 		t->raw = NULL;
 	}
+	t->stream = NULL;
 	wipe_free(t->url);
 	free(t->body);
 	t->url = t->body = NULL;
@@ -292,9 +297,48 @@ raw_headers(struct transfer *t, const struct raw_call *rc)
 	return 0;
 }
 
-int
-sender_start_raw(struct sender *s, int64_t id, const struct raw_call *rc,
-    char *err, size_t errlen)
+static size_t
+stream_header(char *line, size_t size, size_t nitems, void *arg)
+{
+	struct raw_stream *st = arg;
+
+	return st->header(st->arg, line, size * nitems);
+}
+
+static size_t
+stream_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct raw_stream *st = arg;
+
+	return st->body(st->arg, data, size * nmemb);
+}
+
+/* A stream's options: its bytes go to the caller as they come; it may last as
+ * long as the bot reads, so what ends it is a stall of send_timeout (a paused
+ * transfer is not one), not a whole time. */
+static int
+stream_setup(struct sender *s, struct transfer *t, struct raw_stream *st)
+{
+	CURL *e = t->easy;
+
+	t->stream = st;
+	st->easy = e;
+	st->transport_failed = 0;
+	return curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, stream_header) ==
+	    CURLE_OK && curl_easy_setopt(e, CURLOPT_HEADERDATA, st) == CURLE_OK &&
+	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, stream_body) == CURLE_OK &&
+	    curl_easy_setopt(e, CURLOPT_WRITEDATA, st) == CURLE_OK &&
+	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 0L) == CURLE_OK &&
+	    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L) == CURLE_OK &&
+	    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+	    (long)(s->cfg->send_timeout_s > 0 ? s->cfg->send_timeout_s : 1)) ==
+	    CURLE_OK && (!st->head ||
+	    curl_easy_setopt(e, CURLOPT_NOBODY, 1L) == CURLE_OK) ? 0 : -1;
+}
+
+static int
+start_raw(struct sender *s, int64_t id, const struct raw_call *rc,
+    struct raw_stream *st, char *err, size_t errlen)
 {
 	struct transfer	*t = transfer_take(s);
 	CURL		*e;
@@ -327,7 +371,11 @@ sender_start_raw(struct sender *s, int64_t id, const struct raw_call *rc,
 	if (ok && rc->answer_fd != -1)
 		ok = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_download) ==
 		    CURLE_OK && curl_easy_setopt(e, CURLOPT_WRITEDATA, t) == CURLE_OK;
-	if (ok && rc->content_type == NULL)
+	if (ok && st != NULL)
+		ok = stream_setup(s, t, st) == 0;
+	if (ok && rc->content_type == NULL && st != NULL && st->head)
+		;	/* CURLOPT_NOBODY: a HEAD */
+	else if (ok && rc->content_type == NULL)
 		ok = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK;
 	else if (ok && rc->body_fd != -1)
 		ok = curl_easy_setopt(e, CURLOPT_POST, 1L) == CURLE_OK &&
@@ -346,11 +394,53 @@ sender_start_raw(struct sender *s, int64_t id, const struct raw_call *rc,
 		snprintf(err, errlen, "libcurl refused the call's options");
 		goto fail;
 	}
-	s->in_flight++;
+	if (st != NULL)
+		s->streams++;
+	else
+		s->in_flight++;
 	return 0;
 fail:
 	transfer_recycle(s, t);
 	return -1;
+}
+
+int
+sender_start_raw(struct sender *s, int64_t id, const struct raw_call *rc,
+    char *err, size_t errlen)
+{
+	return start_raw(s, id, rc, NULL, err, errlen);
+}
+
+int
+sender_start_stream(struct sender *s, int64_t id, const struct raw_call *rc,
+    struct raw_stream *st, char *err, size_t errlen)
+{
+	return start_raw(s, id, rc, st, err, errlen);
+}
+
+void
+sender_continue(struct sender *s, struct raw_stream *st)
+{
+	(void)s;
+	(void)curl_easy_pause(st->easy, CURLPAUSE_CONT);
+}
+
+void
+sender_abort(struct sender *s, struct raw_stream *st)
+{
+	struct transfer *t = NULL;
+
+	curl_easy_getinfo(st->easy, CURLINFO_PRIVATE, (char **)&t);
+	curl_multi_remove_handle(s->multi, st->easy);
+	st->easy = NULL;
+	s->streams--;
+	transfer_recycle(s, t);
+}
+
+size_t
+sender_streams(const struct sender *s)
+{
+	return s->streams;
 }
 
 int
@@ -430,11 +520,18 @@ sender_next_done(struct sender *s, struct sent *out)
 			    curl_easy_strerror(msg->data.result));
 		if (t->raw != NULL)
 			raw_done(t);
+		if (t->stream != NULL) {
+			t->stream->transport_failed = msg->data.result != CURLE_OK;
+			t->stream->easy = NULL;
+		}
 		botapi_classify(s->parser, msg->data.result == CURLE_OK, t->errbuf,
 		    status, answer_of(t)->data ? answer_of(t)->data : "",
 		    answer_of(t)->len, &out->answer);
 		curl_multi_remove_handle(s->multi, t->easy);
-		s->in_flight--;
+		if (t->stream != NULL)
+			s->streams--;
+		else
+			s->in_flight--;
 		transfer_recycle(s, t);
 		return 1;
 	}

@@ -48,6 +48,13 @@ A path the fake did not hand out is a file it makes up: GET
 /file/bot<token>/<path> answers file_content(path), and a path under missing/ is
 Telegram's 404.
 
+A download can be held (module only): hold_download(path, at) sends the
+headers (the whole Content-Length) and the first `at` bytes of the next GET of
+that path, then waits until the test releases it (or a bounded timeout) before
+the rest; with cut=True it closes the connection after the first part instead.
+The DownloadHold it answers tells what happened (the client going away while
+the fake waits is seen and recorded).
+
 Tokens are never printed, logged or recorded: calls carry the bot's NAME.
 """
 
@@ -61,6 +68,7 @@ import json
 import math
 import os
 import re
+import select
 import signal
 import socket
 import sys
@@ -283,6 +291,41 @@ class _Drop(Exception):
     pass
 
 
+class DownloadHold:
+    """A download sent in two parts (see hold_download).  outcome, once done:
+    "sent" (released, the rest sent), "timed_out" (the rest sent after the
+    timeout), "cut" (closed after the first part), "peer_closed" (the client
+    went away while the fake waited) or "broken" (sending the rest failed)."""
+
+    def __init__(self, at, cut, timeout):
+        self.at = at
+        self.cut = cut
+        self.timeout = timeout
+        self.first_sent = threading.Event()
+        self.released = threading.Event()
+        self.peer_closed = threading.Event()
+        self.done = threading.Event()
+        self.outcome = None
+
+    def release(self):
+        self.released.set()
+
+    def waiting(self):
+        """True until the rest goes out (or the fake gives up): a client that
+        has bytes of the first part while this holds got them before the
+        rest was sent.  (first_sent is set once sendall() of the first part
+        returned, which may be after the client read it.)"""
+        return not self.released.is_set() and not self.done.is_set()
+
+
+class _HeldBody:
+    """A download's bytes with its hold, from _download to _serve_one."""
+
+    def __init__(self, data, hold):
+        self.data = data
+        self.hold = hold
+
+
 class _BadRequest(Exception):
     """An HTTP-level error: answer `code` with a plain body and close."""
 
@@ -399,6 +442,7 @@ class FakeBotAPI:
     def _reset_records(self):
         self._calls = []
         self._downloads = []             # file paths asked for under /file/
+        self._holds = {}                 # (bot, file path) -> DownloadHold
         self._seq = 0
         self._scripts = []               # [(filter dict, answer)]
         self._stats = {"requests": 0, "control_requests": 0, "calls": 0,
@@ -567,6 +611,16 @@ class FakeBotAPI:
             f = b.files.get(file_id)
             return f.data if f else None
 
+    def hold_download(self, file_path, at, cut=False, timeout=30.0, bot="default"):
+        """The next GET of file_path sends its headers and `at` bytes, then
+        waits for release() (timeout seconds at most) before the rest; with cut
+        it closes the connection after those bytes.  Answers the DownloadHold."""
+        hold = DownloadHold(int(at), bool(cut), float(timeout))
+        self._bot(bot)
+        with self._lock:
+            self._holds[(bot, file_path)] = hold
+        return hold
+
     def count(self, method, bot=None):
         """How many calls of a method (case-insensitive) arrived, whatever their
         answer: a client that must never call it checks for 0."""
@@ -658,12 +712,12 @@ class FakeBotAPI:
         return c[1]
 
     def _send(self, sock, code, body, ctype="application/json", keep=True, extra=(),
-              head_only=False):
+              head_only=False, length=None):
         head = ["HTTP/1.1 %d %s" % (code, REASONS.get(code, "Unknown")),
                 "Server: nginx/1.18.0",
                 "Date: " + self._date(),
                 "Content-Type: " + ctype,
-                "Content-Length: %d" % len(body),
+                "Content-Length: %d" % (len(body) if length is None else length),
                 "Connection: " + ("keep-alive" if keep else "close")]
         if ctype == "application/json":
             head.append("Strict-Transport-Security: max-age=31536000; "
@@ -796,7 +850,57 @@ class FakeBotAPI:
                                              t_recv, expect)
         except _Drop:
             return False
+        if isinstance(payload, _HeldBody):
+            return self._send_held(sock, code, payload, ctype, keep)
         self._send(sock, code, payload, ctype=ctype, keep=keep, head_only=verb == "HEAD")
+        return keep
+
+    def _send_held(self, sock, code, held, ctype, keep):
+        """A held download: the headers and the first part, a wait, the rest."""
+        hold, data = held.hold, held.data
+        try:
+            self._send(sock, code, data[:hold.at], ctype=ctype, keep=keep,
+                       extra=(), head_only=False, length=len(data))
+        except OSError:
+            hold.outcome = "broken"
+            hold.done.set()
+            return False
+        hold.first_sent.set()
+        if hold.cut:
+            hold.outcome = "cut"
+            hold.done.set()
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return False
+        deadline = time.monotonic() + hold.timeout
+        while not hold.released.is_set() and not self._stop_ev.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            readable, _, _ = select.select([sock], [], [], min(left, 0.05))
+            if not readable:
+                continue
+            try:
+                peek = sock.recv(1, socket.MSG_PEEK)
+            except OSError:
+                peek = b""
+            if peek == b"":
+                hold.outcome = "peer_closed"
+                hold.peer_closed.set()
+                hold.done.set()
+                return False
+            time.sleep(0.05)    # a next request already: it waits its turn
+        released = hold.released.is_set()
+        try:
+            sock.sendall(data[hold.at:])
+        except OSError:
+            hold.outcome = "broken"
+            hold.done.set()
+            return False
+        hold.outcome = "sent" if released else "timed_out"
+        hold.done.set()
         return keep
 
     # --- the Bot API ---------------------------------------------------------------
@@ -879,12 +983,13 @@ class FakeBotAPI:
             self._downloads.append(file_path)
             fid = bot.file_paths.get(file_path)
             f = bot.files.get(fid) if fid else None
-        if f is not None:
-            return self._finish(rec, 200, raw=(f.data, "application/octet-stream"))
-        if file_path.startswith(("missing/", STORED_PREFIX)):
+            hold = self._holds.pop((name, file_path), None) if verb == "GET" else None
+        if f is None and file_path.startswith(("missing/", STORED_PREFIX)):
             return self._finish(rec, 404, err=(404, "Not Found", None))
-        return self._finish(rec, 200, raw=(file_content(file_path),
-                                           "application/octet-stream"))
+        data = f.data if f is not None else file_content(file_path)
+        if hold is not None:
+            data = _HeldBody(data, hold)
+        return self._finish(rec, 200, raw=(data, "application/octet-stream"))
 
     def _scripted(self, rec, a, bot, canon, params, ckey):
         """Apply a scripted answer; None means "go on normally" (after a hang)."""
