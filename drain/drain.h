@@ -340,7 +340,6 @@ struct raw_call {
 	int			 body_fd;	/* -1, or body_size bytes from 0 */
 	int64_t			 body_size;
 	struct botapi_buffer	*answer;	/* the answer's body; or */
-	int			 answer_fd;	/* -1, or a download's file */
 	char			*answer_type;	/* its Content-Type, "" if none */
 	size_t			 answer_type_len;
 };

@@ -476,7 +476,6 @@ pass_submit(struct localapi *a, struct request *req)
 	pc->rc.body_len = req->body.len;
 	pc->rc.body_fd = req->body.fd;
 	pc->rc.body_size = (int64_t)req->body.size;
-	pc->rc.answer_fd = -1;
 	pc->rc.answer_type = pc->answer_type;
 	pc->rc.answer_type_len = sizeof(pc->answer_type);
 	if (pc->rc.file) {

@@ -25,7 +25,6 @@ struct transfer {
 	 * (read from read_at) and the headers it was sent with. */
 	const struct raw_call	*raw;
 	int			 raw_body_fd;
-	int			 raw_answer_fd;
 	int64_t			 read_at;
 	struct curl_slist	*raw_headers;
 	struct raw_stream	*stream;	/* a download passed on as it comes */
@@ -240,22 +239,6 @@ seek_spooled(void *arg, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
-/* A download, written to the caller's file as it comes. */
-static size_t
-write_download(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-	struct transfer	*t = arg;
-	size_t		 n = size * nmemb, done = 0;
-	ssize_t		 w;
-
-	while (done < n) {
-		if ((w = write(t->raw_answer_fd, ptr + done, n - done)) < 0)
-			return 0;
-		done += (size_t)w;
-	}
-	return n;
-}
-
 /* The URL of a raw call: api_url, /bot<token>/ or /file/bot<token>/, the path
  * and the query, exactly as the bot asked (the path was checked by the caller). */
 static char *
@@ -354,7 +337,6 @@ start_raw(struct sender *s, int64_t id, const struct raw_call *rc,
 	t->next = NULL;
 	t->raw = rc;
 	t->raw_body_fd = rc->body_fd;
-	t->raw_answer_fd = rc->answer_fd;
 	t->read_at = 0;
 	if ((t->url = raw_url(s->cfg->api_url, rc)) == NULL ||
 	    raw_headers(t, rc) == -1) {
@@ -368,9 +350,6 @@ start_raw(struct sender *s, int64_t id, const struct raw_call *rc,
 	    t->errbuf) == 0 &&
 	    curl_easy_setopt(e, CURLOPT_URL, t->url) == CURLE_OK &&
 	    curl_easy_setopt(e, CURLOPT_PRIVATE, t) == CURLE_OK;
-	if (ok && rc->answer_fd != -1)
-		ok = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_download) ==
-		    CURLE_OK && curl_easy_setopt(e, CURLOPT_WRITEDATA, t) == CURLE_OK;
 	if (ok && st != NULL)
 		ok = stream_setup(s, t, st) == 0;
 	if (ok && rc->content_type == NULL && st != NULL && st->head)
