@@ -221,6 +221,22 @@ run(sqlite3_stmt *st)
 	return 0;
 }
 
+/* A statement the caller bound, run as a transaction of its own (or a step of
+ * the one it is nested in). */
+static int
+run_alone(struct jobs *j, sqlite3_stmt *st)
+{
+	if (begin(j) == -1) {
+		sqlite3_clear_bindings(st);
+		return -1;
+	}
+	if (run(st) == -1) {
+		rollback(j);
+		return -1;
+	}
+	return commit(j);
+}
+
 static int
 bots_list(const struct config *cfg, char **out)
 {
@@ -457,29 +473,12 @@ jobs_finish_many(struct jobs *j, struct claimed *const *c,
 	return commit(j);
 }
 
-int
-jobs_finish(struct jobs *j, const struct claimed *c, const struct call_list *calls,
-    int64_t now)
-{
-	int lost = 0;
-
-	if (begin(j) == -1)
-		return -1;
-	if (finish_one(j, c, calls, NULL, now, &lost) == -1) {
-		rollback(j);
-		return -1;
-	}
-	/* Lost, nothing was written: a commit, so that a transaction this one is
-	 * nested in goes on. */
-	if (commit(j) == -1)
-		return -1;
-	return lost;
-}
-
-/* Used inside the claim's transaction, which a lost lease must not end. */
-int
-jobs_skip(struct jobs *j, const struct claimed *c, const struct call_list *calls,
-    const char *why, int64_t now)
+/* One update's end as a transaction of its own: 1 when its lease was lost (and
+ * nothing written), else 0 or -1.  A lost lease still commits, so that a
+ * transaction this one is nested in (the claim's) goes on. */
+static int
+finish_alone(struct jobs *j, const struct claimed *c,
+    const struct call_list *calls, const char *why, int64_t now)
 {
 	int lost = 0;
 
@@ -495,24 +494,32 @@ jobs_skip(struct jobs *j, const struct claimed *c, const struct call_list *calls
 }
 
 int
+jobs_finish(struct jobs *j, const struct claimed *c, const struct call_list *calls,
+    int64_t now)
+{
+	return finish_alone(j, c, calls, NULL, now);
+}
+
+int
+jobs_skip(struct jobs *j, const struct claimed *c, const struct call_list *calls,
+    const char *why, int64_t now)
+{
+	return finish_alone(j, c, calls, why, now);
+}
+
+int
 jobs_fail(struct jobs *j, const struct claimed *c, const char *reason, int dead,
     int64_t now)
 {
 	sqlite3_stmt *st = j->st[S_FAIL];
 
-	if (begin(j) == -1)
-		return -1;
 	sqlite3_bind_int64(st, 1, c->row);
 	sqlite3_bind_int64(st, 2, c->lease_until);
 	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, dead);
 	sqlite3_bind_int64(st, 5, j->cfg->max_attempts);
 	sqlite3_bind_int64(st, 6, now + retry_backoff_s(c->attempts));
-	if (run(st) == -1) {
-		rollback(j);
-		return -1;
-	}
-	return commit(j);
+	return run_alone(j, st);
 }
 
 int
@@ -521,17 +528,11 @@ jobs_release(struct jobs *j, const struct claimed *c, const char *reason,
 {
 	sqlite3_stmt *st = j->st[S_RELEASE];
 
-	if (begin(j) == -1)
-		return -1;
 	sqlite3_bind_int64(st, 1, c->row);
 	sqlite3_bind_int64(st, 2, c->lease_until);
 	sqlite3_bind_int64(st, 3, not_before);
 	sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
-	if (run(st) == -1) {
-		rollback(j);
-		return -1;
-	}
-	return commit(j);
+	return run_alone(j, st);
 }
 
 /* Bot names are [a-z0-9_-]: ",name," finds exactly one entry of a list. */
@@ -559,18 +560,12 @@ jobs_mark_down(struct jobs *j, const char *bot, int64_t since, int64_t probes,
 {
 	sqlite3_stmt *st = j->st[S_MARK_DOWN];
 
-	if (begin(j) == -1)
-		return -1;
 	sqlite3_bind_text(st, 1, bot, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, since);
 	sqlite3_bind_int64(st, 3, probes);
 	sqlite3_bind_int64(st, 4, next_probe_at);
 	sqlite3_bind_text(st, 5, why, -1, SQLITE_STATIC);
-	if (run(st) == -1) {
-		rollback(j);
-		return -1;
-	}
-	return commit(j);
+	return run_alone(j, st);
 }
 
 int
@@ -578,14 +573,8 @@ jobs_mark_up(struct jobs *j, const char *bot)
 {
 	sqlite3_stmt *st = j->st[S_MARK_UP];
 
-	if (begin(j) == -1)
-		return -1;
 	sqlite3_bind_text(st, 1, bot, -1, SQLITE_STATIC);
-	if (run(st) == -1) {
-		rollback(j);
-		return -1;
-	}
-	return commit(j);
+	return run_alone(j, st);
 }
 
 int
@@ -593,17 +582,13 @@ jobs_forget_down(struct jobs *j, const char *keep)
 {
 	sqlite3_stmt *st = j->st[S_FORGET_DOWN];
 
-	if (begin(j) == -1)
-		return -1;
 	sqlite3_bind_text(st, 1, keep, -1, SQLITE_STATIC);
-	if (run(st) == -1) {
-		rollback(j);
+	if (run_alone(j, st) == -1)
 		return -1;
-	}
 	if (sqlite3_changes(j->db) > 0)
 		log_info("forgot %d bots marked down that have no http handler now",
 		    sqlite3_changes(j->db));
-	return commit(j);
+	return 0;
 }
 
 int
@@ -764,19 +749,15 @@ jobs_recover(struct jobs *j, int64_t now)
 {
 	sqlite3_stmt *st = j->st[S_RECOVER];
 
-	if (begin(j) == -1)
-		return -1;
 	sqlite3_bind_int64(st, 1, now);
-	if (run(st) == -1) {
-		rollback(j);
+	if (run_alone(j, st) == -1)
 		return -1;
-	}
-	if (sqlite3_changes(j->db) > 0)
+	if (sqlite3_changes(j->db) > 0) {
 		j->calls_added = 1;
-	if (sqlite3_changes(j->db) > 0)
 		log_warnx("%d calls were being sent by a drain that stopped: sending "
 		    "them again", sqlite3_changes(j->db));
-	return commit(j);
+	}
+	return 0;
 }
 
 /* Deletes what retention lets go, a batch per transaction, a bounded number of
