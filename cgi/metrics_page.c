@@ -74,31 +74,61 @@ write_counters(FILE *f, const struct webhook *wh)
 	}
 }
 
+/* One bot's oldest update not yet handled. */
+struct pending_age {
+	char	 bot[BOT_NAME_MAX + 1];
+	int64_t	 age_s;
+};
+
+/* The entry of bot in ages[0..*n), added when there is room; NULL when none. */
+static struct pending_age *
+age_of(struct pending_age *ages, size_t *n, size_t max, const char *bot)
+{
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		if (strcmp(ages[i].bot, bot) == 0)
+			return &ages[i];
+	if (*n == max)
+		return NULL;
+	snprintf(ages[*n].bot, sizeof(ages[*n].bot), "%s", bot);
+	ages[*n].age_s = 0;
+	return &ages[(*n)++];
+}
+
 /* Bot names are [a-z0-9_-] and states fixed words: nothing in a label needs
- * escaping. */
+ * escaping.  The oldest pending update's age is by bot, every configured bot
+ * (0: none pending), so an alert names the bot that is stuck. */
 static int
-write_depth(FILE *f, sqlite3 *db)
+write_depth(FILE *f, sqlite3 *db, const struct config *cfg)
 {
 	static const char sql[] =
 	    "SELECT 'updates', bot, state, count(*), NULL FROM updates"
 	    " WHERE state IN ('new', 'leased', 'dead') GROUP BY bot, state"
 	    " UNION ALL SELECT 'calls', bot, state, count(*), NULL FROM outbox"
 	    " WHERE state IN ('new', 'sending', 'dead') GROUP BY bot, state"
-	    " UNION ALL SELECT 'oldest', NULL, NULL, NULL, min(received_at)"
-	    " FROM updates WHERE state IN ('new', 'leased')";
+	    " UNION ALL SELECT 'oldest', bot, NULL, NULL, min(received_at)"
+	    " FROM updates WHERE state IN ('new', 'leased') GROUP BY bot";
 	enum { D_WHAT, D_BOT, D_STATE, D_COUNT, D_OLDEST };
-	sqlite3_stmt	*st;
-	int64_t		 oldest = 0;
-	int		 rc, wrote_updates = 0, wrote_calls = 0;
+	struct pending_age	 ages[2 * CONFIG_MAX_BOTS], *age;
+	sqlite3_stmt		*st;
+	size_t			 i, nages = 0;
+	int			 rc, wrote_updates = 0, wrote_calls = 0;
 
+	for (i = 0; i < cfg->nbots; i++)
+		(void)age_of(ages, &nages, sizeof(ages) / sizeof(ages[0]),
+		    cfg->bots[i].name);
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *what = (const char *)sqlite3_column_text(st, D_WHAT);
+		const char *bot = (const char *)sqlite3_column_text(st, D_BOT);
 
 		if (strcmp(what, "oldest") == 0) {
-			if (sqlite3_column_type(st, D_OLDEST) != SQLITE_NULL)
-				oldest = now_unix() - sqlite3_column_int64(st, D_OLDEST);
+			if (bot != NULL && (age = age_of(ages, &nages,
+			    sizeof(ages) / sizeof(ages[0]), bot)) != NULL)
+				age->age_s = now_unix() -
+				    sqlite3_column_int64(st, D_OLDEST);
 			continue;
 		}
 		if (strcmp(what, "updates") == 0 && !wrote_updates++)
@@ -107,17 +137,19 @@ write_depth(FILE *f, sqlite3 *db)
 		if (strcmp(what, "calls") == 0 && !wrote_calls++)
 			fprintf(f, "# HELP tgq_queue_calls Calls waiting or dead, by bot and "
 			    "state.\n# TYPE tgq_queue_calls gauge\n");
-		fprintf(f, "tgq_queue_%s{bot=\"%s\",state=\"%s\"} %lld\n", what,
-		    sqlite3_column_text(st, D_BOT), sqlite3_column_text(st, D_STATE),
+		fprintf(f, "tgq_queue_%s{bot=\"%s\",state=\"%s\"} %lld\n", what, bot,
+		    sqlite3_column_text(st, D_STATE),
 		    (long long)sqlite3_column_int64(st, D_COUNT));
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return -1;
-	fprintf(f, "# HELP tgq_oldest_pending_age_seconds Age of the oldest update "
-	    "not yet handled (0: none).\n# TYPE tgq_oldest_pending_age_seconds gauge\n"
-	    "tgq_oldest_pending_age_seconds %lld\n", (long long)(oldest > 0 ? oldest :
-	    0));
+	fprintf(f, "# HELP tgq_oldest_pending_age_seconds Age of the bot's oldest "
+	    "update not yet handled (0: none).\n"
+	    "# TYPE tgq_oldest_pending_age_seconds gauge\n");
+	for (i = 0; i < nages; i++)
+		fprintf(f, "tgq_oldest_pending_age_seconds{bot=\"%s\"} %lld\n",
+		    ages[i].bot, (long long)(ages[i].age_s > 0 ? ages[i].age_s : 0));
 	return 0;
 }
 
@@ -169,7 +201,7 @@ metrics_render(const struct webhook *wh, size_t *len)
 	    SQLITE_OK;
 	if (up) {
 		sqlite3_busy_timeout(db, 1000);
-		up = write_depth(f, db) == 0 && write_bots_down(f, db, wh->cfg) == 0;
+		up = write_depth(f, db, wh->cfg) == 0 && write_bots_down(f, db, wh->cfg) == 0;
 	}
 	sqlite3_close(db);
 	fprintf(f, "# HELP tgq_queue_up Whether the queue could be read for this "
