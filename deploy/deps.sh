@@ -2,9 +2,9 @@
 # Installs the Debian packages that building, testing and the demo need, and only
 # those that are missing.  Called first by `make test` and `make demo`, so each is one
 # command on a fresh machine.  Usage: deploy/deps.sh [build|test|demo|bench]
-# For test and bench it then installs grammY (the framework the bot tests and the
-# bench run) from tests/bots/package-lock.json into tests/bots/node_modules with
-# `npm ci`, unless the locked version is there already.
+# For test and bench it then installs grammY and telegraf (the frameworks the bot
+# tests and the bench run) from tests/bots/package-lock.json into
+# tests/bots/node_modules with `npm ci`, unless the locked versions are there.
 set -eu
 
 build="gcc make pkg-config libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libinih-dev
@@ -12,7 +12,7 @@ libmicrohttpd-dev"
 runtime="sqlite3 nginx lighttpd spawn-fcgi curl python3 ca-certificates"
 # promtool (in prometheus) checks the shipped alert rules; real bot frameworks
 # for the "bring your own bot" tests: python-telegram-bot 13
-# from Debian, grammY from npm (below).
+# from Debian, grammY and telegraf from npm (below).
 test_extra="clang libclang-rt-14-dev procps mandoc valgrind
 prometheus python3-python-telegram-bot nodejs npm"
 bench_extra="wrk"
@@ -27,15 +27,21 @@ esac
 
 bots_dir=$(cd "$(dirname "$0")/../tests/bots" && pwd)
 
-# grammY, pinned by tests/bots/package-lock.json.  `npm ci` starts from an empty
-# node_modules, so it runs only when the locked grammY is not the one installed.
+# grammY and telegraf, pinned by tests/bots/package-lock.json.  `npm ci` starts
+# from an empty node_modules, so it runs only when a package.json dependency is
+# not installed at its exact (pinned) version.
 install_bots() {
 	case "$mode" in test|bench) ;; *) return 0 ;; esac
-	want_v=$(sed -n 's/^ *"grammy": *"\([^"]*\)".*/\1/p' "$bots_dir/package.json")
-	have_v=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
-		"$bots_dir/node_modules/grammy/package.json" 2>/dev/null | head -n 1)
-	[ -n "$want_v" ] && [ "$want_v" = "$have_v" ] && return 0
-	echo "deps.sh: npm ci in tests/bots (grammY $want_v)"
+	stale=""
+	for dep in $(sed -n '/"dependencies"/,/}/s/^ *"\([^"]*\)": *"\([^"]*\)".*/\1@\2/p' \
+	    "$bots_dir/package.json"); do
+		name=${dep%@*}
+		have_v=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
+			"$bots_dir/node_modules/$name/package.json" 2>/dev/null | head -n 1)
+		[ "$have_v" = "${dep##*@}" ] || stale="$stale $dep"
+	done
+	[ -z "$stale" ] && return 0
+	echo "deps.sh: npm ci in tests/bots (for$stale)"
 	(cd "$bots_dir" && npm ci --no-audit --no-fund --loglevel=error)
 }
 

@@ -31,13 +31,21 @@ Skip = h.Skip
 check = h.check
 
 
-def need_grammy():
+def need_node_package(package):
     if not shutil.which("node"):
         raise Skip("node is not installed (deploy/deps.sh test installs it)")
-    if not os.path.exists(os.path.join(BOTS_DIR, "node_modules", "grammy",
+    if not os.path.exists(os.path.join(BOTS_DIR, "node_modules", package,
                                        "package.json")):
-        raise Skip("grammY is not installed in tests/bots/node_modules "
-                   "(deploy/deps.sh test runs npm ci there)")
+        raise Skip("%s is not installed in tests/bots/node_modules "
+                   "(deploy/deps.sh test runs npm ci there)" % package)
+
+
+def need_grammy():
+    need_node_package("grammy")
+
+
+def need_telegraf():
+    need_node_package("telegraf")
 
 
 def need_ptb():

@@ -9,6 +9,8 @@ Group byob-pull (one drain for every case, a bot started per case):
                               no 429 at the fake, deleteWebhook and getUpdates never
                               reach it
   grammy_echo_once_in_order   the same with grammY (client.apiRoot, bot.start())
+  telegraf_echo_once_in_order the same with telegraf (telegram.apiRoot, launch(),
+                              which calls deleteWebhook first)
   grammy_killed_restarted_500 the bot SIGKILLed and restarted during a stream of 500
                               updates: every one answered, twice only in the batch
                               that was in flight
@@ -76,7 +78,10 @@ def never_at_fake(stack, methods=("deleteWebhook", "setWebhook", "getUpdates",
 
 def echo_case(script, name):
     def run(stack):
-        (byob.need_grammy if script.endswith(".js") else byob.need_ptb)()
+        if script.startswith("telegraf"):
+            byob.need_telegraf()
+        else:
+            (byob.need_grammy if script.endswith(".js") else byob.need_ptb)()
         bot = Bot(stack, script, [stack.api_root], name)
         bot.wait_started()
         posted = stack.post_texts(stack.chats(10), 5, name)
@@ -250,6 +255,7 @@ def groups(ctx):
     return [("byob-pull", lambda: PullStack(ctx, "pull"), [
         ("ptb_echo_once_in_order", echo_case("ptb_poll.py", "ptb")),
         ("grammy_echo_once_in_order", echo_case("grammy_poll.js", "grammy")),
+        ("telegraf_echo_once_in_order", echo_case("telegraf_poll.js", "telegraf")),
         ("grammy_killed_restarted_500", case_grammy_kill_restart),
         ("grammy_upload_download", upload_download_case("grammy_poll.js",
                                                         "grammy_files")),

@@ -10,6 +10,8 @@ Group byob-push:
                                posted to the bot once, with the webhook secret
   grammy_webhook_reply         the bot answers with a webhook reply: tgq records it
                                in the outbox and sends it
+  telegraf_echo_once_in_order  telegraf's webhookCallback, webhookReply off as the
+                               README says: every text one reply, in order
   grammy_forward_secret        with forward_secret_file, grammY's own secretToken
                                check passes with that value, not the webhook secret
   grammy_killed_restarted_500  the bot SIGKILLed and restarted during 500 updates:
@@ -125,6 +127,28 @@ def case_webhook_reply(stack):
           all(r[1] == "sendMessage" and r[2] == "sent" for r in rows),
           "the webhook replies in tgq's outbox: %r" % rows[:5])
     stack.end_pair(uids)
+
+
+def case_telegraf_echo(stack):
+    """telegraf's webhookCallback as the README's recipe has it (webhookReply
+    off): every text one reply, in per-chat order, each update posted once;
+    the bot's calls (a "typing" action, then the echo) are its own."""
+    byob.need_telegraf()
+    bot = stack.start_pair(script="telegraf_webhook.js")
+    posted = stack.post_texts(stack.chats(5), 4, "telegraf")
+    stack.wait_replies([t for _, _, t in posted], 60)
+    time.sleep(1.0)
+    stack.check_once_in_order(posted)
+    uids = [u for u, _, _ in posted]
+    seen = seen_counts(bot)
+    check(all(seen.get(u) == 1 for u in uids),
+          "updates posted to the bot other than once: %r" %
+          {u: seen.get(u) for u in uids if seen.get(u) != 1})
+    actions = stack.api.count("sendChatAction")
+    check(actions >= len(uids), "the fake got %d sendChatAction for %d updates" %
+          (actions, len(uids)))
+    stack.end_pair(uids)
+    check(stack.states(uids) == {"done": len(uids)}, "states: %r" % stack.states(uids))
 
 
 def case_forward_secret(stack):
@@ -292,6 +316,7 @@ def groups(ctx):
     return [("byob-push", lambda: PushStack(ctx), [
         ("grammy_echo_once_in_order", case_echo),
         ("grammy_webhook_reply", case_webhook_reply),
+        ("telegraf_echo_once_in_order", case_telegraf_echo),
         ("grammy_forward_secret", case_forward_secret),
         ("grammy_killed_restarted_500", case_kill_restart),
         ("grammy_500_only_that_dead", case_500_dead),
