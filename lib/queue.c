@@ -1138,6 +1138,23 @@ queue_record_registration(struct queue *q, const char *bot, const char *url,
 	return queue_commit(q, err, errlen);
 }
 
+/*
+ * Tells a tgq-drain --follow that new updates are committed: it watches the
+ * queue's folder, but SQLite's writes there (to the WAL) all come before the
+ * commit is visible to other connections (the WAL index is shared memory, whose
+ * changes inotify does not see), so a drain woken by them finds nothing new
+ * and would wait for the next write or its one-second tick.  A byte written to
+ * <database>-lock once the transaction is over (and its lock released, so that
+ * the drain's claim does not wait for it) is an event after the commit.  Not
+ * being able to write it only delays the drain to that tick.
+ */
+static void
+announce_commit(struct queue *q)
+{
+	if (q->lockfd != -1 && q->depth == 0)
+		(void)!pwrite(q->lockfd, "", 1, 0);
+}
+
 /* The updates, and where getUpdates goes on (when poll_bot is set), in one
  * transaction: a crash between the two would lose or repeat updates. */
 static enum queue_status
@@ -1158,14 +1175,13 @@ put_batch(struct queue *q, struct queue_item *items, size_t n, const char *poll_
 			what = "poll_state";
 			rc = save_offset(q, poll_bot, next_offset);
 		}
-		if (rc == SQLITE_OK)
-			status = queue_commit(q, err, errlen);
-		else {
+		if (rc != SQLITE_OK) {
 			snprintf(err, errlen, "%s: %s: %s", q->path, what,
 			    sqlite3_errstr(rc));
 			queue_rollback(q);
 			status = queue_status_of(rc);
-		}
+		} else if ((status = queue_commit(q, err, errlen)) == QUEUE_OK)
+			announce_commit(q);
 	}
 	if (status == QUEUE_UNAVAILABLE)
 		q->needs_reconnect = 1;
