@@ -835,22 +835,31 @@ queue_lock(struct queue *q)
 
 /*
  * For the drain, whose one thread also drives the network: waits at most
- * max_wait_ms (in short steps) rather than as long as another writer takes.
+ * max_wait_ms rather than as long as another writer takes.  The pauses between
+ * tries are short (25 us, doubling to 200 us): a writer usually lets go within
+ * a fraction of a millisecond (tgq-webhook's commit is visible to a woken
+ * drain just before its lock is released), and a millisecond's sleep would add
+ * that much to the drain's claim of the rows just committed.
  */
 int
 queue_trylock(struct queue *q, int64_t max_wait_ms)
 {
-	struct timespec	 step = { 0, 1000 * 1000 };
-	int64_t		 waited;
+	struct timespec	 step;
+	int64_t		 pause_us = 25, until_us;
 
 	if (q->lockfd == -1)
 		return 0;
-	for (waited = 0; flock(q->lockfd, LOCK_EX | LOCK_NB) == -1; waited++) {
+	until_us = now_monotonic_us() + max_wait_ms * 1000;
+	while (flock(q->lockfd, LOCK_EX | LOCK_NB) == -1) {
 		if (errno != EWOULDBLOCK && errno != EINTR)
 			return 0;	/* no usable lock: SQLite's own still guards */
-		if (waited >= max_wait_ms)
+		if (now_monotonic_us() >= until_us)
 			return -1;
+		step.tv_sec = 0;
+		step.tv_nsec = (long)pause_us * 1000;
 		nanosleep(&step, NULL);
+		if (pause_us < 200)
+			pause_us *= 2;
 	}
 	return 0;
 }
