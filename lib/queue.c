@@ -834,30 +834,32 @@ queue_lock(struct queue *q)
 }
 
 /*
- * For the drain, whose one thread also drives the network: waits at most
- * max_wait_ms rather than as long as another writer takes.  The pauses between
- * tries are short (25 us, doubling to 200 us): a writer usually lets go within
- * a fraction of a millisecond (tgq-webhook's commit is visible to a woken
- * drain just before its lock is released), and a millisecond's sleep would add
- * that much to the drain's claim of the rows just committed.
+ * For the drain, whose one thread also drives the network: waits max_wait_ms
+ * rather than as long as another writer takes.  The wait is counted as the
+ * pauses asked for (a loaded machine stretches each), so that a writer that
+ * was descheduled is not given up on sooner than that.  The pauses are short
+ * (25 us, doubling to 200 us): a writer usually lets go within a fraction of a
+ * millisecond (tgq-webhook's commit is visible to a woken drain just before its
+ * lock is released), and a millisecond's sleep would add that much to the
+ * drain's claim of the rows just committed.
  */
 int
 queue_trylock(struct queue *q, int64_t max_wait_ms)
 {
 	struct timespec	 step;
-	int64_t		 pause_us = 25, until_us;
+	int64_t		 pause_us = 25, waited_us = 0;
 
 	if (q->lockfd == -1)
 		return 0;
-	until_us = now_monotonic_us() + max_wait_ms * 1000;
 	while (flock(q->lockfd, LOCK_EX | LOCK_NB) == -1) {
 		if (errno != EWOULDBLOCK && errno != EINTR)
 			return 0;	/* no usable lock: SQLite's own still guards */
-		if (now_monotonic_us() >= until_us)
+		if (waited_us >= max_wait_ms * 1000)
 			return -1;
 		step.tv_sec = 0;
 		step.tv_nsec = (long)pause_us * 1000;
 		nanosleep(&step, NULL);
+		waited_us += pause_us;
 		if (pause_us < 200)
 			pause_us *= 2;
 	}
