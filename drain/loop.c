@@ -775,8 +775,10 @@ open_signals(struct drain *d)
 	return 0;
 }
 
-/* Follow mode wakes when the queue's folder changes: the webhook's commits write
- * the WAL file there.  Without inotify, the tick alone finds new rows. */
+/* Follow mode wakes when the queue's folder changes.  SQLite's writes to the WAL
+ * there come before their commit is visible here, so tgq's writers end a stored
+ * batch with a write to <database>-lock, after the commit.  Without inotify, the
+ * tick alone finds new rows. */
 static void
 open_watch(struct drain *d)
 {

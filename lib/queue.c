@@ -834,23 +834,34 @@ queue_lock(struct queue *q)
 }
 
 /*
- * For the drain, whose one thread also drives the network: waits at most
- * max_wait_ms (in short steps) rather than as long as another writer takes.
+ * For the drain, whose one thread also drives the network: waits max_wait_ms
+ * rather than as long as another writer takes.  The wait is counted as the
+ * pauses asked for (a loaded machine stretches each), so that a writer that
+ * was descheduled is not given up on sooner than that.  The pauses are short
+ * (25 us, doubling to 200 us): a writer usually lets go within a fraction of a
+ * millisecond (tgq-webhook's commit is visible to a woken drain just before its
+ * lock is released), and a millisecond's sleep would add that much to the
+ * drain's claim of the rows just committed.
  */
 int
 queue_trylock(struct queue *q, int64_t max_wait_ms)
 {
-	struct timespec	 step = { 0, 1000 * 1000 };
-	int64_t		 waited;
+	struct timespec	 step;
+	int64_t		 pause_us = 25, waited_us = 0;
 
 	if (q->lockfd == -1)
 		return 0;
-	for (waited = 0; flock(q->lockfd, LOCK_EX | LOCK_NB) == -1; waited++) {
+	while (flock(q->lockfd, LOCK_EX | LOCK_NB) == -1) {
 		if (errno != EWOULDBLOCK && errno != EINTR)
 			return 0;	/* no usable lock: SQLite's own still guards */
-		if (waited >= max_wait_ms)
+		if (waited_us >= max_wait_ms * 1000)
 			return -1;
+		step.tv_sec = 0;
+		step.tv_nsec = (long)pause_us * 1000;
 		nanosleep(&step, NULL);
+		waited_us += pause_us;
+		if (pause_us < 200)
+			pause_us *= 2;
 	}
 	return 0;
 }
@@ -1138,6 +1149,23 @@ queue_record_registration(struct queue *q, const char *bot, const char *url,
 	return queue_commit(q, err, errlen);
 }
 
+/*
+ * Tells a tgq-drain --follow that new updates are committed: it watches the
+ * queue's folder, but SQLite's writes there (to the WAL) all come before the
+ * commit is visible to other connections (the WAL index is shared memory, whose
+ * changes inotify does not see), so a drain woken by them finds nothing new
+ * and would wait for the next write or its one-second tick.  A byte written to
+ * <database>-lock once the transaction is over (and its lock released, so that
+ * the drain's claim does not wait for it) is an event after the commit.  Not
+ * being able to write it only delays the drain to that tick.
+ */
+static void
+announce_commit(struct queue *q)
+{
+	if (q->lockfd != -1 && q->depth == 0)
+		(void)!pwrite(q->lockfd, "", 1, 0);
+}
+
 /* The updates, and where getUpdates goes on (when poll_bot is set), in one
  * transaction: a crash between the two would lose or repeat updates. */
 static enum queue_status
@@ -1158,14 +1186,13 @@ put_batch(struct queue *q, struct queue_item *items, size_t n, const char *poll_
 			what = "poll_state";
 			rc = save_offset(q, poll_bot, next_offset);
 		}
-		if (rc == SQLITE_OK)
-			status = queue_commit(q, err, errlen);
-		else {
+		if (rc != SQLITE_OK) {
 			snprintf(err, errlen, "%s: %s: %s", q->path, what,
 			    sqlite3_errstr(rc));
 			queue_rollback(q);
 			status = queue_status_of(rc);
-		}
+		} else if ((status = queue_commit(q, err, errlen)) == QUEUE_OK)
+			announce_commit(q);
 	}
 	if (status == QUEUE_UNAVAILABLE)
 		q->needs_reconnect = 1;

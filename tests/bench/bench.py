@@ -1663,8 +1663,10 @@ class Bench:
         pt = threading.Thread(target=poller, daemon=True)
         pt.start()
         time.sleep(0.5)
+        watch = CpuWatch({})
         t200, failed = self.post_at_rate(self.port["full1"], rate, n, 20000000,
                                          first_uid=first + 1)
+        m = watch.stop()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not all(u in got for u in t200):
             time.sleep(0.05)
@@ -1674,11 +1676,12 @@ class Bench:
         lat = [(got[u] - t200[u]) * 1000.0 for u in t200 if u in got]
         p50, p99 = pct(lat, 50), pct(lat, 99)
         log("  %d posted, %d answered 200, %d failed, %d seen by the poller%s; "
-            "latency p50 %s ms, p99 %s ms, max %s ms" % (
+            "latency p50 %s ms, p99 %s ms, max %s ms; busy %.0f%% steal %.1f%%" % (
                 n, len(t200), len(failed), len(lat),
                 "; poller FAILED: %s" % poll_err[0] if poll_err else "",
                 fmt(p50, "%.2f"), fmt(p99, "%.2f"), fmt(max(lat) if lat else None,
-                                                         "%.2f")))
+                                                         "%.2f"),
+                m["busy"], m["steal"]))
         fig("pull_wakeup_p50_ms", fmt(p50, "%.2f"))
         fig("pull_wakeup_p99_ms", fmt(p99, "%.2f"))
         complete = len(lat) == n and not poll_err
@@ -1987,8 +1990,10 @@ class Bench:
             TGQ_HANDLER="http://127.0.0.1:%d/hook" % bport, TGQ_HANDLERS=16,
             TGQ_RATE_GLOBAL=0, TGQ_RATE_CHAT=0, TGQ_RATE_GROUP=0), "drain-push-e2e")
         time.sleep(0.5)
+        watch = CpuWatch({})
         t200, failed = self.post_at_rate(self.port["full1"], rate, n, 30000000,
                                          first_uid=40000000)
+        m = watch.stop()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not all(u in arrived for u in t200):
             time.sleep(0.05)
@@ -1999,8 +2004,10 @@ class Bench:
         CLEANUP.remove(wh.stop)
         remove_db(db)
         # straight to the bot, the same rate and bodies
+        watch = CpuWatch({})
         t_ok, failed2 = self.post_at_rate(bport, rate, n, 30000000,
                                           first_uid=50000000, path="/hook")
+        m2 = watch.stop()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not all(u in arrived for u in t_ok):
             time.sleep(0.05)
@@ -2012,11 +2019,14 @@ class Bench:
         p50, p99 = pct(via, 50), pct(via, 99)
         s50, s99 = pct(straight, 50), pct(straight, 99)
         log("  through tgq: %d posted, %d answered 200, %d failed, %d arrived; "
-            "p50 %s ms, p99 %s ms, max %s ms; the drain's peak RSS %s KiB" % (
+            "p50 %s ms, p99 %s ms, max %s ms; the drain's peak RSS %s KiB; busy "
+            "%.0f%% steal %.1f%%" % (
                 n, len(t200), len(failed), len(via), fmt(p50, "%.2f"),
-                fmt(p99, "%.2f"), fmt(max(via) if via else None, "%.2f"), fmt(rss)))
-        log("  straight:    %d posted, %d arrived; p50 %s ms, p99 %s ms" % (
-            n, len(straight), fmt(s50, "%.2f"), fmt(s99, "%.2f")))
+                fmt(p99, "%.2f"), fmt(max(via) if via else None, "%.2f"), fmt(rss),
+                m["busy"], m["steal"]))
+        log("  straight:    %d posted, %d arrived; p50 %s ms, p99 %s ms; busy %.0f%% "
+            "steal %.1f%%" % (n, len(straight), fmt(s50, "%.2f"), fmt(s99, "%.2f"),
+                              m2["busy"], m2["steal"]))
         fig("push_latency_p50_ms", fmt(p50, "%.2f"))
         fig("push_latency_p99_ms", fmt(p99, "%.2f"))
         fig("push_straight_p50_ms", fmt(s50, "%.2f"))

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -525,6 +527,60 @@ test_migration_takes_lock(void)
 	queue_close(q);
 }
 
+/*
+ * tgq-drain --follow wakes on changes in the queue's folder and then asks SQLite
+ * whether anything was committed.  SQLite's own writes there all come before
+ * its commit is visible, so a stored batch must end with an event of its own,
+ * after the commit: the last thing a put changes in the folder is <db>-lock.
+ */
+static void
+test_put_announced(void)
+{
+	struct queue		*q = NULL;
+	struct queue_item	 it;
+	char			 err[512], folder[PATH_MAX], path[PATH_MAX + 16];
+	char			 last[NAME_MAX + 1] = "", buf[8192];
+	ssize_t			 got;
+	int			 fd, events = 0;
+
+	snprintf(folder, sizeof(folder), "%s/announce", dir);
+	snprintf(path, sizeof(path), "%s/q.db", folder);
+	if (mkdir(folder, 0700) == -1 ||
+	    queue_open(path, DURABILITY_FULL, 1000, &q, err, sizeof(err)) == -1) {
+		CHECK("queue_announce_open", 0);
+		return;
+	}
+	it = item(1, "{\"update_id\":1}", now_unix());
+	CHECK("queue_announce_first_put", queue_put_batch(q, &it, 1, err,
+	    sizeof(err)) == QUEUE_OK);
+	if ((fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1 ||
+	    inotify_add_watch(fd, folder, IN_MODIFY | IN_CLOSE_WRITE |
+	    IN_MOVED_TO | IN_CREATE) == -1) {
+		CHECK("queue_announce_inotify", 0);
+		queue_close(q);
+		return;
+	}
+	it = item(2, "{\"update_id\":2}", now_unix());
+	CHECK("queue_announce_put", queue_put_batch(q, &it, 1, err, sizeof(err)) ==
+	    QUEUE_OK);
+	while ((got = read(fd, buf, sizeof(buf))) > 0) {
+		char *at = buf;
+
+		while (at < buf + got) {
+			struct inotify_event *ev = (struct inotify_event *)at;
+
+			if (ev->len > 0)
+				snprintf(last, sizeof(last), "%s", ev->name);
+			events++;
+			at += sizeof(*ev) + ev->len;
+		}
+	}
+	CHECK("queue_announce_after_commit", events > 0 &&
+	    strcmp(last, "q.db-lock") == 0);
+	close(fd);
+	queue_close(q);
+}
+
 int
 main(void)
 {
@@ -537,6 +593,7 @@ main(void)
 	log_init("test_queue", LOG_LVL_ERR - 1);	/* the tests provoke errors */
 	test_schema();
 	test_put();
+	test_put_announced();
 	test_store_threads();
 	test_store_unavailable();
 	test_open_together();
