@@ -158,16 +158,15 @@ class Drain:
         return h.read_text(self.log)
 
 
-class Stack:
+class Stack(h.TempStack):
     """nginx + tgq-webhook (2 processes) + the fake Bot API (in this process,
     Telegram's rate limits on unless limits=False), one queue; drains and bots are
     started by the cases."""
 
     def __init__(self, ctx, name, limits=True):
-        self.ctx = ctx
+        super().__init__(ctx, "tgq-byob-%s-" % name)
         self.name = name
         self.secret = h.new_secret()
-        self.tmpdir = h.make_tmpdir("tgq-byob-%s-" % name)
         self.db = os.path.join(self.tmpdir, "queue.db")
         self.queue = h.Queue(self.db)
         self.token_file = h.write_token_file(self.tmpdir, TOKEN)
@@ -176,7 +175,6 @@ class Stack:
         self.server = None
         self.drains = []
         self.bots = []
-        self.notes = []
         self.next_uid = 1000
         self.next_chat = 5000
         self.conn = None
@@ -351,12 +349,6 @@ class Stack:
         if self.webhook:
             self.webhook.stop()
         self.api.stop()
-
-    def cleanup(self):
-        if self.ctx.keep:
-            print("# kept %s" % self.tmpdir)
-        else:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def sha256(data):

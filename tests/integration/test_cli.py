@@ -9,7 +9,6 @@ import difflib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -26,12 +25,10 @@ Skip = h.Skip
 check = h.check
 
 
-class Stack:
+class Stack(h.TempStack):
     def __init__(self, ctx):
-        self.ctx = ctx
+        super().__init__(ctx, "tgq-cli-")
         self.tgq = os.path.join(ctx.bindir, "tgq")
-        self.tmpdir = h.make_tmpdir("tgq-cli-")
-        self.notes = []
         self.secret = h.new_secret()
         self.db = os.path.join(self.tmpdir, "queue.db")
         self.token_file = self.write("bot-token", TOKEN + "\n")
@@ -99,12 +96,6 @@ class Stack:
 
     def stop(self):
         self.api.stop()
-
-    def cleanup(self):
-        if self.ctx.keep:
-            print("# kept %s" % self.tmpdir)
-        else:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def golden(name, text):
