@@ -294,6 +294,22 @@ class TempStack:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
+def stack_per_case(ctx, prefix, cases, make_stack, then, needs="tgq"):
+    """The groups of a module whose cases each start from nothing: one group per
+    (name, fn) in cases, named prefix + name, on a fresh make_stack(); then(stack)
+    checks what the case left (e.g. that no secret was printed).  None when the
+    build has no `needs` program."""
+    if not os.path.exists(os.path.join(ctx.build, needs)):
+        return []
+    out = []
+    for name, fn in cases:
+        def run(stack, fn=fn):
+            fn(stack)
+            then(stack)
+        out.append((prefix + name, make_stack, [("run", run)]))
+    return out
+
+
 class Webhook:
     """tgq-webhook under spawn-fcgi (fork mode, -P pidfile), listening on a unix
     socket in tmpdir; its stderr goes to <tmpdir>/<name>.log."""

@@ -458,13 +458,5 @@ CASES = [("me", case_me), ("set_webhook_request", case_set_webhook_request),
 
 
 def groups(ctx):
-    if not os.path.exists(os.path.join(ctx.build, "tgq")):
-        return []
     # A fresh fake and temp folder per case: each starts from nothing.
-    out = []
-    for name, fn in CASES:
-        def run(stack, fn=fn):
-            fn(stack)
-            case_no_secret_printed(stack)
-        out.append(("cli/" + name, lambda: Stack(ctx), [("run", run)]))
-    return out
+    return h.stack_per_case(ctx, "cli/", CASES, lambda: Stack(ctx), case_no_secret_printed)
