@@ -82,6 +82,25 @@ def chown_run_user(path):
         os.chown(path, uid, gid)
 
 
+def run_user_popen_args():
+    """Popen's keyword arguments that run a server as the run user when the tests
+    run as root (as deploy runs it), none otherwise."""
+    if not IS_ROOT:
+        return {}
+    uid, gid = run_ids()
+    return {"user": uid, "group": gid, "extra_groups": []}
+
+
+def unix_listener(path):
+    """A listening unix socket at path that anyone may connect to: what spawn-fcgi
+    hands a FastCGI program as fd 0."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o666)
+    listener.listen(128)
+    return listener
+
+
 def make_tmpdir(prefix="tgq-test-"):
     """A fresh folder the servers (www-data when root) can traverse and write."""
     path = tempfile.mkdtemp(prefix=prefix)
