@@ -76,20 +76,18 @@ def padded(uid, size):
 
 # ---------------------------------------------------------------- front ends
 
-class Stack:
+class Stack(h.TempStack):
     """One front end with its backends, temp folder and queue file."""
     name = "?"
 
     def __init__(self, ctx, procs=1, db_dir=None):
-        self.ctx = ctx
+        super().__init__(ctx, "tgq-%s-" % self.name)
         self.procs = procs
         self.secret = h.new_secret()
-        self.tmpdir = h.make_tmpdir("tgq-%s-" % self.name)
         self.db_dir = db_dir or self.tmpdir
         self.db = os.path.join(self.db_dir, "queue.db")
         self.queue = h.Queue(self.db)
         self.statuses = []
-        self.notes = []
         self.webhooks = []
         self.server = None
         self.prefix, self.deep, self.tight = "/telegram", "/a/b", "/tight"
@@ -139,12 +137,6 @@ class Stack:
 
     def logs(self):
         return "".join(w.log_text() for w in self.webhooks)
-
-    def cleanup(self):
-        if self.ctx.keep:
-            print("# kept %s" % self.tmpdir)
-        else:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 class NginxStack(Stack):
