@@ -239,6 +239,19 @@ def tool(name):
     return shutil.which(name, path=SEARCH_PATH) or name
 
 
+def mount(*args, cmd="mount", tries=1):
+    """Runs mount (or umount); retried while the kernel still releases the files
+    of processes that just exited (EBUSY for a moment)."""
+    r = None
+    for _ in range(tries):
+        r = subprocess.run([tool(cmd)] + list(args), capture_output=True,
+                           text=True, timeout=30)
+        if r.returncode == 0 or "busy" not in r.stderr:
+            break
+        time.sleep(0.1)
+    return r
+
+
 def base_env(extra=None):
     env = {"PATH": SEARCH_PATH, "LANG": "C.UTF-8"}
     if extra:
