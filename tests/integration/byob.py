@@ -254,6 +254,18 @@ class Stack(h.TempStack):
                 got[t].append(c)
         return got
 
+    def count_replied(self, texts):
+        """How many of these texts have a reply."""
+        return sum(1 for v in self.replies(texts).values() if v)
+
+    def wait_replied(self, texts, n, timeout):
+        """Waits until n of these texts have a reply (a bot to kill has done some
+        of its work); a drain that exits meanwhile fails the case."""
+        def enough():
+            self.check_drains()
+            return self.count_replied(texts) >= n
+        wait_until(enough, timeout, "the first %d replies" % n)
+
     def check_drains(self):
         """A drain that should be running and exited fails the case at once."""
         for d in self.drains:
