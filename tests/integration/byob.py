@@ -32,7 +32,7 @@ Skip = h.Skip
 check = h.check
 
 # The bytes the bots upload for "upload N": one definition, the bots' own.
-sys.path.insert(0, BOTS_DIR)
+sys.path.append(BOTS_DIR)
 from upload_pattern import pattern  # noqa: E402
 
 
