@@ -1295,12 +1295,7 @@ class FakeBotAPI:
         if lname == "setwebhook":
             return self._set_webhook(bot, params)
         if lname == "deletewebhook":
-            with self._lock:
-                was = bot.webhook is not None
-                bot.webhook = None
-                if _truthy(params.get("drop_pending_updates")):
-                    bot.updates = []
-            return True, ("Webhook was deleted" if was else "Webhook is already deleted")
+            return self._delete_webhook(bot, params)
         if lname == "getwebhookinfo":
             return self._webhook_info(bot), None
 
@@ -1510,15 +1505,19 @@ class FakeBotAPI:
                                     "request; make sure that only one bot instance "
                                     "is running")
 
+    def _delete_webhook(self, bot, params):
+        """deleteWebhook, and setWebhook with an empty url, as Telegram answers them."""
+        with self._lock:
+            was = bot.webhook is not None
+            bot.webhook = None
+            if _truthy(params.get("drop_pending_updates")):
+                bot.updates = []
+        return True, ("Webhook was deleted" if was else "Webhook is already deleted")
+
     def _set_webhook(self, bot, params):
         url = str(params.get("url", "") or "").strip()
         if url == "":
-            with self._lock:
-                was = bot.webhook is not None
-                bot.webhook = None
-                if _truthy(params.get("drop_pending_updates")):
-                    bot.updates = []
-            return True, ("Webhook was deleted" if was else "Webhook is already deleted")
+            return self._delete_webhook(bot, params)
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme.lower() != "https":
             raise _ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided "

@@ -82,6 +82,25 @@ def chown_run_user(path):
         os.chown(path, uid, gid)
 
 
+def run_user_popen_args():
+    """Popen's keyword arguments that run a server as the run user when the tests
+    run as root (as deploy runs it), none otherwise."""
+    if not IS_ROOT:
+        return {}
+    uid, gid = run_ids()
+    return {"user": uid, "group": gid, "extra_groups": []}
+
+
+def unix_listener(path):
+    """A listening unix socket at path that anyone may connect to: what spawn-fcgi
+    hands a FastCGI program as fd 0."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o666)
+    listener.listen(128)
+    return listener
+
+
 def make_tmpdir(prefix="tgq-test-"):
     """A fresh folder the servers (www-data when root) can traverse and write."""
     path = tempfile.mkdtemp(prefix=prefix)
@@ -220,6 +239,19 @@ def tool(name):
     return shutil.which(name, path=SEARCH_PATH) or name
 
 
+def mount(*args, cmd="mount", tries=1):
+    """Runs mount (or umount); retried while the kernel still releases the files
+    of processes that just exited (EBUSY for a moment)."""
+    r = None
+    for _ in range(tries):
+        r = subprocess.run([tool(cmd)] + list(args), capture_output=True,
+                           text=True, timeout=30)
+        if r.returncode == 0 or "busy" not in r.stderr:
+            break
+        time.sleep(0.1)
+    return r
+
+
 def base_env(extra=None):
     env = {"PATH": SEARCH_PATH, "LANG": "C.UTF-8"}
     if extra:
@@ -292,6 +324,22 @@ class TempStack:
             print("# kept %s" % self.tmpdir)
         else:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def stack_per_case(ctx, prefix, cases, make_stack, then, needs="tgq"):
+    """The groups of a module whose cases each start from nothing: one group per
+    (name, fn) in cases, named prefix + name, on a fresh make_stack(); then(stack)
+    checks what the case left (e.g. that no secret was printed).  None when the
+    build has no `needs` program."""
+    if not os.path.exists(os.path.join(ctx.build, needs)):
+        return []
+    out = []
+    for name, fn in cases:
+        def run(stack, fn=fn):
+            fn(stack)
+            then(stack)
+        out.append((prefix + name, make_stack, [("run", run)]))
+    return out
 
 
 class Webhook:

@@ -17,6 +17,8 @@ import threading
 
 from telegram.error import TelegramError
 
+from upload_pattern import pattern
+
 _lock = threading.Lock()
 
 
@@ -25,16 +27,6 @@ def report(**obj):
     if path:
         with _lock, open(path, "a") as f:
             f.write(json.dumps(obj) + "\n")
-
-
-def pattern(n):
-    """byte i = (i * 31 + (i >> 8)) & 255, as tests/bots/common.js makes it."""
-    block = bytes((i * 31 + (i >> 8)) & 255 for i in range(min(n, 65536)))
-    out = bytearray()
-    # (i >> 8) & 255 repeats every 65536 bytes, and so does i * 31 & 255.
-    while len(out) < n:
-        out += block[:n - len(out)]
-    return bytes(out)
 
 
 def error_fields(e):

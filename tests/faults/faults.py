@@ -261,17 +261,6 @@ class Drain:
         return h.read_text(self.log_path)
 
 
-def mount(*args, cmd="mount", tries=1):
-    r = None
-    for _ in range(tries):
-        r = subprocess.run([h.tool(cmd)] + list(args), capture_output=True,
-                           text=True, timeout=30)
-        if r.returncode == 0 or "busy" not in r.stderr:
-            break
-        time.sleep(0.1)
-    return r
-
-
 # ------------------------------------------------------------------ the sender
 
 def update_body(uid, chat, text):
@@ -426,7 +415,7 @@ class Rig:
         db_dir = self.tmpdir
         if db_on_tmpfs:
             db_dir = h.make_subdir(self.tmpdir, "db")
-            r = mount("-t", "tmpfs", "-o", "size=24m,mode=0755", "tmpfs", db_dir)
+            r = h.mount("-t", "tmpfs", "-o", "size=24m,mode=0755", "tmpfs", db_dir)
             if r.returncode != 0:
                 raise Fail("cannot mount a tmpfs: %s" % r.stderr.strip())
             self.mnt = db_dir
@@ -477,7 +466,7 @@ class Rig:
 
     def cleanup(self, keep=False):
         if self.mnt:
-            mount(self.mnt, cmd="umount", tries=50)
+            h.mount(self.mnt, cmd="umount", tries=50)
         if not keep:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import harness as h
@@ -29,6 +30,10 @@ PTB_PYTHON = "/usr/bin/python3"
 
 Skip = h.Skip
 check = h.check
+
+# The bytes the bots upload for "upload N": one definition, the bots' own.
+sys.path.append(BOTS_DIR)
+from upload_pattern import pattern  # noqa: E402
 
 
 def need_node_package(package):
@@ -54,15 +59,6 @@ def need_ptb():
     if r.returncode != 0:
         raise Skip("python-telegram-bot is not installed (deploy/deps.sh test "
                    "installs python3-python-telegram-bot)")
-
-
-def pattern(n):
-    """The bytes the bots upload for "upload N" (tests/bots/common.js)."""
-    block = bytes((i * 31 + (i >> 8)) & 255 for i in range(min(n, 65536)))
-    out = bytearray()
-    while len(out) < n:
-        out += block[:n - len(out)]
-    return bytes(out)
 
 
 def update(uid, chat_id, text):
@@ -166,16 +162,15 @@ class Drain:
         return h.read_text(self.log)
 
 
-class Stack:
+class Stack(h.TempStack):
     """nginx + tgq-webhook (2 processes) + the fake Bot API (in this process,
     Telegram's rate limits on unless limits=False), one queue; drains and bots are
     started by the cases."""
 
     def __init__(self, ctx, name, limits=True):
-        self.ctx = ctx
+        super().__init__(ctx, "tgq-byob-%s-" % name)
         self.name = name
         self.secret = h.new_secret()
-        self.tmpdir = h.make_tmpdir("tgq-byob-%s-" % name)
         self.db = os.path.join(self.tmpdir, "queue.db")
         self.queue = h.Queue(self.db)
         self.token_file = h.write_token_file(self.tmpdir, TOKEN)
@@ -184,7 +179,6 @@ class Stack:
         self.server = None
         self.drains = []
         self.bots = []
-        self.notes = []
         self.next_uid = 1000
         self.next_chat = 5000
         self.conn = None
@@ -267,6 +261,18 @@ class Stack:
             if c["status"] == 200 and t in want:
                 got[t].append(c)
         return got
+
+    def count_replied(self, texts):
+        """How many of these texts have a reply."""
+        return sum(1 for v in self.replies(texts).values() if v)
+
+    def wait_replied(self, texts, n, timeout):
+        """Waits until n of these texts have a reply (a bot to kill has done some
+        of its work); a drain that exits meanwhile fails the case."""
+        def enough():
+            self.check_drains()
+            return self.count_replied(texts) >= n
+        wait_until(enough, timeout, "the first %d replies" % n)
 
     def check_drains(self):
         """A drain that should be running and exited fails the case at once."""
@@ -359,12 +365,6 @@ class Stack:
         if self.webhook:
             self.webhook.stop()
         self.api.stop()
-
-    def cleanup(self):
-        if self.ctx.keep:
-            print("# kept %s" % self.tmpdir)
-        else:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def sha256(data):

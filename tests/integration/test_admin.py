@@ -436,13 +436,5 @@ CASES = [("queue_commands_without_token", case_queue_commands_without_token),
 
 
 def groups(ctx):
-    if not os.path.exists(os.path.join(ctx.build, "tgq")):
-        return []
     # A fresh fake and temp folder per case.
-    out = []
-    for name, fn in CASES:
-        def run(stack, fn=fn):
-            fn(stack)
-            no_secret_printed(stack)
-        out.append(("admin/" + name, lambda: Stack(ctx), [("run", run)]))
-    return out
+    return h.stack_per_case(ctx, "admin/", CASES, lambda: Stack(ctx), no_secret_printed)

@@ -112,12 +112,9 @@ def case_grammy_kill_restart(stack):
     poster = threading.Thread(target=post_all, daemon=True)
     poster.start()
     texts = ["kill %d %d" % (c, i) for i in range(10) for c in chats]
-    def first_100():
-        stack.check_drains()
-        return sum(1 for v in stack.replies(texts).values() if v) >= 100
-    wait_until(first_100, 60, "the first 100 replies")
+    stack.wait_replied(texts, 100, 60)
     bot.kill()
-    before = sum(1 for v in stack.replies(texts).values() if v)
+    before = stack.count_replied(texts)
     bot2 = Bot(stack, "grammy_poll.js", [stack.api_root], "grammy_kill2")
     poster.join(120)
     check(not errors and len(posted) == 500, "posting: %r" % errors[:1])

@@ -187,12 +187,9 @@ def case_kill_restart(stack):
 
     poster = threading.Thread(target=post_all, daemon=True)
     poster.start()
-    def first_100():
-        stack.check_drains()
-        return sum(1 for v in stack.replies(texts).values() if v) >= 100
-    wait_until(first_100, 60, "the first 100 replies")
+    stack.wait_replied(texts, 100, 60)
     bot.kill()
-    before = sum(1 for v in stack.replies(texts).values() if v)
+    before = stack.count_replied(texts)
     time.sleep(1.0)
     bot2 = stack.start_bot("bot_restarted")
     poster.join(120)

@@ -9,7 +9,6 @@ import difflib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -26,12 +25,10 @@ Skip = h.Skip
 check = h.check
 
 
-class Stack:
+class Stack(h.TempStack):
     def __init__(self, ctx):
-        self.ctx = ctx
+        super().__init__(ctx, "tgq-cli-")
         self.tgq = os.path.join(ctx.bindir, "tgq")
-        self.tmpdir = h.make_tmpdir("tgq-cli-")
-        self.notes = []
         self.secret = h.new_secret()
         self.db = os.path.join(self.tmpdir, "queue.db")
         self.token_file = self.write("bot-token", TOKEN + "\n")
@@ -99,12 +96,6 @@ class Stack:
 
     def stop(self):
         self.api.stop()
-
-    def cleanup(self):
-        if self.ctx.keep:
-            print("# kept %s" % self.tmpdir)
-        else:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def golden(name, text):
@@ -467,13 +458,5 @@ CASES = [("me", case_me), ("set_webhook_request", case_set_webhook_request),
 
 
 def groups(ctx):
-    if not os.path.exists(os.path.join(ctx.build, "tgq")):
-        return []
     # A fresh fake and temp folder per case: each starts from nothing.
-    out = []
-    for name, fn in CASES:
-        def run(stack, fn=fn):
-            fn(stack)
-            case_no_secret_printed(stack)
-        out.append(("cli/" + name, lambda: Stack(ctx), [("run", run)]))
-    return out
+    return h.stack_per_case(ctx, "cli/", CASES, lambda: Stack(ctx), case_no_secret_printed)

@@ -27,7 +27,6 @@ for the golden ls/show output, or now - 4 h where ages are printed):
 import difflib
 import json
 import os
-import shutil
 import subprocess
 import time
 
@@ -201,14 +200,12 @@ class Fixture:
                          "WHERE id = ?", (id_,))[0]
 
 
-class Stack:
+class Stack(h.TempStack):
     """A temp folder for the fixtures; no servers."""
 
     def __init__(self, ctx, name):
-        self.ctx = ctx
+        super().__init__(ctx, "tgq-cli-%s-" % name)
         self.secret = h.new_secret()
-        self.tmpdir = h.make_tmpdir("tgq-cli-%s-" % name)
-        self.notes = []
         self.n = 0
         self.logbuf = []
         self.api = None
@@ -234,12 +231,6 @@ class Stack:
     def stop(self):
         if self.api:
             self.api.stop()
-
-    def cleanup(self):
-        if self.ctx.keep:
-            print("# kept %s" % self.tmpdir)
-        else:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def golden(name, text):

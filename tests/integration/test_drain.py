@@ -105,14 +105,13 @@ class Drain:
             return f.read()
 
 
-class Stack:
+class Stack(h.TempStack):
     """nginx + tgq-webhook (2 processes) + the fake Bot API, one queue."""
 
     def __init__(self, ctx, name, limits=True):
-        self.ctx = ctx
+        super().__init__(ctx, "tgq-drain-%s-" % name)
         self.name = name
         self.secret = h.new_secret()
-        self.tmpdir = h.make_tmpdir("tgq-drain-%s-" % name)
         self.db = os.path.join(self.tmpdir, "queue.db")
         self.queue = h.Queue(self.db)
         self.token_file = h.write_token_file(self.tmpdir, TOKEN)
@@ -124,7 +123,6 @@ class Stack:
         self.webhook = None
         self.server = None
         self.drains = []
-        self.notes = []
         self.next_uid = 1000
 
     def env(self):
@@ -209,13 +207,6 @@ class Stack:
         if self.webhook:
             self.webhook.stop()
         self.api.stop()
-
-    def cleanup(self):
-        if self.ctx.keep:
-            print("# kept %s" % self.tmpdir)
-        else:
-            import shutil
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def wait_until(cond, timeout, what):

@@ -163,14 +163,8 @@ class DirectWebhook:
     def start(self):
         if os.path.exists(self.socket):
             os.unlink(self.socket)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(self.socket)
-        os.chmod(self.socket, 0o666)
-        listener.listen(128)
-        kw = {}
-        if h.IS_ROOT:
-            uid, gid = h.run_ids()
-            kw = {"user": uid, "group": gid, "extra_groups": []}
+        listener = h.unix_listener(self.socket)
+        kw = h.run_user_popen_args()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([self.binary], stdin=listener.fileno(),
                                          stdout=log, stderr=log, env=self.env,

@@ -19,7 +19,6 @@ longer work: replies die).
 
 import importlib.util
 import os
-import shutil
 
 import harness as h
 
@@ -38,33 +37,13 @@ MUTANTS = [
 ]
 
 
-class FaultStack:
+class FaultStack(h.TempStack):
     """No servers of its own: each case (scenario) starts and stops its world in a
     folder under tmpdir, where ASan reports land too."""
 
     def __init__(self, ctx):
-        self.ctx = ctx
-        self.tmpdir = h.make_tmpdir("tgq-faults-quick-")
-        self.notes = []
+        super().__init__(ctx, "tgq-faults-quick-")
         self.webhooks = []
-
-    def start(self):
-        return self
-
-    def stop(self):
-        pass
-
-    def logs(self):
-        return ""
-
-    def redact(self, text):
-        return str(text)
-
-    def cleanup(self):
-        if self.ctx.keep:
-            print("# kept %s" % self.tmpdir)
-        else:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def run(stack, name, size, mutation=None):

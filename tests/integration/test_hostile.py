@@ -26,7 +26,6 @@ import math
 import os
 import random
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -49,18 +48,16 @@ def message(uid, text="hello"):
         "text": text}}).encode()
 
 
-class Stack:
+class Stack(h.TempStack):
     """nginx + the shipped snippet + tgq-webhook (2 processes); and the binary
     run as CGI against the same queue."""
 
     def __init__(self, ctx, name="hostile"):
-        self.ctx = ctx
+        super().__init__(ctx, "tgq-%s-" % name)
         self.name = name
         self.secret = h.new_secret()
-        self.tmpdir = h.make_tmpdir("tgq-%s-" % name)
         self.db = os.path.join(self.tmpdir, "queue.db")
         self.queue = h.Queue(self.db)
-        self.notes = []
         self.statuses = []
         self.webhooks = []
         self.server = None
@@ -135,12 +132,6 @@ class Stack:
 
     def redact(self, text):
         return str(text).replace(self.secret, "$SECRET")
-
-    def cleanup(self):
-        if self.ctx.keep:
-            print("# kept %s" % self.tmpdir)
-        else:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def rejected(stack, r, statuses, what, before):

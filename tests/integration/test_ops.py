@@ -84,12 +84,11 @@ def hist_count(m, name, bot):
     return m.get(("%s_count" % name, '{bot="%s"}' % bot))
 
 
-class Stack:
+class Stack(h.TempStack):
     """nginx with several tgq-webhook backends, one location each."""
 
     def __init__(self, ctx, backends, procs=4):
-        self.ctx = ctx
-        self.tmpdir = h.make_tmpdir("tgq-ops-")
+        super().__init__(ctx, "tgq-ops-")
         self.secret = h.new_secret()
         self.db = os.path.join(self.tmpdir, "queue.db")
         self.queue = h.Queue(self.db)
@@ -97,7 +96,6 @@ class Stack:
         self.procs = procs
         self.webhooks = []
         self.server = None
-        self.notes = []
 
     def env(self, **over):
         env = {"TGQ_DATABASE": self.db, "TGQ_WEBHOOK_SECRET": self.secret}
@@ -144,12 +142,6 @@ class Stack:
             self.server.stop()
         for w in self.webhooks:
             w.stop()
-
-    def cleanup(self):
-        if self.ctx.keep:
-            print("# kept %s" % self.tmpdir)
-        else:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ metrics

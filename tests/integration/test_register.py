@@ -327,17 +327,12 @@ CASES = [("keys_reach_set_webhook", case_keys_reach_set_webhook),
          ("switch_poll_and_webhook", case_switch_poll_and_webhook)]
 
 
+def no_secret_printed(stack):
+    secrets = [stack.secret] + getattr(stack, "secrets", [])
+    for text in stack.outputs:
+        for s in secrets + [TOKEN.split(":")[1]]:
+            check(s not in text, "a secret was printed: %s" % stack.redact(text)[:300])
+
+
 def groups(ctx):
-    if not os.path.exists(os.path.join(ctx.build, "tgq")):
-        return []
-    out = []
-    for name, fn in CASES:
-        def run(stack, fn=fn):
-            fn(stack)
-            secrets = [stack.secret] + getattr(stack, "secrets", [])
-            for text in stack.outputs:
-                for s in secrets + [TOKEN.split(":")[1]]:
-                    check(s not in text, "a secret was printed: %s" %
-                          stack.redact(text)[:300])
-        out.append(("register/" + name, lambda: Stack(ctx), [("run", run)]))
-    return out
+    return h.stack_per_case(ctx, "register/", CASES, lambda: Stack(ctx), no_secret_printed)

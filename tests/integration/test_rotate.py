@@ -16,7 +16,6 @@ left (the file's secrets are in stack.current / stack.previous)."""
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import time
@@ -54,14 +53,8 @@ class LoggedWebhook:
         self.pids = []
 
     def start(self):
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(self.socket)
-        os.chmod(self.socket, 0o666)
-        listener.listen(128)
-        kw = {}
-        if h.IS_ROOT:
-            uid, gid = h.run_ids()
-            kw = {"user": uid, "group": gid, "extra_groups": []}
+        listener = h.unix_listener(self.socket)
+        kw = h.run_user_popen_args()
         try:
             with open(self.log, "ab") as log:
                 for _ in range(self.procs):

@@ -76,20 +76,18 @@ def padded(uid, size):
 
 # ---------------------------------------------------------------- front ends
 
-class Stack:
+class Stack(h.TempStack):
     """One front end with its backends, temp folder and queue file."""
     name = "?"
 
     def __init__(self, ctx, procs=1, db_dir=None):
-        self.ctx = ctx
+        super().__init__(ctx, "tgq-%s-" % self.name)
         self.procs = procs
         self.secret = h.new_secret()
-        self.tmpdir = h.make_tmpdir("tgq-%s-" % self.name)
         self.db_dir = db_dir or self.tmpdir
         self.db = os.path.join(self.db_dir, "queue.db")
         self.queue = h.Queue(self.db)
         self.statuses = []
-        self.notes = []
         self.webhooks = []
         self.server = None
         self.prefix, self.deep, self.tight = "/telegram", "/a/b", "/tight"
@@ -139,12 +137,6 @@ class Stack:
 
     def logs(self):
         return "".join(w.log_text() for w in self.webhooks)
-
-    def cleanup(self):
-        if self.ctx.keep:
-            print("# kept %s" % self.tmpdir)
-        else:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 class NginxStack(Stack):
@@ -944,16 +936,19 @@ def case_load(stack):
 
 # ---------------------------------------------------------------- read-only
 
-def mount(*args, cmd="mount", tries=1):
-    """Runs mount (or umount); retried while the kernel still releases the files
-    of processes that just exited (EBUSY for a moment)."""
-    for i in range(tries):
-        r = subprocess.run([h.tool(cmd)] + list(args), capture_output=True,
-                           text=True, timeout=30)
-        if r.returncode == 0 or "busy" not in r.stderr:
-            break
-        time.sleep(0.1)
-    return r
+def post_until_taken(post_one, uids, what):
+    """Sends each refused update again, in order, until it is taken (200); 503 is
+    the only other answer allowed, and 30 s the limit."""
+    deadline = time.monotonic() + 30
+    left = list(uids)
+    while left and time.monotonic() < deadline:
+        r = post_one(left[0])
+        if r.status == 200:
+            left.pop(0)
+        else:
+            check(r.status == 503, "%s: %d" % (what, r.status))
+            time.sleep(0.2)
+    check(not left, "%s: %d updates still refused after 30 s" % (what, len(left)))
 
 
 class ReadOnlyStack(NginxStack):
@@ -963,7 +958,7 @@ class ReadOnlyStack(NginxStack):
     def __init__(self, ctx):
         self.mnt = None
         tmp = h.make_tmpdir("tgq-ro-mnt-")
-        r = mount("-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs", tmp)
+        r = h.mount("-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs", tmp)
         if r.returncode != 0:
             os.rmdir(tmp)
             raise Skip("cannot mount a tmpfs: %s" % r.stderr.strip())
@@ -973,8 +968,8 @@ class ReadOnlyStack(NginxStack):
 
     def cleanup(self):
         if self.mnt:
-            mount("-o", "remount,rw", self.mnt)
-            r = mount(self.mnt, cmd="umount", tries=50)
+            h.mount("-o", "remount,rw", self.mnt)
+            r = h.mount(self.mnt, cmd="umount", tries=50)
             if r.returncode == 0:
                 os.rmdir(self.mnt)
             else:
@@ -993,12 +988,12 @@ def case_readonly(stack):
     ok_ids = [next_uid(stack) for _ in range(5)]
     for uid in ok_ids:
         expect_answer(stack, post(stack, uid), 200, OK, {}, "before remount")
-    live = mount("-o", "remount,ro", stack.mnt)
+    live = h.mount("-o", "remount,ro", stack.mnt)
     if live.returncode == 0:
         stack.notes.append("remount ro succeeded with the webhook running")
     else:
         stack.stop_webhooks()
-        r = mount("-o", "remount,ro", stack.mnt, tries=50)
+        r = h.mount("-o", "remount,ro", stack.mnt, tries=50)
         check(r.returncode == 0, "remount ro failed: %s" % r.stderr.strip())
         for w in stack.webhooks:
             w.start()
@@ -1019,23 +1014,13 @@ def case_readonly(stack):
               stack.queue.count())
     finally:
         if live.returncode == 0:
-            mount("-o", "remount,rw", stack.mnt)
+            h.mount("-o", "remount,rw", stack.mnt)
         else:
             stack.stop_webhooks()
-            mount("-o", "remount,rw", stack.mnt, tries=50)
+            h.mount("-o", "remount,rw", stack.mnt, tries=50)
             for w in stack.webhooks:
                 w.start()
-    deadline = time.monotonic() + 30
-    left = list(ro_ids)
-    while left and time.monotonic() < deadline:
-        r = post(stack, left[0])
-        if r.status == 200:
-            left.pop(0)
-        else:
-            check(r.status == 503, "after remount rw: %d" % r.status)
-            time.sleep(0.2)
-    check(not left, "after remount rw: %d updates still refused after 30 s" %
-          len(left))
+    post_until_taken(lambda uid: post(stack, uid), ro_ids, "after remount rw")
     for uid in ok_ids + ro_ids:
         check(stack.queue.count("update_id = ?", (uid,)) == 1,
               "update %d: not exactly one row" % uid)
@@ -1090,17 +1075,8 @@ def case_disk_full(stack):
         expect_unready(ready(stack), "queue_unavailable", "ready, disk full")
     finally:
         os.unlink(filler)
-    deadline = time.monotonic() + 30
-    left = list(refused)
-    while left and time.monotonic() < deadline:
-        r = post(stack, body=padded(left[0], 300 * 1024))
-        if r.status == 200:
-            left.pop(0)
-        else:
-            check(r.status == 503, "after freeing space: %d" % r.status)
-            time.sleep(0.2)
-    check(not left, "after freeing space: %d updates still refused after 30 s" %
-          len(left))
+    post_until_taken(lambda uid: post(stack, body=padded(uid, 300 * 1024)), refused,
+                     "after freeing space")
     for uid in ids:
         check(stack.queue.count("update_id = ?", (uid,)) == 1,
               "update %d: not exactly one row" % uid)
