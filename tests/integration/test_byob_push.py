@@ -96,10 +96,10 @@ def seen_counts(bot):
     return counts
 
 
-def case_echo(stack):
-    byob.need_grammy()
-    bot = stack.start_pair()
-    posted = stack.post_texts(stack.chats(10), 5, "push")
+def echo_each_once(stack, bot, chats, per_chat, prefix):
+    """per_chat texts to each of chats: every text one reply, in per-chat order,
+    each update posted to the bot once.  The uids posted."""
+    posted = stack.post_texts(stack.chats(chats), per_chat, prefix)
     stack.wait_replies([t for _, _, t in posted], 60)
     time.sleep(1.0)
     stack.check_once_in_order(posted)
@@ -108,6 +108,13 @@ def case_echo(stack):
     check(all(seen.get(u) == 1 for u in uids),
           "updates posted to the bot other than once: %r" %
           {u: seen.get(u) for u in uids if seen.get(u) != 1})
+    return uids
+
+
+def case_echo(stack):
+    byob.need_grammy()
+    bot = stack.start_pair()
+    uids = echo_each_once(stack, bot, 10, 5, "push")
     stack.end_pair(uids)
     check(stack.states(uids) == {"done": len(uids)}, "states: %r" % stack.states(uids))
 
@@ -135,15 +142,7 @@ def case_telegraf_echo(stack):
     the bot's calls (a "typing" action, then the echo) are its own."""
     byob.need_telegraf()
     bot = stack.start_pair(script="telegraf_webhook.js")
-    posted = stack.post_texts(stack.chats(5), 4, "telegraf")
-    stack.wait_replies([t for _, _, t in posted], 60)
-    time.sleep(1.0)
-    stack.check_once_in_order(posted)
-    uids = [u for u, _, _ in posted]
-    seen = seen_counts(bot)
-    check(all(seen.get(u) == 1 for u in uids),
-          "updates posted to the bot other than once: %r" %
-          {u: seen.get(u) for u in uids if seen.get(u) != 1})
+    uids = echo_each_once(stack, bot, 5, 4, "telegraf")
     actions = stack.api.count("sendChatAction")
     check(actions >= len(uids), "the fake got %d sendChatAction for %d updates" %
           (actions, len(uids)))
