@@ -160,25 +160,28 @@ test_old_layout(const char *db)
 int
 main(void)
 {
+	/* Each test on a queue of its own, whose metrics file is removed after. */
+	static const struct {
+		const char	*name;
+		void		(*run)(const char *db);
+	} tests[] = {
+		{ "one", test_buckets }, { "two", test_shared },
+		{ "three", test_old_layout },
+	};
 	char	 db[sizeof(dir) + 32], path[sizeof(db) + 16];
+	size_t	 i;
 
 	if (mkdtemp(dir) == NULL) {
 		perror("mkdtemp");
 		return 1;
 	}
 	log_init("test_metrics", LOG_LVL_ERR);
-	snprintf(db, sizeof(db), "%s/one.db", dir);
-	test_buckets(db);
-	snprintf(db, sizeof(db), "%s/two.db", dir);
-	test_shared(db);
-	snprintf(db, sizeof(db), "%s/three.db", dir);
-	test_old_layout(db);
-	snprintf(path, sizeof(path), "%s/one.db-metrics", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/two.db-metrics", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/three.db-metrics", dir);
-	unlink(path);
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		snprintf(db, sizeof(db), "%s/%s.db", dir, tests[i].name);
+		tests[i].run(db);
+		snprintf(path, sizeof(path), "%s-metrics", db);
+		unlink(path);
+	}
 	rmdir(dir);
 	return check_exit();
 }
