@@ -19,9 +19,9 @@ import sys
 import time
 
 import harness as h
-from fake_botapi import FakeBotAPI
+import test_drain
 
-TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_"
+TOKEN = test_drain.TOKEN
 WRONG_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawX"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 BOTS_DIR = os.path.join(h.ROOT, "tests", "bots")
@@ -137,20 +137,12 @@ class Bot:
         return h.read_text(self.log)
 
 
-class Drain:
-    """tgq-drain --follow as the unprivileged user, its stderr in <tmpdir>/<name>.log."""
+class Drain(test_drain.Drain):
+    """tgq-drain --follow (test_drain's, as the unprivileged user); running is
+    False once it was stopped or seen to exit."""
 
-    def __init__(self, stack, name, env):
-        self.log = os.path.join(stack.tmpdir, name + ".log")
-        kw = {}
-        if h.IS_ROOT:
-            uid, gid = h.run_ids()
-            kw = {"user": uid, "group": gid, "extra_groups": []}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [os.path.join(stack.ctx.bindir, "tgq-drain"), "--follow"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                env=h.base_env(env), cwd=stack.tmpdir, **kw)
+    def __init__(self, stack, name, **over):
+        super().__init__(stack, "follow", name, **over)
         self.running = True
 
     def stop(self, timeout=20):
@@ -158,58 +150,24 @@ class Drain:
         h.stop_popen(self.proc, signal.SIGTERM, timeout)
         return self.proc.returncode
 
-    def text(self):
-        return h.read_text(self.log)
 
-
-class Stack(h.TempStack):
+class Stack(test_drain.Stack):
     """nginx + tgq-webhook (2 processes) + the fake Bot API (in this process,
     Telegram's rate limits on unless limits=False), one queue; drains and bots are
-    started by the cases."""
+    started by the cases.  The fixture is test_drain's; the drains here follow
+    (Drain above), and the cases post texts to chats and wait for replies."""
 
     def __init__(self, ctx, name, limits=True):
-        super().__init__(ctx, "tgq-byob-%s-" % name)
-        self.name = name
-        self.secret = h.new_secret()
-        self.db = os.path.join(self.tmpdir, "queue.db")
-        self.queue = h.Queue(self.db)
-        self.token_file = h.write_token_file(self.tmpdir, TOKEN)
-        self.api = FakeBotAPI(tokens={TOKEN: "default"}, limits=limits)
-        self.webhook = None
-        self.server = None
-        self.drains = []
+        super().__init__(ctx, name, limits, prefix="tgq-byob-")
         self.bots = []
-        self.next_uid = 1000
         self.next_chat = 5000
         self.conn = None
 
-    def env(self):
-        env = {"TGQ_DATABASE": self.db, "TGQ_WEBHOOK_SECRET": self.secret}
-        if self.ctx.asan:
-            env.update(h.sanitizer_options(self.tmpdir))
-        return env
-
-    def start(self):
-        self.api.start()
-        self.webhook = h.Webhook(self.ctx.binary, self.tmpdir, self.env(), 2,
-                                 "webhook").start()
-        self.server = h.Nginx(self.tmpdir, self.webhook.socket).start()
-        return self
-
     def drain(self, **over):
         """tgq-drain --follow with these TGQ_* settings on top of the stack's."""
-        env = self.env()
-        env.update({"TGQ_BOT_TOKEN_FILE": self.token_file,
-                    "TGQ_API_URL": self.api.url, "TGQ_LOG_LEVEL": "info"})
-        env.update({k: str(v) for k, v in over.items()})
-        d = Drain(self, "drain%d" % len(self.drains), env)
+        d = Drain(self, "drain%d" % len(self.drains), **over)
         self.drains.append(d)
         return d
-
-    def uids(self, n):
-        first = self.next_uid
-        self.next_uid += n
-        return list(range(first, first + n))
 
     def chats(self, n):
         first = self.next_chat

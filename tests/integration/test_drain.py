@@ -108,8 +108,8 @@ class Drain:
 class Stack(h.TempStack):
     """nginx + tgq-webhook (2 processes) + the fake Bot API, one queue."""
 
-    def __init__(self, ctx, name, limits=True):
-        super().__init__(ctx, "tgq-drain-%s-" % name)
+    def __init__(self, ctx, name, limits=True, prefix="tgq-drain-"):
+        super().__init__(ctx, "%s%s-" % (prefix, name))
         self.name = name
         self.secret = h.new_secret()
         self.db = os.path.join(self.tmpdir, "queue.db")
