@@ -753,6 +753,15 @@ class Bench:
         env.update(over)
         return h.base_env(env)
 
+    def start_full1(self, db):
+        """tgq-webhook, durability full, 1 process (nginx's "full1" upstream), on
+        db; stopped at exit unless stopped before."""
+        wh = h.Webhook(os.path.join(self.bindir, "tgq-webhook"), self.tmp,
+                       {"TGQ_DATABASE": db, "TGQ_WEBHOOK_SECRET": self.secret,
+                        "TGQ_DURABILITY": "full"}, 1, "full1").start()
+        at_exit(wh.stop)
+        return wh
+
     def start_drain(self, mode, env, name):
         logf = open(os.path.join(self.tmp, name + ".log"), "ab")
         p = subprocess.Popen([os.path.join(self.bindir, "tgq-drain"), "--" + mode],
@@ -1248,58 +1257,14 @@ class Bench:
         db = self.new_db("e2e")
         api = FakeProcess(self.tmp, self.token_file)
         at_exit(api.stop)
-        wh = h.Webhook(os.path.join(self.bindir, "tgq-webhook"), self.tmp,
-                       {"TGQ_DATABASE": db, "TGQ_WEBHOOK_SECRET": self.secret,
-                        "TGQ_DURABILITY": "full"}, 1, "full1").start()
-        at_exit(wh.stop)
+        wh = self.start_full1(db)
         d = self.start_drain("follow", self.drain_env(
             db, api.url, TGQ_RATE_GLOBAL=0, TGQ_RATE_CHAT=0, TGQ_RATE_GROUP=0,
             TGQ_MAX_IN_FLIGHT=16), "drain-e2e")
         time.sleep(0.5)
-        port = self.port["full1"]
-        t200 = {}
-        failed = []
-        lock = threading.Lock()
-        t0 = time.monotonic() + 0.2
-        workers = 8
-
-        def worker(w):
-            conn = None
-            for i in range(w, n, workers):
-                when = t0 + i / float(rate)
-                delay = when - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                uid = 9000000 + i
-                text = "e2e %d" % uid
-                try:
-                    if conn is None:
-                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                    r = h.request(port, "POST", PATH,
-                                  {SECRET_HEADER: self.secret,
-                                   "Content-Type": "application/json"},
-                                  update_body(uid, 50000 + i, text), conn=conn)
-                    t = time.monotonic()
-                    with lock:
-                        if r.status == 200:
-                            t200[text] = t
-                        else:
-                            failed.append(r.status)
-                except Exception as e:  # noqa: BLE001 - counted
-                    with lock:
-                        failed.append(str(e))
-                    if conn:
-                        conn.close()
-                    conn = None
-            if conn:
-                conn.close()
-
-        ts = [threading.Thread(target=worker, args=(w,), daemon=True)
-              for w in range(workers)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(secs + 30)
+        by_uid, failed = self.post_at_rate(self.port["full1"], rate, n, 50000,
+                                           9000000, text="e2e %d")
+        t200 = {"e2e %d" % uid: t for uid, t in by_uid.items()}
         deadline = time.monotonic() + 20
         seen = {}
         while time.monotonic() < deadline:
@@ -1498,10 +1463,7 @@ class Bench:
                 db = self.new_db("hot-ingest-" + kind)
                 self.preload(db, n, 1 if kind == "hot" else chats,
                              chat0=hot if kind == "hot" else 100000)
-                wh = h.Webhook(os.path.join(self.bindir, "tgq-webhook"), self.tmp,
-                               {"TGQ_DATABASE": db, "TGQ_WEBHOOK_SECRET": self.secret,
-                                "TGQ_DURABILITY": "full"}, 1, "full1").start()
-                at_exit(wh.stop)
+                wh = self.start_full1(db)
                 d = None
                 if kind != "none":
                     d = self.start_drain("follow", self.drain_env(db, api, **env),
@@ -1630,10 +1592,7 @@ class Bench:
             "tgq-webhook (full, 1 proc); a parked getUpdates (timeout 30) answers; "
             "latency = the poll's answer at the client - the webhook's 200 at the "
             "client ==" % (rate, secs))
-        wh = h.Webhook(os.path.join(self.bindir, "tgq-webhook"), self.tmp,
-                       {"TGQ_DATABASE": db, "TGQ_WEBHOOK_SECRET": self.secret,
-                        "TGQ_DURABILITY": "full"}, 1, "full1").start()
-        at_exit(wh.stop)
+        wh = self.start_full1(db)
         got = {}
         stop = threading.Event()
         poll_err = []
@@ -1690,10 +1649,12 @@ class Bench:
         target("pull_wakeup_p99", complete and p99 is not None and p99 <= 10,
                fmt(p99, "%.2f ms"), "<= 10 ms")
 
-    def post_at_rate(self, port, rate, n, chat0, first_uid, path=PATH, secret=True):
-        """n updates at `rate` a second over 8 connections; returns ({update_id:
-        the time its 200 arrived}, [failures]).  t_sent[update_id] is kept in
-        self.t_sent (the time the request was about to go)."""
+    def post_at_rate(self, port, rate, n, chat0, first_uid, path=PATH, secret=True,
+                     text="wake %d"):
+        """n updates at `rate` a second over 8 connections, update i to chat
+        chat0 + i with the text `text % update_id`; returns ({update_id: the time
+        its 200 arrived}, [failures]).  t_sent[update_id] is kept in self.t_sent
+        (the time the request was about to go)."""
         t200, failed, lock = {}, [], threading.Lock()
         self.t_sent = {}
         t0 = time.monotonic() + 0.2
@@ -1714,7 +1675,7 @@ class Bench:
                         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                     self.t_sent[uid] = time.monotonic()
                     r = h.request(port, "POST", path, headers,
-                                  update_body(uid, chat0 + i, "wake %d" % uid),
+                                  update_body(uid, chat0 + i, text % uid),
                                   conn=conn)
                     t = time.monotonic()
                     with lock:
@@ -1981,10 +1942,7 @@ class Bench:
         at_exit(srv.shutdown)
         bport = srv.server_address[1]
         db = self.new_db("push-latency")
-        wh = h.Webhook(os.path.join(self.bindir, "tgq-webhook"), self.tmp,
-                       {"TGQ_DATABASE": db, "TGQ_WEBHOOK_SECRET": self.secret,
-                        "TGQ_DURABILITY": "full"}, 1, "full1").start()
-        at_exit(wh.stop)
+        wh = self.start_full1(db)
         d = self.start_drain("follow", self.drain_env(
             db, "http://127.0.0.1:%d" % self.port["api"],
             TGQ_HANDLER="http://127.0.0.1:%d/hook" % bport, TGQ_HANDLERS=16,
